@@ -1,0 +1,287 @@
+//! Wire types shared by the client and the engine.
+//!
+//! The spec (`shared/spec/restack-api.openapi.yaml`) is the contract; these types add only the
+//! extensions DESIGN.md allows. Deserialisation is lenient on purpose: the client must cope with
+//! other servers (Restack Cloud adds fields such as `agentId`), so nothing here denies unknown
+//! fields and every field the spec marks optional is an `Option`.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// Whether a run is an agent run or a workflow run: it picks the URL area and the name field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Agent,
+    Workflow,
+}
+
+impl Kind {
+    /// The URL segment: `/api/agents/...` or `/api/workflows/...`.
+    pub fn plural(self) -> &'static str {
+        match self {
+            Kind::Agent => "agents",
+            Kind::Workflow => "workflows",
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Agent => "agent",
+            Kind::Workflow => "workflow",
+        }
+    }
+
+    /// The field that carries the name in a run-status object.
+    pub fn name_field(self) -> &'static str {
+        match self {
+            Kind::Agent => "agentName",
+            Kind::Workflow => "workflowName",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Kind> {
+        match s {
+            "agent" | "agents" => Some(Kind::Agent),
+            "workflow" | "workflows" => Some(Kind::Workflow),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The spec's status enum. Other servers may send values outside it; see [`RunStatus::parse`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    Queued,
+    Running,
+    Completed,
+    Failed,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Queued => "queued",
+            RunStatus::Running => "running",
+            RunStatus::Completed => "completed",
+            RunStatus::Failed => "failed",
+        }
+    }
+
+    pub fn is_terminal(self) -> bool {
+        matches!(self, RunStatus::Completed | RunStatus::Failed)
+    }
+
+    /// Lenient parse for what remote servers send: case-insensitive, and the terminal words
+    /// other engines use (`canceled`, `timed_out`, ...) count as failed so a follow ends.
+    pub fn parse(s: &str) -> Option<RunStatus> {
+        match s.to_ascii_lowercase().as_str() {
+            "queued" | "pending" | "scheduled" => Some(RunStatus::Queued),
+            "running" | "started" | "in_progress" => Some(RunStatus::Running),
+            "completed" | "succeeded" | "success" => Some(RunStatus::Completed),
+            "failed" | "canceled" | "cancelled" | "terminated" | "timed_out" | "error" => {
+                Some(RunStatus::Failed)
+            }
+            _ => None,
+        }
+    }
+
+    pub fn from_code(code: i64) -> RunStatus {
+        match code {
+            0 => RunStatus::Queued,
+            1 => RunStatus::Running,
+            2 => RunStatus::Completed,
+            _ => RunStatus::Failed,
+        }
+    }
+
+    pub fn code(self) -> i64 {
+        match self {
+            RunStatus::Queued => 0,
+            RunStatus::Running => 1,
+            RunStatus::Completed => 2,
+            RunStatus::Failed => 3,
+        }
+    }
+}
+
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Body of `POST /api/{agents|workflows}/{name}`. The body itself is optional.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RunRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<Map<String, Value>>,
+}
+
+/// Answer to a schedule call. `status` is optional because some servers leave it out.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScheduleResponse {
+    pub run_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<RunStatus>,
+}
+
+/// One step of a workflow run, as the engine reports it (an extension field).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StepInfo {
+    pub index: usize,
+    /// `agent NAME` or `sleep DURATION`.
+    pub step: String,
+    pub status: RunStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wake_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The run-status object of `GET /api/{agents|workflows}/{name}/{runId}`; one type for both
+/// kinds, the name lands in `agentName` or `workflowName`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunInfo {
+    pub run_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflow_name: Option<String>,
+    pub status: RunStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canceled: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steps: Option<Vec<StepInfo>>,
+}
+
+impl RunInfo {
+    pub fn kind(&self) -> Kind {
+        if self.workflow_name.is_some() {
+            Kind::Workflow
+        } else {
+            Kind::Agent
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        self.agent_name
+            .as_deref()
+            .or(self.workflow_name.as_deref())
+            .unwrap_or("")
+    }
+}
+
+/// `GET /api/runs`: newest first; `next` is the `before` cursor for the following page.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunList {
+    pub runs: Vec<RunInfo>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+/// One line of `GET .../{runId}/logs`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogLine {
+    pub at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<u32>,
+    pub line: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Logs {
+    pub lines: Vec<LogLine>,
+}
+
+/// An entry of `GET /api/agents` or `GET /api/workflows`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CatalogEntry {
+    pub name: String,
+    /// `builtin`, `command` or `workflow`.
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_schema: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_schema: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steps: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<usize>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Catalog {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agents: Option<Vec<CatalogEntry>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflows: Option<Vec<CatalogEntry>>,
+}
+
+/// Every error body the engine sends: `{"error": "..."}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: String,
+}
+
+/// RFC 3339 in UTC with milliseconds, from Unix milliseconds.
+pub fn rfc3339_ms(ms: i64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// "an object", "a string", ...: for error messages about JSON values.
+pub fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}

@@ -1,0 +1,99 @@
+//! Command-line definitions. Help text comes from these doc comments.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::commands::{
+    completions::CompletionsArgs, health::HealthArgs, run::RunArgs, serve::ServeArgs,
+    status::StatusArgs,
+};
+
+/// Schedule, watch and inspect AI-agent and workflow runs through the Restack API — against
+/// Restack Cloud, a Restack engine, or the engine built into this binary.
+#[derive(Debug, Parser)]
+#[command(
+    name = "restack",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Config file [default: $RESTACK_CONFIG, else <config dir>/restack/config.toml]
+    #[arg(short = 'c', long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Profile to use (built in: `local`, `embedded`)
+    #[arg(
+        short = 'p',
+        long,
+        global = true,
+        env = "RESTACK_PROFILE",
+        value_name = "NAME"
+    )]
+    pub profile: Option<String>,
+    /// Server URL, overriding the profile's
+    #[arg(long, global = true, env = "RESTACK_URL", value_name = "URL")]
+    pub url: Option<String>,
+    /// Output format
+    #[arg(short = 'o', long, global = true, value_enum, default_value_t = Format::Text)]
+    pub output: Format,
+    /// Print only what scripts need (a run ID, an output), no progress
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Show requests and responses on stderr (the token shows as `Bearer ***`)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// No colours (also: NO_COLOR in the environment)
+    #[arg(long, global = true)]
+    pub no_color: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run agents
+    #[command(subcommand)]
+    Agent(AgentCommand),
+    /// Run workflows
+    #[command(subcommand)]
+    Workflow(WorkflowCommand),
+    /// Show one run, or a table of recent runs of this profile
+    Status(StatusArgs),
+    /// Check that the server answers, and how fast
+    Health(HealthArgs),
+    /// Serve the Restack API from the embedded engine
+    Serve(ServeArgs),
+    /// Print a shell completion script
+    Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AgentCommand {
+    /// Schedule an agent run (and with --follow, watch it to the end)
+    Run(RunArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WorkflowCommand {
+    /// Schedule a workflow run (and with --follow, watch it to the end)
+    Run(RunArgs),
+}
+
+/// `5s`, `2m`, `1h30m`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 30s, 5m, 1h)"))
+}

@@ -1,0 +1,445 @@
+//! The typed HTTP client. Every response is checked against what the API promises and turned
+//! into a [`Failure`] with the right exit status when it is not; `follow` watches a run with the
+//! engine's long-poll and degrades to polling with back-off on servers that ignore it.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use reqwest::{Method, StatusCode};
+use serde_json::{Map, Value};
+
+use crate::api::{Kind, RunInfo, RunRequest, RunStatus, ScheduleResponse};
+use crate::error::{Exit, Failure};
+
+/// How long one ordinary request may take before it counts as unreachable.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// The long-poll asked of the server per request while following.
+const LONG_POLL: Duration = Duration::from_secs(25);
+
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: Option<String>,
+    verbose: bool,
+    /// Names the way back when the server cannot be reached.
+    pub profile: String,
+}
+
+/// A response body, parsed, with the raw value kept for `-o json`.
+pub struct Answer<T> {
+    pub typed: T,
+    pub raw: Value,
+}
+
+impl Client {
+    pub fn new(base: &str, token: Option<String>, profile: &str, verbose: bool) -> Result<Client> {
+        let mut builder = reqwest::Client::builder()
+            .user_agent(concat!("restack/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(5));
+        if is_loopback(base) {
+            builder = builder.no_proxy();
+        }
+        Ok(Client {
+            http: builder.build()?,
+            base: base.trim_end_matches('/').to_string(),
+            token,
+            verbose,
+            profile: profile.to_string(),
+        })
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// Sends a request and returns status and body; transport failures become exit 3.
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        timeout: Duration,
+    ) -> Result<(StatusCode, Vec<u8>)> {
+        let url = format!("{}{path}", self.base);
+        let mut req = self.http.request(method.clone(), &url).timeout(timeout);
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(b);
+        }
+        let started = Instant::now();
+        if self.verbose {
+            eprintln!("> {method} {url}");
+            if self.token.is_some() {
+                eprintln!("> authorization: Bearer ***");
+            }
+        }
+        let resp = req.send().await.map_err(|e| self.unreachable(&e))?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(|e| self.unreachable(&e))?;
+        if self.verbose {
+            eprintln!(
+                "< {} ({} bytes, {:.1} ms)",
+                status,
+                bytes.len(),
+                started.elapsed().as_secs_f64() * 1000.0
+            );
+        }
+        Ok((status, bytes.to_vec()))
+    }
+
+    fn unreachable(&self, e: &reqwest::Error) -> Failure {
+        let why = if e.is_timeout() {
+            "the request timed out".to_string()
+        } else {
+            root_cause(e)
+        };
+        Failure::new(Exit::Unreachable, format!("cannot reach {}: {why}", self.base)).with_hint(format!(
+            "is a server running there? Start one with `restack serve`, or pick another profile with --profile (this is `{}`; `-p embedded` runs the engine in-process)",
+            self.profile
+        ))
+    }
+
+    /// A JSON object from a 2xx answer, or the failure that the status calls for.
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        timeout: Duration,
+        what: &str,
+    ) -> Result<Value> {
+        let (status, bytes) = self.send(method, path, body, timeout).await?;
+        if !status.is_success() {
+            return Err(http_failure(status, &bytes, what, &self.base).into());
+        }
+        match serde_json::from_slice::<Value>(&bytes) {
+            Ok(v @ Value::Object(_)) => Ok(v),
+            _ => Err(Failure::new(
+                Exit::Server,
+                format!(
+                    "{} answered {what} with {}, not the JSON object the API promises",
+                    self.base,
+                    describe_body(&bytes)
+                ),
+            )
+            .into()),
+        }
+    }
+
+    pub async fn health(&self) -> Result<Value> {
+        self.call(
+            Method::GET,
+            "/health",
+            None,
+            REQUEST_TIMEOUT,
+            "the health check",
+        )
+        .await
+    }
+
+    pub async fn schedule(
+        &self,
+        kind: Kind,
+        name: &str,
+        input: Map<String, Value>,
+    ) -> Result<Answer<ScheduleResponse>> {
+        let body = serde_json::to_vec(&RunRequest { input: Some(input) })?;
+        let path = format!("/api/{}/{}", kind.plural(), encode(name));
+        let raw = self
+            .call(
+                Method::POST,
+                &path,
+                Some(body),
+                REQUEST_TIMEOUT,
+                &format!("{kind} `{name}`"),
+            )
+            .await?;
+        let typed = parse_schedule(&raw).ok_or_else(|| {
+            Failure::new(
+                Exit::Server,
+                format!(
+                    "{} answered the schedule call without a runId: {raw}",
+                    self.base
+                ),
+            )
+        })?;
+        Ok(Answer { typed, raw })
+    }
+
+    pub async fn run(
+        &self,
+        kind: Kind,
+        name: &str,
+        id: &str,
+        wait: Option<Duration>,
+    ) -> Result<Answer<RunInfo>> {
+        let mut path = format!("/api/{}/{}/{}", kind.plural(), encode(name), encode(id));
+        let timeout = match wait {
+            Some(w) => {
+                path.push_str(&format!("?wait={}", w.as_secs_f64()));
+                w + REQUEST_TIMEOUT
+            }
+            None => REQUEST_TIMEOUT,
+        };
+        let what = format!("{kind} run `{id}` of `{name}`");
+        let raw = self.call(Method::GET, &path, None, timeout, &what).await?;
+        let typed = parse_run(&raw, kind, name, id).map_err(|e| {
+            Failure::new(
+                Exit::Server,
+                format!(
+                    "{} answered with a run-status object the API does not promise: {e}",
+                    self.base
+                ),
+            )
+        })?;
+        Ok(Answer { typed, raw })
+    }
+
+    /// Watches a run until it ends or `timeout` passes (exit 6). `on_status` sees every status,
+    /// the first one included.
+    pub async fn follow(
+        &self,
+        kind: Kind,
+        name: &str,
+        id: &str,
+        timeout: Option<Duration>,
+        mut on_status: impl FnMut(RunStatus),
+    ) -> Result<Answer<RunInfo>> {
+        let started = Instant::now();
+        let deadline = timeout.map(|t| started + t);
+        let mut backoff = Duration::from_millis(50);
+        let mut last: Option<RunStatus> = None;
+        loop {
+            let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            // Even the first look long-polls: the server answers at once if the run has ended,
+            // else when its status changes.
+            let wait = match remaining {
+                Some(r) => Some(r.min(LONG_POLL)),
+                None => Some(LONG_POLL),
+            };
+            let asked = Instant::now();
+            let answer = self
+                .run(kind, name, id, wait.filter(|w| !w.is_zero()))
+                .await?;
+            let status = answer.typed.status;
+            if last != Some(status) {
+                on_status(status);
+            }
+            if status.is_terminal() {
+                return Ok(answer);
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(Failure::new(
+                    Exit::Timeout,
+                    format!(
+                        "--timeout reached after {}: run {id} is still {status}",
+                        fmt_secs(started.elapsed())
+                    ),
+                )
+                .with_hint(format!(
+                    "the run goes on; `restack status {id} --follow` watches it again"
+                ))
+                .into());
+            }
+            // A server that ignores `wait` answers at once with nothing new: poll it gently.
+            let ignored_wait =
+                last == Some(status) && wait.is_some_and(|w| asked.elapsed() < w / 2);
+            if ignored_wait {
+                let pause = match deadline {
+                    Some(d) => backoff.min(d.saturating_duration_since(Instant::now())),
+                    None => backoff,
+                };
+                tokio::time::sleep(pause).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            } else {
+                backoff = Duration::from_millis(50);
+            }
+            last = Some(status);
+        }
+    }
+}
+
+/// Other servers differ: the status may be missing (we then say queued) or spelled otherwise.
+fn parse_schedule(raw: &Value) -> Option<ScheduleResponse> {
+    let run_id = raw
+        .get("runId")
+        .or_else(|| raw.get("id"))?
+        .as_str()?
+        .to_string();
+    if run_id.is_empty() {
+        return None;
+    }
+    let status = raw
+        .get("status")
+        .and_then(Value::as_str)
+        .and_then(RunStatus::parse);
+    Some(ScheduleResponse { run_id, status })
+}
+
+fn parse_run(raw: &Value, kind: Kind, name: &str, id: &str) -> Result<RunInfo, String> {
+    let status_text = raw
+        .get("status")
+        .and_then(Value::as_str)
+        .ok_or("it has no `status`")?;
+    let status =
+        RunStatus::parse(status_text).ok_or_else(|| format!("unknown status {status_text:?}"))?;
+    let mut normalized = raw.clone();
+    normalized["status"] = Value::String(status.as_str().into());
+    if normalized.get("runId").is_none() {
+        normalized["runId"] = Value::String(id.into());
+    }
+    if normalized.get(kind.name_field()).is_none() {
+        normalized[kind.name_field()] = Value::String(name.into());
+    }
+    // A non-object output from a lax server is kept, under `output`, as it came.
+    let info: RunInfo = serde_json::from_value(normalized).map_err(|e| e.to_string())?;
+    Ok(info)
+}
+
+/// The failure for a non-2xx answer, with the server's own message when it sent one.
+pub fn http_failure(status: StatusCode, body: &[u8], what: &str, base: &str) -> Failure {
+    let detail = server_message(body);
+    let with = |m: &str| match &detail {
+        Some(d) => format!("{m}: {d}"),
+        None => m.to_string(),
+    };
+    match status.as_u16() {
+        401 | 403 => Failure::new(
+            Exit::Unauthorized,
+            with(&format!(
+                "{base} refused the request (HTTP {})",
+                status.as_u16()
+            )),
+        )
+        .with_hint("set RESTACK_API_BEARER_TOKEN, or the profile's token_env, to a valid token"),
+        404 => Failure::new(Exit::NotFound, with(&format!("{what} not found at {base}"))),
+        400 | 413 | 422 => Failure::new(
+            Exit::Usage,
+            with(&format!(
+                "{base} rejected the request (HTTP {})",
+                status.as_u16()
+            )),
+        ),
+        s if s >= 500 => Failure::new(
+            Exit::Server,
+            format!(
+                "server error from {base} (HTTP {s}): {}",
+                detail.unwrap_or_else(|| describe_body(body))
+            ),
+        ),
+        s => Failure::new(
+            Exit::Server,
+            with(&format!("unexpected answer from {base} (HTTP {s})")),
+        ),
+    }
+}
+
+/// `{"error": ...}` or `{"message": ...}`, when the body is JSON of that shape.
+fn server_message(body: &[u8]) -> Option<String> {
+    let v: Value = serde_json::from_slice(body).ok()?;
+    ["error", "message", "detail"]
+        .iter()
+        .find_map(|k| match v.get(k) {
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::Object(o)) => o.get("message").and_then(Value::as_str).map(str::to_string),
+            _ => None,
+        })
+}
+
+/// A short, printable account of a body that is not what we hoped for.
+fn describe_body(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let t = text.trim();
+    if t.is_empty() {
+        return "an empty body".into();
+    }
+    let lower = t.to_ascii_lowercase();
+    if lower.starts_with("<!doctype html") || lower.starts_with("<html") {
+        let title = lower
+            .find("<title>")
+            .and_then(|s| t[s + 7..].split("</title>").next())
+            .map(|s| format!(" ({})", s.trim()))
+            .unwrap_or_default();
+        return format!("an HTML page{title}");
+    }
+    let mut short: String = t.chars().take(200).collect();
+    if t.chars().count() > 200 {
+        short.push('…');
+    }
+    format!("{short:?}")
+}
+
+fn root_cause(e: &reqwest::Error) -> String {
+    let mut source: &dyn std::error::Error = e;
+    while let Some(s) = source.source() {
+        source = s;
+    }
+    let text = source.to_string();
+    if text.is_empty() { e.to_string() } else { text }
+}
+
+fn is_loopback(base: &str) -> bool {
+    reqwest::Url::parse(base)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .is_some_and(|h| h == "localhost" || h.starts_with("127.") || h == "[::1]")
+}
+
+/// Path segments come from users; keep them one segment each.
+fn encode(segment: &str) -> String {
+    let mut out = String::with_capacity(segment.len());
+    for b in segment.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+pub fn fmt_secs(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s < 1.0 {
+        format!("{:.0}ms", s * 1000.0)
+    } else if s < 60.0 {
+        format!("{s:.1}s")
+    } else {
+        humantime::format_duration(Duration::from_secs(d.as_secs())).to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn describes_odd_bodies() {
+        assert_eq!(describe_body(b""), "an empty body");
+        assert_eq!(
+            describe_body(b"<html><title>Bad Gateway</title></html>"),
+            "an HTML page (Bad Gateway)"
+        );
+        assert_eq!(
+            server_message(br#"{"error":"nope"}"#).as_deref(),
+            Some("nope")
+        );
+    }
+
+    #[test]
+    fn schedule_answer_without_status_is_fine() {
+        let r = parse_schedule(&serde_json::json!({"runId": "x", "agentId": "a"})).unwrap();
+        assert_eq!(r.run_id, "x");
+        assert!(r.status.is_none());
+        assert!(parse_schedule(&serde_json::json!({"status": "queued"})).is_none());
+    }
+
+    #[test]
+    fn encodes_path_segments() {
+        assert_eq!(encode("a b/c"), "a%20b%2Fc");
+    }
+}

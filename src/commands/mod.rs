@@ -1,0 +1,123 @@
+//! One module per subcommand (an `Args` struct with `run()`), and what they share: the global
+//! flags, the connection to a server (or to the in-process engine), and the dispatcher.
+
+pub mod completions;
+pub mod embedded;
+pub mod health;
+pub mod run;
+pub mod serve;
+pub mod status;
+
+use anyhow::Result;
+
+use crate::cli::{AgentCommand, Cli, Command, Format, GlobalArgs, WorkflowCommand};
+use crate::client::Client;
+use crate::config::{Config, ResolvedProfile, Target};
+use crate::error::Exit;
+use embedded::Embedded;
+
+/// Runs the command on the runtime it needs: `serve` on all cores, the client commands on one
+/// thread (a lean start, and all they do is wait on the network).
+pub fn dispatch(cli: Cli) -> Result<Exit> {
+    let g = cli.global;
+    match cli.command {
+        Command::Completions(args) => args.run(),
+        Command::Serve(args) => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(args.run(&g))
+        }
+        command => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(async move {
+                match command {
+                    Command::Agent(AgentCommand::Run(args)) => {
+                        args.run(crate::api::Kind::Agent, &g).await
+                    }
+                    Command::Workflow(WorkflowCommand::Run(args)) => {
+                        args.run(crate::api::Kind::Workflow, &g).await
+                    }
+                    Command::Status(args) => args.run(&g).await,
+                    Command::Health(args) => args.run(&g).await,
+                    Command::Completions(_) | Command::Serve(_) => unreachable!("handled above"),
+                }
+            })
+        }
+    }
+}
+
+/// A client bound to the chosen profile; for the `embedded` profile it owns the engine too.
+pub struct Session {
+    pub client: Client,
+    pub profile: ResolvedProfile,
+    pub config: Config,
+    pub embedded: Option<Embedded>,
+}
+
+impl GlobalArgs {
+    pub fn json(&self) -> bool {
+        self.output == Format::Json
+    }
+
+    pub fn load_config(&self) -> Result<Config> {
+        Config::load(self.config.as_deref())
+    }
+
+    /// Resolves the profile and connects. `execute` matters only for the embedded engine:
+    /// whether it should run work, or only answer.
+    pub async fn connect(&self, execute: bool) -> Result<Session> {
+        let config = self.load_config()?;
+        let profile = config.resolve_profile(self.profile.as_deref(), self.url.as_deref())?;
+        let verbose = self.verbose > 0;
+        let (client, embedded) = match &profile.target {
+            Target::Url(url) => (
+                Client::new(url, profile.token.clone(), &profile.name, verbose)?,
+                None,
+            ),
+            Target::Embedded => {
+                let engine = Embedded::start(&config, execute, self.verbose).await?;
+                let client =
+                    Client::new(&engine.url, engine.token.clone(), &profile.name, verbose)?;
+                (client, Some(engine))
+            }
+        };
+        if verbose {
+            let target = match &embedded {
+                Some(e) => format!(
+                    "embedded engine at {} (data dir {})",
+                    e.url,
+                    e.data_dir.display()
+                ),
+                None => client.base().to_string(),
+            };
+            eprintln!("* profile {}: {target}", profile.name);
+        }
+        Ok(Session {
+            client,
+            profile,
+            config,
+            embedded,
+        })
+    }
+}
+
+impl Session {
+    /// What to call the server in messages: its URL, or the embedded engine's data directory.
+    pub fn label(&self) -> String {
+        match &self.embedded {
+            Some(e) => format!("embedded engine ({})", e.data_dir.display()),
+            None => self.client.base().to_string(),
+        }
+    }
+
+    /// Runs `f` and then stops the embedded engine, whatever `f` returned.
+    pub async fn finish<T>(self, result: Result<T>) -> Result<T> {
+        if let Some(e) = self.embedded {
+            e.stop().await;
+        }
+        result
+    }
+}

@@ -1,0 +1,231 @@
+//! `restack agent run` and `restack workflow run`: build the input, schedule, record it in the
+//! history, and with `--follow` watch the run to its end.
+
+use std::io::{IsTerminal, Read};
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use clap::Args;
+use serde_json::{Map, Value};
+
+use super::Session;
+use crate::api::{Kind, RunInfo, RunStatus, now_ms, rfc3339_ms};
+use crate::cli::{GlobalArgs, parse_duration};
+use crate::client::{Answer, fmt_secs};
+use crate::error::{Exit, Failure};
+use crate::{history, output};
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The agent or workflow to run
+    pub name: String,
+    /// Input: a JSON file, `-` for stdin, or inline JSON starting with `{`
+    #[arg(short, long, value_name = "PATH|-|JSON")]
+    pub input: Option<String>,
+    /// Set a top-level input key (the value is parsed as JSON when it parses, else a string)
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Watch the run until it ends; print its output; the exit status reflects the run
+    #[arg(short, long)]
+    pub follow: bool,
+    /// With --follow: stop waiting after this long (exit 6; the run goes on)
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "follow")]
+    pub timeout: Option<Duration>,
+}
+
+impl RunArgs {
+    pub async fn run(self, kind: Kind, g: &GlobalArgs) -> Result<Exit> {
+        // Everything about the input is checked before anything is sent.
+        let input = build_input(self.input.as_deref(), &self.set)?;
+        let session = g.connect(self.follow).await?;
+        let result = self.schedule(kind, input, g, &session).await;
+        session.finish(result).await
+    }
+
+    async fn schedule(
+        &self,
+        kind: Kind,
+        input: Map<String, Value>,
+        g: &GlobalArgs,
+        s: &Session,
+    ) -> Result<Exit> {
+        let answer = s.client.schedule(kind, &self.name, input).await?;
+        let id = answer.typed.run_id.clone();
+        history::record(&history::Entry {
+            profile: s.profile.name.clone(),
+            kind,
+            name: self.name.clone(),
+            run_id: id.clone(),
+            url: s.label(),
+            time: rfc3339_ms(now_ms()),
+        });
+        if !self.follow {
+            if g.json() {
+                output::json(&answer.raw);
+            } else if g.quiet {
+                output::out(&id);
+            } else {
+                let status = answer.typed.status.unwrap_or(RunStatus::Queued);
+                output::out(&format!(
+                    "Scheduled {kind} {} run {id} ({status})",
+                    self.name
+                ));
+                let profile = if g.profile.is_some() {
+                    format!(" -p {}", s.profile.name)
+                } else {
+                    String::new()
+                };
+                output::out(&format!("Follow it: restack{profile} status {id} --follow"));
+                if s.embedded.is_some() {
+                    eprintln!(
+                        "note: the embedded engine stops with this command; the run starts the next time an engine opens {} (`restack serve`, or a command with --follow)",
+                        s.embedded
+                            .as_ref()
+                            .map(|e| e.data_dir.display().to_string())
+                            .unwrap_or_default()
+                    );
+                }
+            }
+            return Ok(Exit::Ok);
+        }
+        follow(s, kind, &self.name, &id, self.timeout, g).await
+    }
+}
+
+/// Watches a run to its end and reports it: the output object (or, with `-o json`, the whole
+/// status object) on stdout; exit 1 when it failed.
+pub async fn follow(
+    s: &Session,
+    kind: Kind,
+    name: &str,
+    id: &str,
+    timeout: Option<Duration>,
+    g: &GlobalArgs,
+) -> Result<Exit> {
+    let started = Instant::now();
+    let mut progress = Progress::new(g, id);
+    let result = s
+        .client
+        .follow(kind, name, id, timeout, |status| {
+            progress.update(status, started.elapsed())
+        })
+        .await;
+    progress.done();
+    let Answer { typed: info, raw } = result?;
+    report_end(&info, &raw, g)
+}
+
+pub fn report_end(info: &RunInfo, raw: &Value, g: &GlobalArgs) -> Result<Exit> {
+    if g.json() {
+        output::json(raw);
+    }
+    match info.status {
+        RunStatus::Completed => {
+            if !g.json() {
+                output::json(info.output.as_ref().unwrap_or(&Value::Object(Map::new())));
+            }
+            Ok(Exit::Ok)
+        }
+        _ => {
+            let why = info.error.as_deref().unwrap_or("no error message");
+            Err(Failure::new(
+                Exit::RunFailed,
+                format!("{} run {} failed: {why}", info.kind(), info.run_id),
+            )
+            .with_hint(format!("`restack status {}` shows the run", info.run_id))
+            .into())
+        }
+    }
+}
+
+/// Live status on stderr: a spinner on a terminal, plain lines otherwise, nothing with -q.
+enum Progress {
+    Spinner(indicatif::ProgressBar, String),
+    Lines(String),
+    Silent,
+}
+
+impl Progress {
+    fn new(g: &GlobalArgs, id: &str) -> Progress {
+        if g.quiet {
+            return Progress::Silent;
+        }
+        if std::io::stderr().is_terminal() {
+            let bar = indicatif::ProgressBar::with_draw_target(
+                None,
+                indicatif::ProgressDrawTarget::stderr(),
+            );
+            let style = indicatif::ProgressStyle::with_template("{spinner} {msg} {elapsed}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner());
+            bar.set_style(style);
+            bar.set_message(format!("run {id}: scheduled"));
+            bar.enable_steady_tick(Duration::from_millis(100));
+            Progress::Spinner(bar, id.to_string())
+        } else {
+            Progress::Lines(id.to_string())
+        }
+    }
+
+    fn update(&mut self, status: RunStatus, elapsed: Duration) {
+        match self {
+            Progress::Spinner(bar, id) => bar.set_message(format!("run {id}: {status}")),
+            Progress::Lines(id) => eprintln!("run {id}: {status} ({})", fmt_secs(elapsed)),
+            Progress::Silent => {}
+        }
+    }
+
+    fn done(&mut self) {
+        if let Progress::Spinner(bar, _) = self {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// The input object from `--input` and `--set`; every mistake here is exit 2.
+pub fn build_input(input: Option<&str>, set: &[String]) -> Result<Map<String, Value>> {
+    let mut obj = match input {
+        None => Map::new(),
+        Some(src) => {
+            let (text, from) = if src == "-" {
+                let mut t = String::new();
+                std::io::stdin().read_to_string(&mut t).map_err(|e| {
+                    Failure::usage(format!("cannot read the input from stdin: {e}"))
+                })?;
+                (t, "stdin".to_string())
+            } else if src.trim_start().starts_with('{') {
+                (src.to_string(), "--input".to_string())
+            } else {
+                let t = std::fs::read_to_string(src)
+                    .map_err(|e| Failure::usage(format!("cannot read input file {src}: {e}")))?;
+                (t, src.to_string())
+            };
+            match serde_json::from_str::<Value>(&text) {
+                Ok(Value::Object(o)) => o,
+                Ok(other) => {
+                    return Err(Failure::usage(format!(
+                        "the input ({from}) must be a JSON object, not {}",
+                        crate::api::json_type(&other)
+                    ))
+                    .into());
+                }
+                Err(e) => {
+                    return Err(Failure::usage(format!(
+                        "the input ({from}) is not valid JSON: {e}"
+                    ))
+                    .into());
+                }
+            }
+        }
+    };
+    for kv in set {
+        let Some((k, v)) = kv.split_once('=') else {
+            return Err(Failure::usage(format!("--set takes KEY=VALUE, not {kv:?}")).into());
+        };
+        if k.is_empty() {
+            return Err(Failure::usage(format!("--set {kv:?}: the key is empty")).into());
+        }
+        let value = serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_string()));
+        obj.insert(k.to_string(), value);
+    }
+    Ok(obj)
+}

@@ -1,0 +1,80 @@
+//! `restack serve`: the embedded engine as a server, until SIGINT or SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use tokio::net::TcpListener;
+
+use crate::cli::GlobalArgs;
+use crate::engine::{Engine, check_exposure};
+use crate::error::{Exit, Failure};
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on [default: [serve] listen, else 127.0.0.1:6233]
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Where the database lives [default: [serve] data_dir, else <data dir>/restack]
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+impl ServeArgs {
+    pub async fn run(self, g: &GlobalArgs) -> Result<Exit> {
+        let default_level = match (g.quiet, g.verbose) {
+            (true, _) => "warn",
+            (false, 0) => "info",
+            (false, _) => "debug",
+        };
+        let filter =
+            std::env::var("RUST_LOG").unwrap_or_else(|_| format!("restack={default_level},warn"));
+        let _ = tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_ansi(
+                crate::output::color_enabled(g.no_color)
+                    && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            )
+            .with_env_filter(filter)
+            .try_init();
+
+        let config = g.load_config()?;
+        let settings = config.engine_settings(self.listen.as_deref(), self.data_dir.as_deref())?;
+        let addr: SocketAddr = tokio::net::lookup_host(&settings.listen)
+            .await
+            .ok()
+            .and_then(|mut a| a.next())
+            .ok_or_else(|| {
+                Failure::usage(format!(
+                    "cannot resolve listen address {:?}; use HOST:PORT",
+                    settings.listen
+                ))
+            })?;
+        check_exposure(addr, settings.token.is_some())
+            .map_err(|e| Failure::usage(e.to_string()))?;
+        let engine = Engine::open(settings, true).map_err(|e| Failure::usage(format!("{e:#}")))?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| Failure::usage(format!("cannot listen on {addr}: {e}")))?;
+        engine
+            .serve(listener, shutdown_signal())
+            .await
+            .context("the engine stopped")?;
+        Ok(Exit::Ok)
+    }
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async {
+            match term.as_mut() {
+                Some(t) => { t.recv().await; }
+                None => std::future::pending::<()>().await,
+            }
+        } => {}
+    }
+    tracing::info!("signal received");
+}

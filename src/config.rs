@@ -1,0 +1,485 @@
+//! The configuration file: profiles for the client, `[serve]`, agents and workflows for the
+//! engine, and the precedence rules (flags, then environment, then profile, then defaults).
+//!
+//! Loading is two passes on purpose: serde (with `deny_unknown_fields`, so a typo is an error
+//! that names line and column) and then [`Config::check`], which checks what the TOML grammar
+//! cannot: durations, schemas, workflow steps naming real agents.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::error::Failure;
+
+/// Names of the agents the engine carries itself.
+pub const BUILTIN_AGENTS: [&str; 2] = ["echo", "sleep"];
+pub const DEFAULT_LOCAL_URL: &str = "http://localhost:6233";
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:6233";
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub default_profile: Option<String>,
+    #[serde(default)]
+    pub profiles: BTreeMap<String, ProfileConfig>,
+    #[serde(default)]
+    pub serve: ServeConfig,
+    #[serde(default)]
+    pub agents: BTreeMap<String, AgentConfig>,
+    #[serde(default)]
+    pub workflows: BTreeMap<String, WorkflowConfig>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileConfig {
+    pub url: Option<String>,
+    pub token_env: Option<String>,
+    pub token: Option<String>,
+    #[serde(default)]
+    pub embedded: bool,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeConfig {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub max_concurrency: Option<usize>,
+    pub max_body_bytes: Option<usize>,
+    /// The variable that holds the engine's bearer token (default `RESTACK_API_BEARER_TOKEN`).
+    pub token_env: Option<String>,
+    /// How long running agents may finish after SIGINT/SIGTERM (default 10s).
+    pub shutdown_grace: Option<String>,
+    /// `full` (default: fsync every group commit) or `normal` (survives a crash of the engine,
+    /// not of the machine).
+    pub sync: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    pub command: Vec<String>,
+    pub timeout: Option<String>,
+    #[serde(default)]
+    pub retries: u32,
+    pub concurrency: Option<usize>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    pub input_schema: Option<toml::Value>,
+    pub output_schema: Option<toml::Value>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkflowConfig {
+    pub steps: Vec<StepConfig>,
+    pub input_schema: Option<toml::Value>,
+}
+
+/// `{ agent = "NAME" }` or `{ sleep = "10s" }`; exactly one of the two.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepConfig {
+    pub agent: Option<String>,
+    pub sleep: Option<String>,
+}
+
+/// A loaded configuration: the file's contents and where it was (relative paths in it are
+/// relative to its folder).
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub path: Option<PathBuf>,
+    pub dir: PathBuf,
+    pub file: FileConfig,
+}
+
+/// Where the client sends its requests.
+#[derive(Debug, Clone)]
+pub enum Target {
+    Url(String),
+    Embedded,
+}
+
+/// The profile after precedence has been applied.
+#[derive(Debug, Clone)]
+pub struct ResolvedProfile {
+    pub name: String,
+    pub target: Target,
+    pub token: Option<String>,
+}
+
+/// The engine's settings, resolved from `[serve]`, flags and defaults.
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    pub listen: String,
+    pub data_dir: PathBuf,
+    pub max_concurrency: usize,
+    pub max_body_bytes: usize,
+    pub token: Option<String>,
+    pub shutdown_grace: Duration,
+    pub sync_full: bool,
+    pub config_dir: PathBuf,
+    pub agents: BTreeMap<String, AgentConfig>,
+    pub workflows: BTreeMap<String, WorkflowConfig>,
+}
+
+/// The default config file: `$RESTACK_CONFIG`, else `<config dir>/restack/config.toml`.
+pub fn default_path() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("RESTACK_CONFIG").filter(|p| !p.is_empty()) {
+        return Some(PathBuf::from(p));
+    }
+    dirs::config_dir().map(|d| d.join("restack").join("config.toml"))
+}
+
+/// The per-user data folder: the engine's default `data_dir` and the run history live here.
+pub fn user_data_dir() -> PathBuf {
+    dirs::data_dir()
+        .unwrap_or_else(|| std::env::temp_dir())
+        .join("restack")
+}
+
+impl Config {
+    /// Loads `explicit` (which must exist) or the default location (which may be missing).
+    pub fn load(explicit: Option<&Path>) -> Result<Config> {
+        let (path, must_exist) = match explicit {
+            Some(p) => (Some(p.to_path_buf()), true),
+            None => (default_path(), std::env::var_os("RESTACK_CONFIG").is_some()),
+        };
+        let Some(path) = path else {
+            return Ok(Config::empty());
+        };
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !must_exist => {
+                return Ok(Config::empty());
+            }
+            Err(e) => {
+                return Err(Failure::usage(format!(
+                    "cannot read config file {}: {e}",
+                    path.display()
+                ))
+                .into());
+            }
+        };
+        let config = Config::parse(&text, &path)?;
+        config.warn_if_token_readable();
+        Ok(config)
+    }
+
+    pub fn empty() -> Config {
+        Config {
+            path: None,
+            dir: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
+            file: FileConfig::default(),
+        }
+    }
+
+    /// Parses and checks a config file's text; `path` names it in errors and anchors relative
+    /// paths.
+    pub fn parse(text: &str, path: &Path) -> Result<Config> {
+        let file: FileConfig = toml::from_str(text).map_err(|e| {
+            let at = e
+                .span()
+                .map(|s| {
+                    let (line, col) = line_col(text, s.start);
+                    format!(":{line}:{col}")
+                })
+                .unwrap_or_default();
+            Failure::usage(format!(
+                "invalid config file {}{at}: {}",
+                path.display(),
+                e.message()
+            ))
+        })?;
+        let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        let dir = abs
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        let config = Config {
+            path: Some(abs),
+            dir,
+            file,
+        };
+        config
+            .check()
+            .map_err(|e| Failure::usage(format!("invalid config file {}: {e}", path.display())))?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<()> {
+        for (name, p) in &self.file.profiles {
+            if p.embedded && p.url.is_some() {
+                bail!("profile `{name}` sets both `embedded` and `url`; choose one");
+            }
+            if let Some(url) = &p.url {
+                check_url(url).with_context(|| format!("profile `{name}`"))?;
+            }
+        }
+        if let Some(d) = &self.file.default_profile
+            && !self.profile_names().contains(d)
+        {
+            bail!(
+                "default_profile `{d}` is not a profile; known profiles: {}",
+                self.profile_names().join(", ")
+            );
+        }
+        let s = &self.file.serve;
+        if let Some(g) = &s.shutdown_grace {
+            parse_duration(g).context("[serve] shutdown_grace")?;
+        }
+        if let Some(sync) = &s.sync
+            && sync != "full"
+            && sync != "normal"
+        {
+            bail!("[serve] sync must be \"full\" or \"normal\", not {sync:?}");
+        }
+        if s.max_concurrency == Some(0) {
+            bail!("[serve] max_concurrency must be at least 1");
+        }
+        for (name, a) in &self.file.agents {
+            check_name(name).with_context(|| format!("[agents.{name}]"))?;
+            if BUILTIN_AGENTS.contains(&name.as_str()) {
+                bail!("[agents.{name}]: `{name}` is a built-in agent; pick another name");
+            }
+            if a.command.is_empty() || a.command[0].is_empty() {
+                bail!(
+                    "[agents.{name}] command must name a program, e.g. [\"python3\", \"agent.py\"]"
+                );
+            }
+            if let Some(t) = &a.timeout {
+                parse_duration(t).with_context(|| format!("[agents.{name}] timeout"))?;
+            }
+            if a.concurrency == Some(0) {
+                bail!("[agents.{name}] concurrency must be at least 1");
+            }
+            for (key, schema) in [
+                ("input_schema", &a.input_schema),
+                ("output_schema", &a.output_schema),
+            ] {
+                if let Some(s) = schema {
+                    compile_schema(&toml_to_json(s))
+                        .with_context(|| format!("[agents.{name}] {key}"))?;
+                }
+            }
+        }
+        for (name, w) in &self.file.workflows {
+            check_name(name).with_context(|| format!("[workflows.{name}]"))?;
+            if w.steps.is_empty() {
+                bail!("[workflows.{name}] needs at least one step");
+            }
+            for (i, step) in w.steps.iter().enumerate() {
+                let at = format!("[workflows.{name}] step {}", i + 1);
+                match (&step.agent, &step.sleep) {
+                    (Some(agent), None) => {
+                        if !self.has_agent(agent) {
+                            bail!("{at}: unknown agent `{agent}`");
+                        }
+                    }
+                    (None, Some(d)) => {
+                        parse_duration(d).with_context(|| at.clone())?;
+                    }
+                    _ => bail!(
+                        "{at}: a step is either {{ agent = \"NAME\" }} or {{ sleep = \"DURATION\" }}"
+                    ),
+                }
+            }
+            if let Some(s) = &w.input_schema {
+                compile_schema(&toml_to_json(s))
+                    .with_context(|| format!("[workflows.{name}] input_schema"))?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn has_agent(&self, name: &str) -> bool {
+        BUILTIN_AGENTS.contains(&name) || self.file.agents.contains_key(name)
+    }
+
+    /// Every profile name a user may pass: the file's and the two built-ins.
+    pub fn profile_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.file.profiles.keys().cloned().collect();
+        for b in ["local", "embedded"] {
+            if !names.iter().any(|n| n == b) {
+                names.push(b.to_string());
+            }
+        }
+        names.sort();
+        names
+    }
+
+    /// Applies the precedence: `profile_flag` (already merged with `RESTACK_PROFILE` by clap),
+    /// then `default_profile`, then `local`; `url_flag` (merged with `RESTACK_URL`) overrides
+    /// the profile's URL; `RESTACK_API_BEARER_TOKEN` overrides the profile's token.
+    pub fn resolve_profile(
+        &self,
+        profile_flag: Option<&str>,
+        url_flag: Option<&str>,
+    ) -> Result<ResolvedProfile> {
+        let name = profile_flag
+            .map(str::to_string)
+            .or_else(|| self.file.default_profile.clone())
+            .unwrap_or_else(|| "local".to_string());
+        let builtin = match name.as_str() {
+            "local" => Some(ProfileConfig {
+                url: Some(DEFAULT_LOCAL_URL.to_string()),
+                ..Default::default()
+            }),
+            "embedded" => Some(ProfileConfig {
+                embedded: true,
+                ..Default::default()
+            }),
+            _ => None,
+        };
+        let profile = match self.file.profiles.get(&name).cloned().or(builtin) {
+            Some(p) => p,
+            None => {
+                return Err(Failure::usage(format!(
+                    "unknown profile `{name}`; known profiles: {}",
+                    self.profile_names().join(", ")
+                ))
+                .into());
+            }
+        };
+        let target = if let Some(url) = url_flag.filter(|u| !u.is_empty()) {
+            check_url(url).map_err(|e| Failure::usage(format!("--url / RESTACK_URL: {e}")))?;
+            Target::Url(url.trim_end_matches('/').to_string())
+        } else if profile.embedded {
+            Target::Embedded
+        } else {
+            let url = profile
+                .url
+                .clone()
+                .unwrap_or_else(|| DEFAULT_LOCAL_URL.to_string());
+            Target::Url(url.trim_end_matches('/').to_string())
+        };
+        let env_token = |var: &str| std::env::var(var).ok().filter(|t| !t.is_empty());
+        let token = env_token("RESTACK_API_BEARER_TOKEN")
+            .or_else(|| profile.token_env.as_deref().and_then(env_token))
+            .or(profile.token.clone());
+        Ok(ResolvedProfile {
+            name,
+            target,
+            token,
+        })
+    }
+
+    /// The engine's settings; `listen` and `data_dir` flags win over `[serve]`.
+    pub fn engine_settings(
+        &self,
+        listen: Option<&str>,
+        data_dir: Option<&Path>,
+    ) -> Result<EngineSettings> {
+        let s = &self.file.serve;
+        let data_dir = match data_dir {
+            Some(d) => d.to_path_buf(),
+            None => match &s.data_dir {
+                Some(d) => self.dir.join(d),
+                None => user_data_dir(),
+            },
+        };
+        let token_var = s.token_env.as_deref().unwrap_or("RESTACK_API_BEARER_TOKEN");
+        Ok(EngineSettings {
+            listen: listen
+                .map(str::to_string)
+                .or_else(|| s.listen.clone())
+                .unwrap_or_else(|| DEFAULT_LISTEN.to_string()),
+            data_dir,
+            max_concurrency: s.max_concurrency.unwrap_or(16),
+            max_body_bytes: s.max_body_bytes.unwrap_or(1024 * 1024),
+            token: std::env::var(token_var).ok().filter(|t| !t.is_empty()),
+            shutdown_grace: match &s.shutdown_grace {
+                Some(g) => parse_duration(g)?,
+                None => Duration::from_secs(10),
+            },
+            sync_full: s.sync.as_deref() != Some("normal"),
+            config_dir: self.dir.clone(),
+            agents: self.file.agents.clone(),
+            workflows: self.file.workflows.clone(),
+        })
+    }
+
+    /// A token stored in a file others can read is a leak waiting to happen; say so.
+    fn warn_if_token_readable(&self) {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let has_token = self.file.profiles.values().any(|p| p.token.is_some());
+            if let (true, Some(path)) = (has_token, &self.path)
+                && let Ok(meta) = std::fs::metadata(path)
+                && meta.permissions().mode() & 0o044 != 0
+            {
+                eprintln!(
+                    "warning: {} holds a token and is readable by others; run `chmod 600 {}` or use token_env",
+                    path.display(),
+                    path.display()
+                );
+            }
+        }
+    }
+}
+
+/// 1-based line and column of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before
+        .rsplit('\n')
+        .next()
+        .map(|l| l.chars().count())
+        .unwrap_or(0)
+        + 1;
+    (line, col)
+}
+
+fn check_url(url: &str) -> Result<()> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| anyhow!("invalid URL {url:?}: {e}"))?;
+    if parsed.scheme() != "http" && parsed.scheme() != "https" {
+        bail!("invalid URL {url:?}: the scheme must be http or https");
+    }
+    Ok(())
+}
+
+/// Agent and workflow names end up in URL paths: keep them to a safe alphabet.
+fn check_name(name: &str) -> Result<()> {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        bail!("the name {name:?} may only hold letters, digits, '-', '_' and '.'");
+    }
+    Ok(())
+}
+
+/// `10s`, `5m`, `1h 30m` (humantime).
+pub fn parse_duration(s: &str) -> Result<Duration> {
+    humantime::parse_duration(s.trim()).map_err(|e| anyhow!("invalid duration {s:?}: {e}"))
+}
+
+pub fn toml_to_json(v: &toml::Value) -> Value {
+    match v {
+        toml::Value::String(s) => Value::String(s.clone()),
+        toml::Value::Integer(i) => Value::from(*i),
+        toml::Value::Float(f) => serde_json::Number::from_f64(*f)
+            .map(Value::Number)
+            .unwrap_or(Value::Null),
+        toml::Value::Boolean(b) => Value::Bool(*b),
+        toml::Value::Datetime(d) => Value::String(d.to_string()),
+        toml::Value::Array(a) => Value::Array(a.iter().map(toml_to_json).collect()),
+        toml::Value::Table(t) => Value::Object(
+            t.iter()
+                .map(|(k, v)| (k.clone(), toml_to_json(v)))
+                .collect(),
+        ),
+    }
+}
+
+pub fn compile_schema(schema: &Value) -> Result<jsonschema::Validator> {
+    jsonschema::validator_for(schema).map_err(|e| anyhow!("invalid JSON Schema: {e}"))
+}

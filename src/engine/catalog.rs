@@ -1,0 +1,261 @@
+//! What the engine can run: the built-in agents, command agents and workflows from the config,
+//! with their schemas compiled once at start-up.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Result;
+use serde_json::{Value, json};
+use tokio::sync::Semaphore;
+
+use crate::api::{CatalogEntry, Kind};
+use crate::config::{EngineSettings, compile_schema, parse_duration, toml_to_json};
+
+pub const SLEEP_MAX_SECONDS: f64 = 86_400.0;
+
+pub enum AgentImpl {
+    Echo,
+    Sleep,
+    Command(CommandSpec),
+}
+
+pub struct CommandSpec {
+    pub argv: Vec<String>,
+    pub dir: PathBuf,
+    pub env: Vec<(String, String)>,
+}
+
+pub struct Schema {
+    pub json: Value,
+    pub validator: jsonschema::Validator,
+}
+
+impl Schema {
+    fn new(json: Value) -> Result<Schema> {
+        Ok(Schema {
+            validator: compile_schema(&json)?,
+            json,
+        })
+    }
+
+    /// The first violation, phrased so that it names the field.
+    pub fn check(&self, value: &Value) -> Result<(), String> {
+        match self.validator.iter_errors(value).next() {
+            None => Ok(()),
+            Some(e) => {
+                let path = e.instance_path.to_string();
+                if path.is_empty() {
+                    Err(e.to_string())
+                } else {
+                    Err(format!(
+                        "{}: {e}",
+                        path.trim_start_matches('/').replace('/', ".")
+                    ))
+                }
+            }
+        }
+    }
+}
+
+pub struct AgentDef {
+    pub name: String,
+    pub imp: AgentImpl,
+    pub input_schema: Option<Schema>,
+    pub output_schema: Option<Schema>,
+    pub timeout: Option<Duration>,
+    pub retries: u32,
+    /// Per-agent concurrency limit, when the config sets one.
+    pub slots: Option<Arc<Semaphore>>,
+    pub concurrency: Option<usize>,
+    pub timeout_text: Option<String>,
+}
+
+impl AgentDef {
+    pub fn is_command(&self) -> bool {
+        matches!(self.imp, AgentImpl::Command(_))
+    }
+}
+
+pub enum StepDef {
+    Agent(String),
+    Sleep(Duration),
+}
+
+impl StepDef {
+    pub fn describe(&self) -> String {
+        match self {
+            StepDef::Agent(a) => format!("agent {a}"),
+            StepDef::Sleep(d) => format!("sleep {}", humantime::format_duration(*d)),
+        }
+    }
+}
+
+pub struct WorkflowDef {
+    pub name: String,
+    pub steps: Vec<StepDef>,
+    pub input_schema: Option<Schema>,
+}
+
+#[derive(Default)]
+pub struct Catalog {
+    pub agents: HashMap<String, Arc<AgentDef>>,
+    pub workflows: HashMap<String, Arc<WorkflowDef>>,
+}
+
+impl Catalog {
+    pub fn from_settings(s: &EngineSettings) -> Result<Catalog> {
+        let mut c = Catalog::default();
+        c.agents.insert(
+            "echo".into(),
+            Arc::new(builtin("echo", AgentImpl::Echo, json!({"type": "object"}))?),
+        );
+        c.agents.insert(
+            "sleep".into(),
+            Arc::new(builtin(
+                "sleep",
+                AgentImpl::Sleep,
+                json!({
+                    "type": "object",
+                    "required": ["seconds"],
+                    "properties": {"seconds": {"type": "number", "minimum": 0, "maximum": SLEEP_MAX_SECONDS}}
+                }),
+            )?),
+        );
+        for (name, a) in &s.agents {
+            let schema = |v: &Option<toml::Value>| -> Result<Option<Schema>> {
+                v.as_ref().map(|v| Schema::new(toml_to_json(v))).transpose()
+            };
+            let def = AgentDef {
+                name: name.clone(),
+                imp: AgentImpl::Command(CommandSpec {
+                    argv: a.command.clone(),
+                    dir: s.config_dir.clone(),
+                    env: a.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                }),
+                input_schema: schema(&a.input_schema)?,
+                output_schema: schema(&a.output_schema)?,
+                timeout: a.timeout.as_deref().map(parse_duration).transpose()?,
+                timeout_text: a.timeout.clone(),
+                retries: a.retries,
+                slots: a.concurrency.map(|n| Arc::new(Semaphore::new(n))),
+                concurrency: a.concurrency,
+            };
+            c.agents.insert(name.clone(), Arc::new(def));
+        }
+        for (name, w) in &s.workflows {
+            let steps = w
+                .steps
+                .iter()
+                .map(|st| match (&st.agent, &st.sleep) {
+                    (Some(a), _) => Ok(StepDef::Agent(a.clone())),
+                    (None, Some(d)) => Ok(StepDef::Sleep(parse_duration(d)?)),
+                    (None, None) => anyhow::bail!("workflow {name}: empty step"),
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let input_schema = w
+                .input_schema
+                .as_ref()
+                .map(|v| Schema::new(toml_to_json(v)))
+                .transpose()?;
+            c.workflows.insert(
+                name.clone(),
+                Arc::new(WorkflowDef {
+                    name: name.clone(),
+                    steps,
+                    input_schema,
+                }),
+            );
+        }
+        Ok(c)
+    }
+
+    pub fn exists(&self, kind: Kind, name: &str) -> bool {
+        match kind {
+            Kind::Agent => self.agents.contains_key(name),
+            Kind::Workflow => self.workflows.contains_key(name),
+        }
+    }
+
+    /// Checks an input at schedule time: the agent's schema, or for a workflow its own schema
+    /// and else the first step's agent schema (that agent receives the input as it is).
+    pub fn check_input(&self, kind: Kind, name: &str, input: &Value) -> Result<(), String> {
+        let agent_check =
+            |agent: &str| match self.agents.get(agent).and_then(|a| a.input_schema.as_ref()) {
+                Some(s) => s.check(input).map_err(|e| {
+                    format!("input does not match the input_schema of agent `{agent}`: {e}")
+                }),
+                None => Ok(()),
+            };
+        match kind {
+            Kind::Agent => agent_check(name),
+            Kind::Workflow => {
+                let Some(w) = self.workflows.get(name) else {
+                    return Ok(());
+                };
+                if let Some(s) = &w.input_schema {
+                    return s.check(input).map_err(|e| {
+                        format!("input does not match the input_schema of workflow `{name}`: {e}")
+                    });
+                }
+                match w.steps.first() {
+                    Some(StepDef::Agent(a)) => agent_check(a),
+                    _ => Ok(()),
+                }
+            }
+        }
+    }
+
+    pub fn agent_entries(&self) -> Vec<CatalogEntry> {
+        let mut v: Vec<CatalogEntry> = self
+            .agents
+            .values()
+            .map(|a| CatalogEntry {
+                name: a.name.clone(),
+                kind: if a.is_command() { "command" } else { "builtin" }.into(),
+                input_schema: a.input_schema.as_ref().map(|s| s.json.clone()),
+                output_schema: a.output_schema.as_ref().map(|s| s.json.clone()),
+                steps: None,
+                timeout: a.timeout_text.clone(),
+                retries: a.is_command().then_some(a.retries),
+                concurrency: a.concurrency,
+            })
+            .collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    pub fn workflow_entries(&self) -> Vec<CatalogEntry> {
+        let mut v: Vec<CatalogEntry> = self
+            .workflows
+            .values()
+            .map(|w| CatalogEntry {
+                name: w.name.clone(),
+                kind: "workflow".into(),
+                input_schema: w.input_schema.as_ref().map(|s| s.json.clone()),
+                output_schema: None,
+                steps: Some(w.steps.iter().map(StepDef::describe).collect()),
+                timeout: None,
+                retries: None,
+                concurrency: None,
+            })
+            .collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+}
+
+fn builtin(name: &str, imp: AgentImpl, schema: Value) -> Result<AgentDef> {
+    Ok(AgentDef {
+        name: name.into(),
+        imp,
+        input_schema: Some(Schema::new(schema)?),
+        output_schema: None,
+        timeout: None,
+        timeout_text: None,
+        retries: 0,
+        slots: None,
+        concurrency: None,
+    })
+}

@@ -1,0 +1,58 @@
+//! The engine's error type. Handlers return it; it becomes `{"error": "..."}` with the right
+//! status. Internal errors are logged in full and answered with a bland message, so no path or
+//! SQL ever reaches a client.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use crate::api::ErrorBody;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("missing or invalid bearer token")]
+    Unauthorized,
+    #[error("{0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl EngineError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            EngineError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            EngineError::NotFound(_) => StatusCode::NOT_FOUND,
+            EngineError::Conflict(_) => StatusCode::CONFLICT,
+            EngineError::Unauthorized => StatusCode::UNAUTHORIZED,
+            EngineError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            EngineError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for EngineError {
+    fn into_response(self) -> Response {
+        let message = match &self {
+            EngineError::Internal(e) => {
+                tracing::error!("internal error: {e:#}");
+                "internal error; the engine's log has the details".to_string()
+            }
+            other => other.to_string(),
+        };
+        let mut resp = (self.status(), Json(ErrorBody { error: message })).into_response();
+        if matches!(self, EngineError::Unauthorized) {
+            resp.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        resp
+    }
+}

@@ -1,0 +1,629 @@
+//! Runs what is scheduled: one task per run, concurrency slots for agent processes, retries with
+//! back-off, durable timers, cancel, recovery at start and a graceful stop.
+//!
+//! Every state change is written (and committed) before the next thing happens, so whatever
+//! point the engine dies at, the store says where to pick up: a queued run is dispatched again, a
+//! workflow resumes at its first unfinished step, a timer keeps its stored wake-up time.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Result;
+use serde_json::{Value, json};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::catalog::{AgentDef, AgentImpl, Catalog, StepDef};
+use super::process::{self, Invocation, Outcome};
+use super::store::{NewLog, Op, RunRow, StepWrite, Store};
+use crate::api::{Kind, RunStatus, now_ms};
+
+/// A run handed to a driver: fresh from a schedule call, or found unfinished at start-up.
+#[derive(Debug, Clone)]
+pub struct ActiveRun {
+    pub id: String,
+    pub kind: Kind,
+    pub name: String,
+    pub input: Value,
+    pub status: RunStatus,
+    /// Attempts already started.
+    pub attempt: u32,
+    pub wake_at: Option<i64>,
+    /// Found at start-up: its stored steps must be read before resuming.
+    pub recovered: bool,
+}
+
+#[derive(Clone)]
+pub struct Executor {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    catalog: Arc<Catalog>,
+    /// Bounds agent processes across the engine (`max_concurrency`).
+    global: Arc<Semaphore>,
+    /// Cancel handles of runs being driven.
+    running: Mutex<HashMap<String, CancellationToken>>,
+    /// Fired at shutdown: no new attempt starts, timers and back-offs give up (they resume later).
+    stopping: CancellationToken,
+    /// Fired when the grace period is over: running processes are killed.
+    kill: CancellationToken,
+    tracker: TaskTracker,
+    enabled: bool,
+}
+
+/// How an agent invocation ended, from the driver's point of view.
+enum Step {
+    Done(Value),
+    Failed(String),
+    /// Canceled by a user or interrupted by shutdown: the driver writes nothing more.
+    Stopped,
+}
+
+/// Where an attempt's state is recorded: the run itself, or one step of a workflow.
+#[derive(Clone, Copy)]
+enum Slot<'a> {
+    Run(&'a str),
+    Step(&'a str, usize),
+}
+
+impl Slot<'_> {
+    fn run_id(&self) -> &str {
+        match self {
+            Slot::Run(id) | Slot::Step(id, _) => id,
+        }
+    }
+    fn step(&self) -> Option<usize> {
+        match self {
+            Slot::Run(_) => None,
+            Slot::Step(_, i) => Some(*i),
+        }
+    }
+}
+
+impl Executor {
+    /// `enabled = false` gives an executor that runs nothing: the embedded engine of a read-only
+    /// command uses it so that it never starts (and then abandons) work.
+    pub fn new(
+        store: Store,
+        catalog: Arc<Catalog>,
+        max_concurrency: usize,
+        enabled: bool,
+    ) -> Executor {
+        Executor {
+            inner: Arc::new(Inner {
+                store,
+                catalog,
+                global: Arc::new(Semaphore::new(max_concurrency)),
+                running: Mutex::new(HashMap::new()),
+                stopping: CancellationToken::new(),
+                kill: CancellationToken::new(),
+                tracker: TaskTracker::new(),
+                enabled,
+            }),
+        }
+    }
+
+    pub fn dispatch(&self, run: ActiveRun) {
+        if !self.inner.enabled || self.inner.stopping.is_cancelled() {
+            return;
+        }
+        let inner = self.inner.clone();
+        let token = inner.kill.child_token();
+        inner
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(run.id.clone(), token.clone());
+        self.inner.tracker.spawn(async move {
+            let id = run.id.clone();
+            match run.kind {
+                Kind::Agent => inner.drive_agent(run, &token).await,
+                Kind::Workflow => inner.drive_workflow(run, &token).await,
+            }
+            inner
+                .running
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&id);
+        });
+    }
+
+    /// Kills the run's process, if any. The caller has already written the run's end.
+    pub fn cancel(&self, id: &str) {
+        if let Some(t) = self
+            .inner
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+        {
+            t.cancel();
+        }
+    }
+
+    /// Picks up every unfinished run. Returns how many were resumed and how many failed.
+    pub async fn recover(&self) -> Result<(usize, usize)> {
+        if !self.inner.enabled {
+            return Ok((0, 0));
+        }
+        let rows = self.inner.store.active_runs()?;
+        let (mut resumed, mut failed) = (0, 0);
+        for row in rows {
+            match self.inner.recovery_verdict(&row) {
+                Ok(()) => {
+                    resumed += 1;
+                    self.dispatch(active_from_row(row));
+                }
+                Err(why) => {
+                    failed += 1;
+                    self.inner.finish(&row.id, Err(why), None).await;
+                }
+            }
+        }
+        Ok((resumed, failed))
+    }
+
+    /// Stops starting work, lets running agents finish within `grace`, then kills the rest;
+    /// what was cut short is left to resume at the next start.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.inner.stopping.cancel();
+        self.inner.tracker.close();
+        if tokio::time::timeout(grace, self.inner.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("grace period over; stopping the agents still running");
+            self.inner.kill.cancel();
+            self.inner.tracker.wait().await;
+        }
+    }
+}
+
+fn active_from_row(row: RunRow) -> ActiveRun {
+    ActiveRun {
+        input: serde_json::from_str(&row.input).unwrap_or_else(|_| json!({})),
+        id: row.id,
+        kind: row.kind,
+        name: row.name,
+        status: row.status,
+        attempt: row.attempt,
+        wake_at: row.wake_at,
+        recovered: true,
+    }
+}
+
+impl Inner {
+    /// Whether a run found unfinished at start-up may go on, or why not.
+    fn recovery_verdict(&self, row: &RunRow) -> Result<(), String> {
+        match row.kind {
+            Kind::Workflow if !self.catalog.workflows.contains_key(&row.name) => Err(format!(
+                "workflow `{}` is not configured in this engine",
+                row.name
+            )),
+            Kind::Workflow => Ok(()),
+            Kind::Agent => {
+                let Some(agent) = self.catalog.agents.get(&row.name) else {
+                    return Err(format!(
+                        "agent `{}` is not configured in this engine",
+                        row.name
+                    ));
+                };
+                let resumable = row.status == RunStatus::Queued
+                    || matches!(agent.imp, AgentImpl::Sleep | AgentImpl::Echo)
+                    || row.attempt <= agent.retries;
+                if resumable {
+                    Ok(())
+                } else {
+                    Err("interrupted by engine restart".into())
+                }
+            }
+        }
+    }
+
+    async fn drive_agent(&self, run: ActiveRun, token: &CancellationToken) {
+        let Some(agent) = self.catalog.agents.get(&run.name).cloned() else {
+            self.finish(
+                &run.id,
+                Err(format!("agent `{}` is not configured", run.name)),
+                None,
+            )
+            .await;
+            return;
+        };
+        let result = self
+            .invoke(
+                &agent,
+                Slot::Run(&run.id),
+                &run.input,
+                run.attempt,
+                run.wake_at,
+                token,
+            )
+            .await;
+        match result {
+            Step::Done(output) => self.finish(&run.id, Ok(output), None).await,
+            Step::Failed(e) => self.finish(&run.id, Err(e), None).await,
+            Step::Stopped => {}
+        }
+    }
+
+    async fn drive_workflow(&self, run: ActiveRun, token: &CancellationToken) {
+        let Some(wf) = self.catalog.workflows.get(&run.name).cloned() else {
+            self.finish(
+                &run.id,
+                Err(format!("workflow `{}` is not configured", run.name)),
+                None,
+            )
+            .await;
+            return;
+        };
+        let stored = if run.recovered {
+            match self.store.steps(&run.id) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(run = %run.id, "cannot read steps: {e:#}");
+                    return;
+                }
+            }
+        } else {
+            Vec::new()
+        };
+        // Resume after the last completed step, with its stored output as the next input.
+        let mut prev = run.input.clone();
+        let mut first = 0;
+        for s in &stored {
+            if s.status == RunStatus::Completed && s.idx == first {
+                prev = s
+                    .output
+                    .as_deref()
+                    .and_then(|o| serde_json::from_str(o).ok())
+                    .unwrap_or_else(|| json!({}));
+                first = s.idx + 1;
+            }
+        }
+        let n = wf.steps.len();
+        for (idx, step) in wf.steps.iter().enumerate().skip(first) {
+            if token.is_cancelled() || self.stopping.is_cancelled() {
+                return;
+            }
+            let resume = stored
+                .iter()
+                .find(|s| s.idx == idx && !s.status.is_terminal());
+            let started_at = resume.and_then(|s| s.started_at).unwrap_or_else(now_ms);
+            let result = match step {
+                StepDef::Agent(name) => {
+                    let Some(agent) = self.catalog.agents.get(name).cloned() else {
+                        self.finish(
+                            &run.id,
+                            Err(format!(
+                                "step {}: agent `{name}` is not configured",
+                                idx + 1
+                            )),
+                            None,
+                        )
+                        .await;
+                        return;
+                    };
+                    let attempt = resume.map(|s| s.attempt).unwrap_or(0);
+                    if resume.is_some() && agent.is_command() && attempt > agent.retries {
+                        Step::Failed("interrupted by engine restart".into())
+                    } else {
+                        let wake = resume.and_then(|s| s.wake_at);
+                        self.invoke(
+                            &agent,
+                            Slot::Step(&run.id, idx),
+                            &prev,
+                            attempt,
+                            wake,
+                            token,
+                        )
+                        .await
+                    }
+                }
+                StepDef::Sleep(d) => {
+                    let wake_at = match resume.and_then(|s| s.wake_at) {
+                        Some(w) => w,
+                        None => {
+                            let w = started_at + d.as_millis() as i64;
+                            let sw = step_write(
+                                &run.id,
+                                idx,
+                                RunStatus::Running,
+                                started_at,
+                                Some(w),
+                                0,
+                            );
+                            if !self.record(Op::Step(sw)).await {
+                                return;
+                            }
+                            w
+                        }
+                    };
+                    if !self.sleep_until(wake_at, token).await {
+                        return;
+                    }
+                    Step::Done(prev.clone())
+                }
+            };
+            match result {
+                Step::Done(output) => {
+                    let mut sw =
+                        step_write(&run.id, idx, RunStatus::Completed, started_at, None, 0);
+                    sw.output = Some(output.to_string());
+                    sw.completed_at = Some(now_ms());
+                    sw.attempt = resume
+                        .map(|s| s.attempt)
+                        .unwrap_or(0)
+                        .max(u32::from(matches!(step, StepDef::Agent(_))));
+                    if idx + 1 == n {
+                        self.finish(&run.id, Ok(output), Some(sw)).await;
+                        return;
+                    }
+                    if !self.record(Op::Step(sw)).await {
+                        return;
+                    }
+                    prev = output;
+                }
+                Step::Failed(e) => {
+                    let mut sw = step_write(&run.id, idx, RunStatus::Failed, started_at, None, 0);
+                    sw.error = Some(e.clone());
+                    sw.completed_at = Some(now_ms());
+                    let msg = format!("step {} ({}) failed: {e}", idx + 1, step.describe());
+                    self.finish(&run.id, Err(msg), Some(sw)).await;
+                    return;
+                }
+                Step::Stopped => return,
+            }
+        }
+        if first >= n {
+            // Every step was done before a restart cut the final write short.
+            self.finish(&run.id, Ok(prev), None).await;
+        }
+    }
+
+    /// One agent invocation with its retries: built-ins in-process, command agents as child
+    /// processes within their concurrency slots.
+    async fn invoke(
+        &self,
+        agent: &AgentDef,
+        slot: Slot<'_>,
+        input: &Value,
+        attempts_before: u32,
+        wake_at: Option<i64>,
+        token: &CancellationToken,
+    ) -> Step {
+        match &agent.imp {
+            AgentImpl::Echo => Step::Done(input.clone()),
+            AgentImpl::Sleep => {
+                let seconds = input.get("seconds").and_then(Value::as_f64).unwrap_or(0.0);
+                let wake_at = match wake_at {
+                    Some(w) => w,
+                    None => {
+                        let now = now_ms();
+                        let w = now + (seconds * 1000.0) as i64;
+                        if !self.record_start(slot, 1, now, Some(w)).await {
+                            return Step::Stopped;
+                        }
+                        w
+                    }
+                };
+                if !self.sleep_until(wake_at, token).await {
+                    return Step::Stopped;
+                }
+                Step::Done(
+                    json!({ "sleptSeconds": input.get("seconds").cloned().unwrap_or(json!(0)) }),
+                )
+            }
+            AgentImpl::Command(spec) => {
+                let mut attempt = attempts_before;
+                loop {
+                    attempt += 1;
+                    let Some(_permits) = self.acquire(agent, token).await else {
+                        return Step::Stopped;
+                    };
+                    if !self.record_start(slot, attempt, now_ms(), None).await {
+                        return Step::Stopped;
+                    }
+                    let store = self.store.clone();
+                    let (run_id, step) = (slot.run_id().to_string(), slot.step());
+                    let log = move |line: String| {
+                        store.write_later(Op::Logs(vec![NewLog {
+                            run_id: run_id.clone(),
+                            at: now_ms(),
+                            step,
+                            attempt: Some(attempt),
+                            line,
+                        }]))
+                    };
+                    let inv = Invocation {
+                        spec,
+                        agent: &agent.name,
+                        run_id: slot.run_id(),
+                        attempt,
+                        input,
+                        timeout: agent.timeout,
+                        cancel: token,
+                    };
+                    let outcome = process::run(inv, log).await;
+                    drop(_permits);
+                    let error = match outcome {
+                        Outcome::Done(output) => {
+                            return match agent.output_schema.as_ref().map(|s| s.check(&output)) {
+                                Some(Err(e)) => Step::Failed(format!(
+                                    "output does not match output_schema: {e}"
+                                )),
+                                _ => Step::Done(output),
+                            };
+                        }
+                        Outcome::Canceled => {
+                            if self.kill.is_cancelled() {
+                                self.requeue(slot, attempt - 1).await;
+                            }
+                            return Step::Stopped;
+                        }
+                        Outcome::Failed(e) => e,
+                    };
+                    if attempt > agent.retries {
+                        return Step::Failed(error);
+                    }
+                    let backoff =
+                        Duration::from_millis(500u64.saturating_mul(1 << (attempt - 1).min(6)));
+                    self.log(
+                        slot,
+                        attempt,
+                        format!(
+                            "attempt {attempt} failed: {error}; retrying in {}",
+                            humantime::format_duration(backoff)
+                        ),
+                    );
+                    if !self
+                        .sleep_until(now_ms() + backoff.as_millis() as i64, token)
+                        .await
+                    {
+                        return Step::Stopped;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Waits for the agent's own slot and a global one; `None` when canceled or stopping.
+    async fn acquire(
+        &self,
+        agent: &AgentDef,
+        token: &CancellationToken,
+    ) -> Option<(Option<OwnedSemaphorePermit>, OwnedSemaphorePermit)> {
+        let wait = async {
+            let own = match &agent.slots {
+                Some(s) => Some(s.clone().acquire_owned().await.ok()?),
+                None => None,
+            };
+            let global = self.global.clone().acquire_owned().await.ok()?;
+            Some((own, global))
+        };
+        tokio::select! {
+            p = wait => p,
+            _ = token.cancelled() => None,
+            _ = self.stopping.cancelled() => None,
+        }
+    }
+
+    /// Sleeps until a stored wake-up time; false when canceled or stopping (the timer is stored,
+    /// so it is re-armed at the next start).
+    async fn sleep_until(&self, wake_at: i64, token: &CancellationToken) -> bool {
+        let ms = (wake_at - now_ms()).max(0) as u64;
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(ms)) => true,
+            _ = token.cancelled() => false,
+            _ = self.stopping.cancelled() => false,
+        }
+    }
+
+    async fn record_start(
+        &self,
+        slot: Slot<'_>,
+        attempt: u32,
+        at: i64,
+        wake_at: Option<i64>,
+    ) -> bool {
+        let op = match slot {
+            Slot::Run(id) => Op::Start {
+                id: id.to_string(),
+                attempt,
+                at,
+                wake_at,
+            },
+            Slot::Step(id, idx) => Op::Step(step_write(
+                id,
+                idx,
+                RunStatus::Running,
+                at,
+                wake_at,
+                attempt,
+            )),
+        };
+        self.record(op).await
+    }
+
+    async fn requeue(&self, slot: Slot<'_>, attempt: u32) {
+        let op = match slot {
+            Slot::Run(id) => Op::Requeue {
+                id: id.to_string(),
+                attempt,
+            },
+            Slot::Step(id, idx) => Op::Step(step_write(
+                id,
+                idx,
+                RunStatus::Queued,
+                now_ms(),
+                None,
+                attempt,
+            )),
+        };
+        self.record(op).await;
+    }
+
+    fn log(&self, slot: Slot<'_>, attempt: u32, line: String) {
+        self.store.write_later(Op::Logs(vec![NewLog {
+            run_id: slot.run_id().to_string(),
+            at: now_ms(),
+            step: slot.step(),
+            attempt: Some(attempt),
+            line,
+        }]));
+    }
+
+    /// Writes and waits for the commit; false when the run has already ended (canceled) or the
+    /// write failed, and the driver must stop.
+    async fn record(&self, op: Op) -> bool {
+        match self.store.write(op).await {
+            Ok(applied) => applied,
+            Err(e) => {
+                tracing::error!("{e:#}");
+                false
+            }
+        }
+    }
+
+    async fn finish(&self, id: &str, result: Result<Value, String>, step: Option<StepWrite>) {
+        let (status, output, error) = match result {
+            Ok(v) => (RunStatus::Completed, Some(v.to_string()), None),
+            Err(e) => (RunStatus::Failed, None, Some(e)),
+        };
+        self.record(Op::Finish {
+            id: id.to_string(),
+            status,
+            output,
+            error,
+            at: now_ms(),
+            canceled: false,
+            step,
+        })
+        .await;
+    }
+}
+
+fn step_write(
+    run_id: &str,
+    idx: usize,
+    status: RunStatus,
+    started_at: i64,
+    wake_at: Option<i64>,
+    attempt: u32,
+) -> StepWrite {
+    StepWrite {
+        run_id: run_id.to_string(),
+        idx,
+        status,
+        output: None,
+        error: None,
+        started_at: Some(started_at),
+        completed_at: None,
+        wake_at,
+        attempt,
+    }
+}

@@ -1,0 +1,84 @@
+//! The engine's HTTP face: `router(state)` builds every route, apart from serving, so tests can
+//! drive it with `tower::ServiceExt::oneshot`. One module per URL area.
+
+mod auth;
+mod catalog;
+mod openapi;
+mod runs;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{StatusCode, header};
+use axum::middleware::{from_fn_with_state, map_response};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, body};
+use serde_json::json;
+
+use super::AppState;
+use super::error::EngineError;
+use crate::api::ErrorBody;
+
+pub use openapi::DOCUMENT as OPENAPI_DOCUMENT;
+
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/openapi.json", get(openapi::document))
+        .route("/api/agents", get(catalog::agents))
+        .route("/api/workflows", get(catalog::workflows))
+        .route("/api/runs", get(runs::list))
+        .route("/api/{area}/{name}", post(runs::schedule))
+        .route("/api/{area}/{name}/{run_id}", get(runs::get))
+        .route("/api/{area}/{name}/{run_id}/cancel", post(runs::cancel))
+        .route("/api/{area}/{name}/{run_id}/logs", get(runs::logs))
+        .route_layer(from_fn_with_state(state.clone(), auth::require_token));
+    Router::new()
+        .route("/health", get(health))
+        .merge(api)
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(state.max_body_bytes))
+        .layer(map_response(json_errors))
+        .with_state(state)
+}
+
+async fn health() -> Json<serde_json::Value> {
+    Json(json!({"status": "ok"}))
+}
+
+async fn not_found() -> EngineError {
+    EngineError::NotFound("no such route; GET /openapi.json lists them".into())
+}
+
+/// Axum's own rejections (405, 413, a bad path) answer in plain text; every error this engine
+/// sends is JSON, so rewrite those here and keep their status and headers.
+async fn json_errors(resp: Response) -> Response {
+    let status = resp.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return resp;
+    }
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let text = body::to_bytes(body, 16 * 1024).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&text).trim().to_string();
+    let message = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "request body is larger than max_body_bytes".to_string(),
+        StatusCode::METHOD_NOT_ALLOWED => "method not allowed on this route".to_string(),
+        _ if !text.is_empty() => text,
+        _ => status.canonical_reason().unwrap_or("error").to_lowercase(),
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    let body = serde_json::to_vec(&ErrorBody { error: message }).unwrap_or_default();
+    (parts, Body::from(body)).into_response()
+}

@@ -1,0 +1,353 @@
+//! Runs: schedule, fetch (with the `?wait=` long-poll), list, cancel, logs.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use serde_json::{Map, Value};
+
+use crate::api::{
+    Kind, LogLine, Logs, RunInfo, RunList, RunStatus, ScheduleResponse, StepInfo, json_type,
+    now_ms, rfc3339_ms,
+};
+use crate::engine::AppState;
+use crate::engine::error::EngineError;
+use crate::engine::executor::ActiveRun;
+use crate::engine::store::{NewRun, Op, RunFilter, RunRow};
+
+/// The longest a `?wait=` long-poll holds a request.
+pub const MAX_WAIT_SECONDS: f64 = 60.0;
+
+fn area(segment: &str) -> Result<Kind, EngineError> {
+    match segment {
+        "agents" => Ok(Kind::Agent),
+        "workflows" => Ok(Kind::Workflow),
+        _ => Err(EngineError::NotFound(format!(
+            "no such route: /api/{segment}/…; runs live under /api/agents and /api/workflows"
+        ))),
+    }
+}
+
+pub async fn schedule(
+    State(state): State<AppState>,
+    Path((area_seg, name)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Json<ScheduleResponse>, EngineError> {
+    let kind = area(&area_seg)?;
+    if !state.catalog.exists(kind, &name) {
+        return Err(EngineError::NotFound(format!("{kind} `{name}` not found")));
+    }
+    let input = parse_request(&body)?;
+    state
+        .catalog
+        .check_input(kind, &name, &input)
+        .map_err(EngineError::BadRequest)?;
+    let run = NewRun {
+        id: uuid::Uuid::now_v7().to_string(),
+        kind,
+        name,
+        input: input.to_string(),
+        created_at: now_ms(),
+    };
+    let id = run.id.clone();
+    let name = run.name.clone();
+    // Answer only after the commit: a 200 means the run is on disk.
+    state
+        .store
+        .write(Op::Insert(run))
+        .await
+        .map_err(|e| EngineError::Unavailable(format!("cannot store the run: {e}")))?;
+    state.executor.dispatch(ActiveRun {
+        id: id.clone(),
+        kind,
+        name,
+        input,
+        status: RunStatus::Queued,
+        attempt: 0,
+        wake_at: None,
+        recovered: false,
+    });
+    Ok(Json(ScheduleResponse {
+        run_id: id,
+        status: Some(RunStatus::Queued),
+    }))
+}
+
+/// The body is optional; when present it is `{"input": {...}}` and nothing else, so that a
+/// misplaced input (`{"text": "..."}`) is an error rather than silently dropped.
+fn parse_request(body: &[u8]) -> Result<Value, EngineError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Value::Object(Map::new()));
+    }
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| EngineError::BadRequest(format!("request body is not valid JSON: {e}")))?;
+    let Value::Object(mut obj) = value else {
+        return Err(EngineError::BadRequest(format!(
+            "request body must be a JSON object like {{\"input\": {{...}}}}, not {}",
+            json_type(&value)
+        )));
+    };
+    if let Some(k) = obj.keys().find(|k| k.as_str() != "input") {
+        return Err(EngineError::BadRequest(format!(
+            "unknown field `{k}` in the request body; put the run's input under \"input\""
+        )));
+    }
+    match obj.remove("input") {
+        None | Some(Value::Null) => Ok(Value::Object(Map::new())),
+        Some(v @ Value::Object(_)) => Ok(v),
+        Some(other) => Err(EngineError::BadRequest(format!(
+            "`input` must be a JSON object, not {}",
+            json_type(&other)
+        ))),
+    }
+}
+
+/// A run, but only under the kind and name it was scheduled with.
+fn load(state: &AppState, kind: Kind, name: &str, id: &str) -> Result<RunRow, EngineError> {
+    match state.store.get_run(id)? {
+        Some(row) if row.kind == kind && row.name == name => Ok(row),
+        _ => Err(EngineError::NotFound(format!(
+            "{kind} run `{id}` of `{name}` not found"
+        ))),
+    }
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    Path((area_seg, name, id)): Path<(String, String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<RunInfo>, EngineError> {
+    let kind = area(&area_seg)?;
+    let wait = match query.get("wait") {
+        None => 0.0,
+        Some(w) => match w.parse::<f64>() {
+            Ok(s) if s.is_finite() && s >= 0.0 => s.min(MAX_WAIT_SECONDS),
+            _ => {
+                return Err(EngineError::BadRequest(format!(
+                    "wait must be a number of seconds from 0 to {MAX_WAIT_SECONDS}, not {w:?}"
+                )));
+            }
+        },
+    };
+    let mut row = load(&state, kind, &name, &id)?;
+    if wait > 0.0 && !row.status.is_terminal() {
+        let initial = row.status;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(wait);
+        loop {
+            // Subscribe before re-reading, so a change between the two is not missed.
+            let changed = state.notifier.subscribe(&id);
+            row = load(&state, kind, &name, &id)?;
+            if row.status != initial {
+                break;
+            }
+            tokio::select! {
+                _ = changed => continue,
+                _ = tokio::time::sleep_until(deadline) => {}
+                _ = state.stopping.cancelled() => {}
+            }
+            state.notifier.prune(&id);
+            row = load(&state, kind, &name, &id)?;
+            break;
+        }
+    }
+    let steps = if kind == Kind::Workflow {
+        Some(step_infos(&state, &row)?)
+    } else {
+        None
+    };
+    Ok(Json(run_info(row, steps)))
+}
+
+pub fn run_info(row: RunRow, steps: Option<Vec<StepInfo>>) -> RunInfo {
+    let (agent_name, workflow_name) = match row.kind {
+        Kind::Agent => (Some(row.name), None),
+        Kind::Workflow => (None, Some(row.name)),
+    };
+    RunInfo {
+        run_id: row.id,
+        agent_name,
+        workflow_name,
+        status: row.status,
+        output: row
+            .output
+            .as_deref()
+            .and_then(|o| serde_json::from_str(o).ok()),
+        error: row.error,
+        created_at: Some(rfc3339_ms(row.created_at)),
+        started_at: row.started_at.map(rfc3339_ms),
+        completed_at: row.completed_at.map(rfc3339_ms),
+        attempt: (row.attempt > 0).then_some(row.attempt),
+        canceled: row.canceled.then_some(true),
+        steps,
+    }
+}
+
+/// Every step of the workflow's definition, with what is stored for it so far.
+fn step_infos(state: &AppState, row: &RunRow) -> Result<Vec<StepInfo>, EngineError> {
+    let stored = state.store.steps(&row.id)?;
+    let defs: Vec<String> = match state.catalog.workflows.get(&row.name) {
+        Some(w) => w.steps.iter().map(|s| s.describe()).collect(),
+        None => stored
+            .iter()
+            .map(|s| format!("step {}", s.idx + 1))
+            .collect(),
+    };
+    Ok(defs
+        .into_iter()
+        .enumerate()
+        .map(|(index, step)| {
+            let s = stored.iter().find(|s| s.idx == index);
+            StepInfo {
+                index,
+                step,
+                status: s.map(|s| s.status).unwrap_or(RunStatus::Queued),
+                started_at: s.and_then(|s| s.started_at).map(rfc3339_ms),
+                completed_at: s.and_then(|s| s.completed_at).map(rfc3339_ms),
+                wake_at: s.and_then(|s| s.wake_at).map(rfc3339_ms),
+                attempt: s.map(|s| s.attempt).filter(|a| *a > 0),
+                error: s.and_then(|s| s.error.clone()),
+            }
+        })
+        .collect())
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<RunList>, EngineError> {
+    let bad = |what: &str, v: &str| EngineError::BadRequest(format!("invalid {what} {v:?}"));
+    let mut filter = RunFilter {
+        limit: 50,
+        ..Default::default()
+    };
+    if let Some(k) = query.get("kind").filter(|v| !v.is_empty()) {
+        filter.kind = Some(Kind::parse(k).ok_or_else(|| bad("kind (agent or workflow)", k))?);
+    }
+    if let Some(n) = query.get("name").filter(|v| !v.is_empty()) {
+        filter.name = Some(n.clone());
+    }
+    if let Some(s) = query.get("status").filter(|v| !v.is_empty()) {
+        let status = serde_json::from_value::<RunStatus>(Value::String(s.clone()))
+            .map_err(|_| bad("status (queued, running, completed or failed)", s))?;
+        filter.status = Some(status);
+    }
+    if let Some(l) = query.get("limit") {
+        filter.limit = l
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=1000).contains(n))
+            .ok_or_else(|| bad("limit (1 to 1000)", l))?;
+    }
+    filter.before = query.get("before").filter(|v| !v.is_empty()).cloned();
+    let rows = state.store.list_runs(&filter)?;
+    let next = (rows.len() == filter.limit)
+        .then(|| rows.last().map(|r| r.id.clone()))
+        .flatten();
+    Ok(Json(RunList {
+        runs: rows.into_iter().map(|r| run_info(r, None)).collect(),
+        next,
+    }))
+}
+
+pub async fn cancel(
+    State(state): State<AppState>,
+    Path((area_seg, name, id)): Path<(String, String, String)>,
+) -> Result<Json<RunInfo>, EngineError> {
+    let kind = area(&area_seg)?;
+    let row = load(&state, kind, &name, &id)?;
+    if row.status.is_terminal() {
+        return Err(EngineError::Conflict(format!(
+            "run `{id}` has already {}",
+            row.status
+        )));
+    }
+    let applied = state
+        .store
+        .write(Op::Finish {
+            id: id.clone(),
+            status: RunStatus::Failed,
+            output: None,
+            error: Some("canceled".into()),
+            at: now_ms(),
+            canceled: true,
+            step: None,
+        })
+        .await
+        .map_err(|e| EngineError::Unavailable(e.to_string()))?;
+    if !applied {
+        return Err(EngineError::Conflict(format!(
+            "run `{id}` ended before it could be canceled"
+        )));
+    }
+    state.executor.cancel(&id);
+    let row = load(&state, kind, &name, &id)?;
+    let steps = if kind == Kind::Workflow {
+        Some(step_infos(&state, &row)?)
+    } else {
+        None
+    };
+    Ok(Json(run_info(row, steps)))
+}
+
+pub async fn logs(
+    State(state): State<AppState>,
+    Path((area_seg, name, id)): Path<(String, String, String)>,
+) -> Result<Json<Logs>, EngineError> {
+    let kind = area(&area_seg)?;
+    let row = load(&state, kind, &name, &id)?;
+    let mut lines: Vec<(i64, LogLine)> = state
+        .store
+        .logs(&id, 10_000)?
+        .into_iter()
+        .map(|l| {
+            (
+                l.at,
+                LogLine {
+                    at: rfc3339_ms(l.at),
+                    step: l.step,
+                    attempt: l.attempt,
+                    line: l.line,
+                },
+            )
+        })
+        .collect();
+    if kind == Kind::Workflow {
+        let stored = state.store.steps(&id)?;
+        for s in step_infos(&state, &row)? {
+            let Some(st) = stored.iter().find(|x| x.idx == s.index) else {
+                continue;
+            };
+            let event = |at: i64, line: String| {
+                (
+                    at,
+                    LogLine {
+                        at: rfc3339_ms(at),
+                        step: Some(s.index),
+                        attempt: s.attempt,
+                        line,
+                    },
+                )
+            };
+            if let Some(at) = st.started_at {
+                let mut line = format!("step {} ({}) started", s.index + 1, s.step);
+                if let Some(w) = &s.wake_at {
+                    line.push_str(&format!("; wakes at {w}"));
+                }
+                lines.push(event(at, line));
+            }
+            if let Some(at) = st.completed_at {
+                let line = match &s.error {
+                    Some(e) => format!("step {} ({}) failed: {e}", s.index + 1, s.step),
+                    None => format!("step {} ({}) {}", s.index + 1, s.step, s.status),
+                };
+                lines.push(event(at, line));
+            }
+        }
+        lines.sort_by_key(|(at, _)| *at);
+    }
+    Ok(Json(Logs {
+        lines: lines.into_iter().map(|(_, l)| l).collect(),
+    }))
+}

@@ -1,0 +1,77 @@
+//! The CLI's typed failures and the one place that maps them to exit codes.
+//!
+//! Code deep in the client raises a [`Failure`] (wrapped in `anyhow` with context on the way
+//! up); `main` calls [`report`] once, which prints `error: …` and `hint: …` and picks the exit
+//! status from the first `Failure` in the chain. Anything unclassified is a bug-shaped error and
+//! exits 1 with its message.
+
+use std::fmt;
+
+/// Exit statuses, as DESIGN.md's table lists them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Ok = 0,
+    RunFailed = 1,
+    Usage = 2,
+    Unreachable = 3,
+    NotFound = 4,
+    Unauthorized = 5,
+    Timeout = 6,
+    Server = 7,
+}
+
+/// A failure that knows its exit status and, often, a hint for the user.
+#[derive(Debug)]
+pub struct Failure {
+    pub exit: Exit,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl Failure {
+    pub fn new(exit: Exit, message: impl Into<String>) -> Failure {
+        Failure {
+            exit,
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    pub fn usage(message: impl Into<String>) -> Failure {
+        Failure::new(Exit::Usage, message)
+    }
+
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Failure {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Failure {}
+
+/// Prints the error and returns the exit status for it.
+pub fn report(err: &anyhow::Error) -> i32 {
+    let failure = err.chain().find_map(|e| e.downcast_ref::<Failure>());
+    // The outermost message first, then the causes that add something.
+    let mut message = err.to_string();
+    for cause in err.chain().skip(1) {
+        let c = cause.to_string();
+        if !message.contains(&c) {
+            message.push_str(": ");
+            message.push_str(&c);
+        }
+    }
+    eprintln!("error: {message}");
+    if let Some(hint) = failure.and_then(|f| f.hint.as_deref()) {
+        eprintln!("hint: {hint}");
+    }
+    failure
+        .map(|f| f.exit as i32)
+        .unwrap_or(Exit::RunFailed as i32)
+}

@@ -1,0 +1,10 @@
+use clap::Parser;
+
+fn main() {
+    let cli = restack::cli::Cli::parse();
+    let code = match restack::commands::dispatch(cli) {
+        Ok(exit) => exit as i32,
+        Err(err) => restack::error::report(&err),
+    };
+    std::process::exit(code);
+}

@@ -1,0 +1,129 @@
+//! Rendering: JSON for scripts, text for people, a table for lists. Stdout carries results only;
+//! progress and errors go to stderr.
+
+use std::io::{IsTerminal, Write};
+use std::time::Duration;
+
+use comfy_table::{Table, presets};
+use serde_json::Value;
+
+use crate::api::{RunInfo, RunStatus};
+
+/// Whether to colour stdout: a terminal, no `--no-color`, no `NO_COLOR`.
+pub fn color_enabled(no_color_flag: bool) -> bool {
+    !no_color_flag && std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal()
+}
+
+/// Writes to stdout; a closed pipe (`| head`) is not an error worth a panic.
+pub fn out(text: &str) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(text.as_bytes());
+    if !text.ends_with('\n') {
+        let _ = stdout.write_all(b"\n");
+    }
+    let _ = stdout.flush();
+}
+
+pub fn json(value: &Value) {
+    out(&serde_json::to_string_pretty(value).unwrap_or_else(|_| "null".into()));
+}
+
+pub fn status_word(status: RunStatus, color: bool) -> String {
+    if !color {
+        return status.to_string();
+    }
+    let code = match status {
+        RunStatus::Queued => "33",
+        RunStatus::Running => "36",
+        RunStatus::Completed => "32",
+        RunStatus::Failed => "31",
+    };
+    format!("\x1b[{code}m{status}\x1b[0m")
+}
+
+/// Wall time between two RFC 3339 stamps, when both parse.
+pub fn took(from: Option<&str>, to: Option<&str>) -> Option<Duration> {
+    let a = humantime::parse_rfc3339_weak(from?).ok()?;
+    let b = humantime::parse_rfc3339_weak(to?).ok()?;
+    b.duration_since(a).ok()
+}
+
+/// `restack status RUN_ID` in text.
+pub fn run_detail(info: &RunInfo, color: bool) -> String {
+    let mut s = String::new();
+    let mut line = |k: &str, v: &str| s.push_str(&format!("{k:<11}{v}\n"));
+    line("Run:", &info.run_id);
+    line(
+        &format!("{}:", capitalize(info.kind().as_str())),
+        info.name(),
+    );
+    line("Status:", &status_word(info.status, color));
+    if let Some(c) = &info.created_at {
+        line("Created:", c);
+    }
+    if let Some(c) = &info.started_at {
+        line("Started:", c);
+    }
+    if let Some(c) = &info.completed_at {
+        let d = took(info.created_at.as_deref(), Some(c))
+            .map(|d| format!("  ({} after creation)", crate::client::fmt_secs(d)))
+            .unwrap_or_default();
+        line("Completed:", &format!("{c}{d}"));
+    }
+    if let Some(a) = info.attempt {
+        line("Attempt:", &a.to_string());
+    }
+    if let Some(e) = &info.error {
+        line("Error:", e);
+    }
+    if let Some(steps) = &info.steps {
+        s.push_str("Steps:\n");
+        for st in steps {
+            let mut l = format!(
+                "  {}. {:<24} {}",
+                st.index + 1,
+                st.step,
+                status_word(st.status, color)
+            );
+            if let Some(w) = &st.wake_at
+                && !st.status.is_terminal()
+            {
+                l.push_str(&format!("  (wakes at {w})"));
+            }
+            if let Some(e) = &st.error {
+                l.push_str(&format!("  {e}"));
+            }
+            s.push_str(&l);
+            s.push('\n');
+        }
+    }
+    if let Some(o) = &info.output {
+        s.push_str("Output:\n");
+        s.push_str(&serde_json::to_string_pretty(o).unwrap_or_default());
+        s.push('\n');
+    }
+    s
+}
+
+/// One row per run: ID, kind, name, status, created, duration.
+pub fn runs_table(rows: &[(String, String, String, String, String, String)]) -> String {
+    let mut t = Table::new();
+    t.load_preset(presets::NOTHING);
+    t.set_header(vec!["RUN ID", "KIND", "NAME", "STATUS", "CREATED", "TOOK"]);
+    for r in rows {
+        t.add_row(vec![&r.0, &r.1, &r.2, &r.3, &r.4, &r.5]);
+    }
+    t.to_string()
+        .lines()
+        .map(|l| l.trim_end().trim_start_matches(' '))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn capitalize(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().collect::<String>() + c.as_str(),
+        None => String::new(),
+    }
+}
