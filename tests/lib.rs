@@ -2,5 +2,6 @@
 //! with a real SQLite file, and the real `restack` binary, in a fresh sandbox per test.
 
 mod cli;
+mod completions;
 mod engine;
 mod support;
