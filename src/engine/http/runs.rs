@@ -152,10 +152,14 @@ pub async fn get(
             break;
         }
     }
-    let steps = if kind == Kind::Workflow {
-        Some(step_infos(&state, &row)?)
-    } else {
-        None
+    render(&state, row)
+}
+
+/// The status object, with the steps when it is a workflow run.
+fn render(state: &AppState, row: RunRow) -> Result<Json<RunInfo>, EngineError> {
+    let steps = match row.kind {
+        Kind::Workflow => Some(step_infos(state, &row)?),
+        Kind::Agent => None,
     };
     Ok(Json(run_info(row, steps)))
 }
@@ -282,13 +286,7 @@ pub async fn cancel(
         )));
     }
     state.executor.cancel(&id);
-    let row = load(&state, kind, &name, &id)?;
-    let steps = if kind == Kind::Workflow {
-        Some(step_infos(&state, &row)?)
-    } else {
-        None
-    };
-    Ok(Json(run_info(row, steps)))
+    render(&state, load(&state, kind, &name, &id)?)
 }
 
 pub async fn logs(
