@@ -38,8 +38,9 @@ fn killed_during_a_sleep_step_the_workflow_keeps_its_wake_time_and_skips_done_st
     assert_eq!(sb.read("marks"), "first 1\n");
 
     let server = sb.serve(Some(&cfg), &data, &[]);
+    // The stored wake-up time is kept once the step completes, so this holds even if a slow
+    // restart let the timer fire before this read.
     let (_, after) = server.get(&path);
-    assert_eq!(after["steps"][1]["status"], "running", "{after}");
     assert_eq!(
         after["steps"][1]["wakeAt"],
         wake_at.as_str(),
@@ -51,6 +52,7 @@ fn killed_during_a_sleep_step_the_workflow_keeps_its_wake_time_and_skips_done_st
     assert_eq!(run["status"], "completed", "{run}");
     assert_eq!(sb.read("marks"), "first 1\nlast 1\n");
     assert_eq!(run["output"]["seen"], json!(["first", "last"]));
+    assert_eq!(run["steps"][1]["wakeAt"], wake_at.as_str());
     let slept_until = run["steps"][1]["completedAt"].as_str().unwrap();
     assert!(slept_until >= wake_at.as_str(), "{slept_until} < {wake_at}");
 }
