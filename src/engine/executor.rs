@@ -239,7 +239,7 @@ impl Inner {
                 &agent,
                 Slot::Run(&run.id),
                 &run.input,
-                run.attempt,
+                &mut run.attempt.clone(),
                 run.wake_at,
                 token,
             )
@@ -294,6 +294,9 @@ impl Inner {
                 .iter()
                 .find(|s| s.idx == idx && !s.status.is_terminal());
             let started_at = resume.and_then(|s| s.started_at).unwrap_or_else(now_ms);
+            // What the step's final write records: attempts made, and a sleep's wake-up time.
+            let mut attempts = resume.map(|s| s.attempt).unwrap_or(0);
+            let mut step_wake = None;
             let result = match step {
                 StepDef::Agent(name) => {
                     let Some(agent) = self.catalog.agents.get(name).cloned() else {
@@ -308,8 +311,7 @@ impl Inner {
                         .await;
                         return;
                     };
-                    let attempt = resume.map(|s| s.attempt).unwrap_or(0);
-                    if resume.is_some() && agent.is_command() && attempt > agent.retries {
+                    if resume.is_some() && agent.is_command() && attempts > agent.retries {
                         Step::Failed("interrupted by engine restart".into())
                     } else {
                         let wake = resume.and_then(|s| s.wake_at);
@@ -317,7 +319,7 @@ impl Inner {
                             &agent,
                             Slot::Step(&run.id, idx),
                             &prev,
-                            attempt,
+                            &mut attempts,
                             wake,
                             token,
                         )
@@ -343,6 +345,7 @@ impl Inner {
                             w
                         }
                     };
+                    step_wake = Some(wake_at);
                     if !self.sleep_until(wake_at, token).await {
                         return;
                     }
@@ -352,13 +355,10 @@ impl Inner {
             match result {
                 Step::Done(output) => {
                     let mut sw =
-                        step_write(&run.id, idx, RunStatus::Completed, started_at, None, 0);
+                        step_write(&run.id, idx, RunStatus::Completed, started_at, step_wake, 0);
                     sw.output = Some(output.to_string());
                     sw.completed_at = Some(now_ms());
-                    sw.attempt = resume
-                        .map(|s| s.attempt)
-                        .unwrap_or(0)
-                        .max(u32::from(matches!(step, StepDef::Agent(_))));
+                    sw.attempt = attempts.max(u32::from(matches!(step, StepDef::Agent(_))));
                     if idx + 1 == n {
                         self.finish(&run.id, Ok(output), Some(sw)).await;
                         return;
@@ -369,7 +369,8 @@ impl Inner {
                     prev = output;
                 }
                 Step::Failed(e) => {
-                    let mut sw = step_write(&run.id, idx, RunStatus::Failed, started_at, None, 0);
+                    let mut sw =
+                        step_write(&run.id, idx, RunStatus::Failed, started_at, None, attempts);
                     sw.error = Some(e.clone());
                     sw.completed_at = Some(now_ms());
                     let msg = format!("step {} ({}) failed: {e}", idx + 1, step.describe());
@@ -386,13 +387,14 @@ impl Inner {
     }
 
     /// One agent invocation with its retries: built-ins in-process, command agents as child
-    /// processes within their concurrency slots.
+    /// processes within their concurrency slots. `attempts` comes in as the attempts already
+    /// made and goes out as the attempts made in all, for the caller's final write.
     async fn invoke(
         &self,
         agent: &AgentDef,
         slot: Slot<'_>,
         input: &Value,
-        attempts_before: u32,
+        attempts: &mut u32,
         wake_at: Option<i64>,
         token: &CancellationToken,
     ) -> Step {
@@ -419,9 +421,10 @@ impl Inner {
                 )
             }
             AgentImpl::Command(spec) => {
-                let mut attempt = attempts_before;
+                let mut attempt = *attempts;
                 loop {
                     attempt += 1;
+                    *attempts = attempt;
                     let Some(_permits) = self.acquire(agent, token).await else {
                         return Step::Stopped;
                     };

@@ -1,1 +1,14 @@
-mod smoke;
+mod api_shapes;
+mod auth_and_lock;
+mod command_agents;
+mod durability;
+mod errors;
+mod examples;
+mod extensions;
+mod fixtures;
+mod process_control;
+mod resume;
+mod router;
+mod schemas;
+mod shutdown;
+mod workflows;

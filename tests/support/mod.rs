@@ -34,6 +34,11 @@ impl Sandbox {
         self.path("data/restack")
     }
 
+    /// A file's text, or "" while it does not exist (agents write files the tests watch).
+    pub fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.path(rel)).unwrap_or_default()
+    }
+
     pub fn write(&self, rel: &str, contents: &str) -> PathBuf {
         let p = self.path(rel);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
@@ -168,6 +173,31 @@ impl Server {
         )
     }
 
+    /// A request with a raw body, for inputs a well-behaved client would never send.
+    pub fn post_raw(&self, path: &str, content_type: &str, body: Vec<u8>) -> (u16, Value) {
+        send(
+            reqwest::blocking::Client::new()
+                .post(format!("{}{path}", self.url))
+                .header(reqwest::header::CONTENT_TYPE, content_type)
+                .body(body),
+        )
+    }
+
+    /// Any method, any headers: auth and method-not-allowed cases.
+    pub fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> (u16, Value) {
+        let mut req =
+            reqwest::blocking::Client::new().request(method, format!("{}{path}", self.url));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        send(req)
+    }
+
     /// Schedules and returns the run ID (panics on anything but 200).
     pub fn schedule(&self, kind: &str, name: &str, input: Value) -> String {
         let (code, body) = self.post(
@@ -218,6 +248,19 @@ pub fn wait_until<T>(what: &str, within: Duration, mut f: impl FnMut() -> Option
             panic!("timed out waiting for {what}");
         }
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether a process still runs. A zombie counts as gone: it has been killed, only its
+/// parent has not reaped it yet.
+pub fn process_alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => false,
+        // The state follows the parenthesised command name, which may itself hold spaces.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
     }
 }
 

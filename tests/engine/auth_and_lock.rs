@@ -1,0 +1,115 @@
+//! Who may use an engine: a bearer token when one is set, loopback only when none is, and
+//! one engine per data directory.
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::support::Sandbox;
+
+const TOKEN: &str = "s3cret-token";
+
+#[test]
+fn with_a_token_set_every_route_but_health_needs_it() {
+    let sb = Sandbox::new();
+    let server = sb.serve(
+        None,
+        &sb.path("engine"),
+        &[("RESTACK_API_BEARER_TOKEN", TOKEN)],
+    );
+    let good = format!("Bearer {TOKEN}");
+    let paths = [
+        (Method::GET, "/api/agents"),
+        (Method::GET, "/api/workflows"),
+        (Method::GET, "/api/runs"),
+        (Method::GET, "/openapi.json"),
+        (Method::POST, "/api/agents/echo"),
+        (
+            Method::GET,
+            "/api/agents/echo/0190aaaa-0000-7000-8000-000000000000",
+        ),
+    ];
+    for (method, path) in &paths {
+        for headers in [
+            vec![],
+            vec![("Authorization", "Bearer wrong-token")],
+            vec![("Authorization", TOKEN)], // no "Bearer " scheme
+            vec![("Authorization", "Bearer s3cret-token-longer")],
+        ] {
+            let (code, body) = server.request(method.clone(), path, &headers);
+            assert_eq!(code, 401, "{method} {path} {headers:?}: {body}");
+            assert!(body["error"].is_string(), "401 must be JSON: {body}");
+        }
+    }
+    let (code, body) = server.request(Method::GET, "/health", &[]);
+    assert_eq!((code, body), (200, json!({"status": "ok"})));
+
+    let (code, _) = server.request(Method::GET, "/api/agents", &[("Authorization", &good)]);
+    assert_eq!(code, 200);
+    // The unauthorized schedules above stored nothing.
+    let (code, body) = server.request(Method::GET, "/api/runs", &[("Authorization", &good)]);
+    assert_eq!(code, 200);
+    assert_eq!(body["runs"], json!([]));
+    let (code, body) = server.request(
+        Method::POST,
+        "/api/agents/echo",
+        &[("Authorization", &good)],
+    );
+    assert_eq!(code, 200, "{body}");
+}
+
+#[test]
+fn without_a_token_it_refuses_a_non_loopback_address() {
+    let sb = Sandbox::new();
+    let out = sb
+        .cmd()
+        .args(["serve", "--listen", "0.0.0.0:0", "--data-dir"])
+        .arg(sb.path("engine"))
+        .assert()
+        .failure()
+        .code(2);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(
+        stderr.contains("refusing to listen on 0.0.0.0")
+            && stderr.contains("RESTACK_API_BEARER_TOKEN"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn with_a_token_it_may_listen_on_every_address() {
+    let sb = Sandbox::new();
+    let mut c = sb.std_cmd();
+    c.args(["serve", "--listen", "0.0.0.0:0", "--data-dir"])
+        .arg(sb.path("engine"))
+        .env("RESTACK_API_BEARER_TOKEN", TOKEN);
+    let server = crate::support::Server::spawn(c, &sb.path("engine"));
+    let url = server.url.replace("0.0.0.0", "127.0.0.1");
+    let (code, _) =
+        crate::support::send(reqwest::blocking::Client::new().get(format!("{url}/health")));
+    assert_eq!(code, 200);
+}
+
+#[test]
+fn a_second_engine_on_the_same_data_directory_fails_clearly() {
+    let sb = Sandbox::new();
+    let data = sb.path("engine");
+    let mut first = sb.serve(None, &data, &[]);
+    let out = sb
+        .cmd()
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .assert()
+        .failure();
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(
+        stderr.contains("in use by another restack engine")
+            && stderr.contains(&format!("pid {}", first.child.id())),
+        "{stderr}"
+    );
+    // The first engine is unharmed, and once it is gone the directory is free again.
+    let id = first.schedule("agents", "echo", json!({}));
+    first.kill9();
+    let second = sb.serve(None, &data, &[]);
+    let run = second.wait_done("agents", "echo", &id, std::time::Duration::from_secs(20));
+    assert_eq!(run["status"], "completed");
+}

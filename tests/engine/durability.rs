@@ -1,0 +1,137 @@
+//! A 200 from a schedule call survives `kill -9`, and what was queued or running when the
+//! engine died is picked up at the next start.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::fixtures::{agent, sandbox};
+use crate::support::{Sandbox, wait_until};
+
+const T: Duration = Duration::from_secs(60);
+
+#[test]
+fn every_acknowledged_run_survives_kill_9_under_load_and_runs_after_restart() {
+    let sb = Sandbox::new();
+    let data = sb.path("engine");
+    let mut server = sb.serve(None, &data, &[]);
+    let acked: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = (0..4)
+        .map(|t| {
+            let (url, acked, stop) = (server.url.clone(), acked.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let http = reqwest::blocking::Client::new();
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    n += 1;
+                    // Slow sleeps keep runs unfinished at the kill; echoes finish at once.
+                    let (name, input) = if n.is_multiple_of(2) {
+                        ("sleep", json!({"seconds": 0.3}))
+                    } else {
+                        ("echo", json!({"thread": t, "n": n}))
+                    };
+                    let resp = http
+                        .post(format!("{url}/api/agents/{name}"))
+                        .json(&json!({ "input": input }))
+                        .timeout(Duration::from_secs(10))
+                        .send();
+                    let Ok(resp) = resp else { break };
+                    if resp.status() != 200 {
+                        break;
+                    }
+                    let Ok(body) = resp.json::<Value>() else {
+                        break;
+                    };
+                    let id = body["runId"].as_str().expect("runId").to_string();
+                    acked.lock().unwrap().push((name.to_string(), id));
+                }
+            })
+        })
+        .collect();
+    wait_until("200 acknowledged schedules", T, || {
+        (acked.lock().unwrap().len() >= 200).then_some(())
+    });
+    server.kill9();
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        c.join().unwrap();
+    }
+
+    let server = sb.serve(None, &data, &[]);
+    let acked = acked.lock().unwrap().clone();
+    assert!(acked.len() >= 200);
+    for (name, id) in &acked {
+        let run = server.wait_done("agents", name, id, T);
+        assert_eq!(
+            run["status"], "completed",
+            "acknowledged run lost or broken: {run}"
+        );
+    }
+    assert!(
+        server.logs().contains("recovered"),
+        "the kill should have left unfinished runs to recover: {}",
+        server.logs()
+    );
+}
+
+#[test]
+fn queued_runs_run_after_a_restart_and_an_interrupted_attempt_is_retried() {
+    let (sb, cfg) = sandbox(&agent("gated", "concurrency = 1\nretries = 1"));
+    let data = sb.path("engine");
+    let mut server = sb.serve(Some(&cfg), &data, &[]);
+    let input = json!({"gate": "gate", "append": "marks"});
+    let ids: Vec<String> = (0..3)
+        .map(|_| server.schedule("agents", "gated", input.clone()))
+        .collect();
+    wait_until("the first run to start", T, || {
+        (sb.read("marks") == "gated 1\n").then_some(())
+    });
+    for id in &ids[1..] {
+        let (_, run) = server.get(&format!("/api/agents/gated/{id}"));
+        assert_eq!(run["status"], "queued", "{run}");
+    }
+    server.kill9();
+
+    sb.write("gate", "");
+    let server = sb.serve(Some(&cfg), &data, &[]);
+    let runs: Vec<Value> = ids
+        .iter()
+        .map(|id| server.wait_done("agents", "gated", id, T))
+        .collect();
+    for run in &runs {
+        assert_eq!(run["status"], "completed", "{run}");
+    }
+    assert_eq!(runs[0]["attempt"], 2, "the interrupted attempt is retried");
+    assert_eq!(runs[1]["attempt"], 1);
+    let mut marks: Vec<&str> = Vec::new();
+    let text = sb.read("marks");
+    marks.extend(text.lines());
+    marks.sort();
+    assert_eq!(marks, ["gated 1", "gated 1", "gated 1", "gated 2"]);
+}
+
+#[test]
+fn a_running_agent_without_retries_left_fails_as_interrupted() {
+    let (sb, cfg) = sandbox(&agent("fragile", ""));
+    let data = sb.path("engine");
+    let mut server = sb.serve(Some(&cfg), &data, &[]);
+    let id = server.schedule(
+        "agents",
+        "fragile",
+        json!({"gate": "gate", "append": "marks"}),
+    );
+    wait_until("the run to start", T, || {
+        (!sb.read("marks").is_empty()).then_some(())
+    });
+    server.kill9();
+
+    sb.write("gate", "");
+    let server = sb.serve(Some(&cfg), &data, &[]);
+    let run = server.wait_done("agents", "fragile", &id, T);
+    assert_eq!(run["status"], "failed");
+    assert_eq!(run["error"], "interrupted by engine restart");
+    assert_eq!(sb.read("marks"), "fragile 1\n", "it must not run again");
+}

@@ -1,0 +1,178 @@
+//! Errors are JSON with the status codes DESIGN.md lists, and bad input is never a 500.
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::support::{Sandbox, Server};
+
+const UNKNOWN_RUN: &str = "0190aaaa-0000-7000-8000-000000000000";
+
+fn assert_error(code: u16, expected: u16, body: &serde_json::Value, what: &str) {
+    assert_eq!(code, expected, "{what}: {body}");
+    let msg = body["error"].as_str().unwrap_or_default();
+    assert!(
+        !msg.is_empty(),
+        "{what}: the error must be JSON {{\"error\": ...}}: {body}"
+    );
+}
+
+fn engine(sb: &Sandbox) -> Server {
+    let cfg = sb.write(
+        "restack.toml",
+        "[serve]\nmax_body_bytes = 2048\n\n[workflows.w]\nsteps = [{ agent = \"echo\" }]\n",
+    );
+    sb.serve(Some(&cfg), &sb.path("engine"), &[])
+}
+
+#[test]
+fn unknown_agents_workflows_and_runs_are_404() {
+    let sb = Sandbox::new();
+    let server = engine(&sb);
+    let echo_run = server.schedule("agents", "echo", json!({}));
+    let wf_run = server.schedule("workflows", "w", json!({}));
+    let cases = [
+        (Method::POST, "/api/agents/nope".to_string()),
+        (Method::POST, "/api/workflows/nope".to_string()),
+        (Method::GET, format!("/api/agents/echo/{UNKNOWN_RUN}")),
+        (Method::GET, format!("/api/workflows/w/{UNKNOWN_RUN}")),
+        (Method::GET, "/api/agents/echo/not-a-run-id".to_string()),
+        // A real run, asked for under another agent's name or the wrong kind.
+        (Method::GET, format!("/api/agents/sleep/{echo_run}")),
+        (Method::GET, format!("/api/workflows/w/{echo_run}")),
+        (Method::GET, format!("/api/agents/echo/{wf_run}")),
+        (Method::POST, format!("/api/agents/sleep/{echo_run}/cancel")),
+        (Method::GET, format!("/api/agents/sleep/{echo_run}/logs")),
+        (Method::GET, format!("/api/gadgets/echo/{echo_run}")),
+        (Method::GET, "/no/such/route".to_string()),
+    ];
+    for (method, path) in cases {
+        let (code, body) = server.request(method.clone(), &path, &[]);
+        assert_error(code, 404, &body, &format!("{method} {path}"));
+    }
+    // The 404s changed nothing: the run is still there under its own name.
+    let (code, _) = server.get(&format!("/api/agents/echo/{echo_run}"));
+    assert_eq!(code, 200);
+}
+
+#[test]
+fn wrong_methods_are_405_as_json() {
+    let sb = Sandbox::new();
+    let server = engine(&sb);
+    for (method, path) in [
+        (Method::DELETE, "/api/agents/echo"),
+        (Method::GET, "/api/agents/echo"),
+        (Method::POST, "/health"),
+        (Method::PUT, "/api/runs"),
+        (
+            Method::GET,
+            &format!("/api/agents/echo/{UNKNOWN_RUN}/cancel") as &str,
+        ),
+    ] {
+        let (code, body) = server.request(method.clone(), path, &[]);
+        assert_error(code, 405, &body, &format!("{method} {path}"));
+    }
+}
+
+#[test]
+fn a_body_over_max_body_bytes_is_413_as_json() {
+    let sb = Sandbox::new();
+    let server = engine(&sb);
+    let big = json!({"input": {"text": "x".repeat(4096)}});
+    let (code, body) = server.post("/api/agents/echo", big);
+    assert_error(code, 413, &body, "big body");
+    let (code, _) = server.post("/api/agents/echo", json!({"input": {"text": "small"}}));
+    assert_eq!(code, 200);
+}
+
+#[test]
+fn malformed_bodies_and_inputs_are_400() {
+    let sb = Sandbox::new();
+    let server = engine(&sb);
+    let cases: [(&str, &[u8]); 9] = [
+        ("truncated JSON", b"{\"input\": {"),
+        ("not JSON", b"input=1"),
+        ("invalid UTF-8", b"{\"input\": {\"a\": \"\xff\xfe\"}}"),
+        ("array body", b"[1, 2]"),
+        ("string body", b"\"hello\""),
+        ("array input", b"{\"input\": [1]}"),
+        ("string input", b"{\"input\": \"text\"}"),
+        ("number input", b"{\"input\": 3}"),
+        ("misplaced input", b"{\"text\": \"hello\"}"),
+    ];
+    for (what, body) in cases {
+        for path in ["/api/agents/echo", "/api/workflows/w"] {
+            let (code, resp) = server.post_raw(path, "application/json", body.to_vec());
+            assert_error(code, 400, &resp, &format!("{what} to {path}"));
+        }
+    }
+    let (_, body) = server.get("/api/runs");
+    assert_eq!(body["runs"], json!([]), "nothing bad was stored");
+}
+
+#[test]
+fn bad_query_parameters_are_400() {
+    let sb = Sandbox::new();
+    let server = engine(&sb);
+    let id = server.schedule("agents", "echo", json!({}));
+    for path in [
+        format!("/api/agents/echo/{id}?wait=soon"),
+        format!("/api/agents/echo/{id}?wait=-1"),
+        format!("/api/agents/echo/{id}?wait=NaN"),
+        "/api/runs?limit=0".to_string(),
+        "/api/runs?limit=many".to_string(),
+        "/api/runs?kind=gadget".to_string(),
+        "/api/runs?status=sleeping".to_string(),
+    ] {
+        let (code, body) = server.get(&path);
+        assert_error(code, 400, &body, &path);
+    }
+}
+
+#[test]
+fn no_bad_request_is_ever_a_500() {
+    let sb = Sandbox::new();
+    let server = engine(&sb);
+    let long = "a".repeat(5000);
+    let odd_paths = [
+        "/api/agents/%00".to_string(),
+        "/api/agents/%FF%FE".to_string(),
+        format!("/api/agents/{long}"),
+        format!("/api/agents/echo/{long}"),
+        "/api/agents/echo/%2e%2e%2f%2e%2e".to_string(),
+        "/api/agents/echo/x'%20OR%201=1--".to_string(),
+        "/api/runs?before=%00&name=%FF".to_string(),
+        "/api/runs?limit=99999999999999999999".to_string(),
+        format!("/api/runs?before={long}"),
+    ];
+    for path in &odd_paths {
+        for method in [Method::GET, Method::POST, Method::PATCH] {
+            let (code, body) = server.request(method.clone(), path, &[]);
+            assert!(code < 500, "{method} {path}: {code} {body}");
+            if code >= 400 {
+                assert!(body["error"].is_string(), "{method} {path}: {body}");
+            }
+        }
+    }
+    let bodies: [&[u8]; 5] = [
+        b"{\"input\": {\"seconds\": 1e999}}",
+        b"{\"input\": {\"seconds\": -5}}",
+        b"{\"input\": {\"seconds\": 999999999}}",
+        b"{\"input\": null, \"input\": {}}",
+        b"{\"input\": {\"a\": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}}",
+    ];
+    for body in bodies {
+        for ctype in ["application/json", "text/plain"] {
+            let (code, resp) = server.post_raw("/api/agents/sleep", ctype, body.to_vec());
+            assert!(
+                code < 500,
+                "{}: {code} {resp}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+    assert!(
+        server.logs().matches("internal error").count() == 0,
+        "{}",
+        server.logs()
+    );
+}

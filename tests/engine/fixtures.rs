@@ -1,0 +1,107 @@
+//! The Python agent the engine tests share, registered under whatever names a test needs.
+//! One script driven by the run's input keeps each test's intent in the test itself instead of
+//! in a pile of near-identical scripts.
+
+use std::path::PathBuf;
+
+use crate::support::{PY, Sandbox};
+
+/// Directives (all optional), read from the input; a key named after the agent holds
+/// directives for that agent only, so one workflow input can steer each step differently:
+/// - `append`: a file to which each invocation appends `<agent name> <attempt>`
+/// - `pidfile` (+ `child`): write the agent's pid (and a sleeping child's) there
+/// - `stderr`: lines to log
+/// - `active` (+ `hold`): a folder; reports in `others` how many other runs were inside at once
+/// - `gate`: wait (at most 30 s) until this file exists
+/// - `sleep`: seconds to sleep
+/// - `fail_attempts`: attempts up to this one exit 3
+/// - `exit`: exit with this status; `stdout`: write this text verbatim and exit 0
+///
+/// Otherwise it prints its input plus `seen` (agent names so far), `env` and `cwd`.
+pub const AGENT_PY: &str = r#"
+import json, os, subprocess, sys, time
+
+inp = json.load(sys.stdin)
+name = os.environ["RESTACK_AGENT_NAME"]
+attempt = int(os.environ["RESTACK_ATTEMPT"])
+d = dict(inp)
+if isinstance(inp.get(name), dict):
+    d.update(inp[name])
+
+if "append" in d:
+    with open(d["append"], "a") as f:
+        f.write(f"{name} {attempt}\n")
+if "pidfile" in d:
+    pids = [os.getpid()]
+    if d.get("child"):
+        pids.append(subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]).pid)
+    with open(d["pidfile"] + ".tmp", "w") as f:
+        f.write(" ".join(map(str, pids)))
+    os.replace(d["pidfile"] + ".tmp", d["pidfile"])
+for line in d.get("stderr", []):
+    print(line, file=sys.stderr, flush=True)
+others = None
+if "active" in d:
+    os.makedirs(d["active"], exist_ok=True)
+    me = os.path.join(d["active"], os.environ["RESTACK_RUN_ID"])
+    open(me, "w").close()
+    others = 0
+    until = time.time() + d.get("hold", 0.3)
+    while time.time() < until:
+        others = max(others, len(os.listdir(d["active"])) - 1)
+        time.sleep(0.01)
+    os.remove(me)
+if "gate" in d:
+    deadline = time.time() + 30
+    while not os.path.exists(d["gate"]) and time.time() < deadline:
+        time.sleep(0.02)
+if "sleep" in d:
+    time.sleep(d["sleep"])
+if attempt <= d.get("fail_attempts", 0):
+    print(f"attempt {attempt} fails on purpose", file=sys.stderr)
+    sys.exit(3)
+if "exit" in d:
+    sys.exit(d["exit"])
+if "stdout" in d:
+    sys.stdout.write(d["stdout"])
+    sys.exit(0)
+
+out = dict(inp)
+out["seen"] = inp.get("seen", []) + [name]
+out["env"] = {k: os.environ.get(k) for k in
+              ["RESTACK_RUN_ID", "RESTACK_AGENT_NAME", "RESTACK_ATTEMPT", "GREETING"]}
+out["cwd"] = os.getcwd()
+if others is not None:
+    out["others"] = others
+print(json.dumps(out))
+"#;
+
+/// `[agents.NAME]` running the shared script, plus `extra` TOML lines for that table.
+pub fn agent(name: &str, extra: &str) -> String {
+    format!("[agents.{name}]\ncommand = [\"{PY}\", \"agents/probe.py\"]\n{extra}\n\n")
+}
+
+/// A sandbox holding the script and a config made of `toml`; the config's folder (the sandbox
+/// root) is the agents' working directory, so relative paths in inputs land there.
+pub fn sandbox(toml: &str) -> (Sandbox, PathBuf) {
+    let sb = Sandbox::new();
+    sb.write("agents/probe.py", AGENT_PY);
+    let config = sb.write("restack.toml", toml);
+    (sb, config)
+}
+
+/// The pids an agent wrote to `rel`, once it has.
+pub fn pids(sb: &Sandbox, rel: &str, count: usize) -> Vec<i32> {
+    crate::support::wait_until(
+        &format!("{count} pids in {rel}"),
+        std::time::Duration::from_secs(20),
+        || {
+            let pids: Vec<i32> = sb
+                .read(rel)
+                .split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect();
+            (pids.len() == count).then_some(pids)
+        },
+    )
+}

@@ -1,0 +1,122 @@
+//! What the engine does to agent processes: cancel and timeout kill the whole process group,
+//! failed attempts are retried, `concurrency` bounds how many run at once.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::fixtures::{agent, pids, sandbox};
+use crate::support::{process_alive, wait_until};
+
+const T: Duration = Duration::from_secs(30);
+
+fn assert_all_gone(pids: &[i32]) {
+    for &pid in pids {
+        wait_until(&format!("pid {pid} to be gone"), T, || {
+            (!process_alive(pid)).then_some(())
+        });
+    }
+}
+
+#[test]
+fn cancel_kills_the_agent_and_what_it_started() {
+    let (sb, cfg) = sandbox(&agent("probe", ""));
+    let server = sb.serve(Some(&cfg), &sb.path("engine"), &[]);
+    let id = server.schedule(
+        "agents",
+        "probe",
+        json!({"pidfile": "pids", "child": true, "sleep": 60}),
+    );
+    let pids = pids(&sb, "pids", 2);
+    assert!(pids.iter().all(|&p| process_alive(p)));
+
+    let (code, run) = server.post(&format!("/api/agents/probe/{id}/cancel"), json!({}));
+    assert_eq!(code, 200, "{run}");
+    assert_eq!(run["status"], "failed");
+    assert_eq!(run["error"], "canceled");
+    assert_eq!(run["canceled"], true);
+    assert_all_gone(&pids);
+
+    let (_, run) = server.get(&format!("/api/agents/probe/{id}"));
+    assert_eq!(run["status"], "failed", "the cancel must stick: {run}");
+    assert_eq!(run["error"], "canceled");
+}
+
+#[test]
+fn timeout_kills_the_process_group_and_fails_the_run() {
+    let (sb, cfg) = sandbox(&agent("probe", "timeout = \"500ms\""));
+    let server = sb.serve(Some(&cfg), &sb.path("engine"), &[]);
+    let id = server.schedule(
+        "agents",
+        "probe",
+        json!({"pidfile": "pids", "child": true, "sleep": 60}),
+    );
+    let pids = pids(&sb, "pids", 2);
+    let run = server.wait_done("agents", "probe", &id, T);
+    assert_eq!(run["status"], "failed");
+    assert_eq!(run["error"], "timed out after 500ms");
+    assert_all_gone(&pids);
+}
+
+#[test]
+fn a_failed_attempt_is_retried_and_the_retry_can_succeed() {
+    let (sb, cfg) = sandbox(&agent("probe", "retries = 1"));
+    let server = sb.serve(Some(&cfg), &sb.path("engine"), &[]);
+    let id = server.schedule(
+        "agents",
+        "probe",
+        json!({"append": "attempts", "fail_attempts": 1}),
+    );
+    let run = server.wait_done("agents", "probe", &id, T);
+    assert_eq!(run["status"], "completed", "{run}");
+    assert_eq!(run["attempt"], 2);
+    assert_eq!(run["output"]["env"]["RESTACK_ATTEMPT"], "2");
+    assert_eq!(sb.read("attempts"), "probe 1\nprobe 2\n");
+    let (_, logs) = server.get(&format!("/api/agents/probe/{id}/logs"));
+    let text = logs.to_string();
+    assert!(text.contains("attempt 1 fails on purpose"), "{logs}");
+}
+
+#[test]
+fn retries_run_out_and_the_last_error_is_the_runs() {
+    let (sb, cfg) = sandbox(&agent("probe", "retries = 1"));
+    let server = sb.serve(Some(&cfg), &sb.path("engine"), &[]);
+    let id = server.schedule(
+        "agents",
+        "probe",
+        json!({"append": "attempts", "fail_attempts": 5}),
+    );
+    let run = server.wait_done("agents", "probe", &id, T);
+    assert_eq!(run["status"], "failed");
+    assert_eq!(run["error"], "exit status 3: attempt 2 fails on purpose");
+    assert_eq!(sb.read("attempts"), "probe 1\nprobe 2\n");
+}
+
+#[test]
+fn concurrency_one_runs_one_at_a_time() {
+    let (sb, cfg) = sandbox(&agent("probe", "concurrency = 1"));
+    let server = sb.serve(Some(&cfg), &sb.path("engine"), &[]);
+    let ids: Vec<String> = (0..4)
+        .map(|_| server.schedule("agents", "probe", json!({"active": "active", "hold": 0.3})))
+        .collect();
+    for id in &ids {
+        let run = server.wait_done("agents", "probe", id, T);
+        assert_eq!(run["status"], "completed", "{run}");
+        assert_eq!(run["output"]["others"], 0, "another run overlapped: {run}");
+    }
+}
+
+#[test]
+fn without_a_limit_runs_do_overlap() {
+    // The counterpart of the test above: proves the probe can see an overlap at all.
+    let (sb, cfg) = sandbox(&agent("probe", ""));
+    let server = sb.serve(Some(&cfg), &sb.path("engine"), &[]);
+    let ids: Vec<String> = (0..3)
+        .map(|_| server.schedule("agents", "probe", json!({"active": "active", "hold": 1.5})))
+        .collect();
+    let overlapped = ids.iter().any(|id| {
+        let run = server.wait_done("agents", "probe", id, T);
+        run["output"]["others"].as_u64().unwrap_or(0) > 0
+    });
+    assert!(overlapped, "three unlimited runs never overlapped");
+}

@@ -1,0 +1,83 @@
+//! Workflows after `kill -9`: they resume at the first unfinished step, a completed step never
+//! runs again, and a sleep step keeps its stored wake-up time.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::fixtures::{agent, sandbox};
+use crate::support::wait_until;
+
+const T: Duration = Duration::from_secs(30);
+
+fn config() -> String {
+    format!(
+        "{}{}[workflows.nap]\nsteps = [{{ agent = \"first\" }}, {{ sleep = \"2s\" }}, {{ agent = \"last\" }}]\n\n\
+         [workflows.pair]\nsteps = [{{ agent = \"first\" }}, {{ agent = \"last\" }}]\n",
+        agent("first", ""),
+        agent("last", "retries = 1")
+    )
+}
+
+#[test]
+fn killed_during_a_sleep_step_the_workflow_keeps_its_wake_time_and_skips_done_steps() {
+    let (sb, cfg) = sandbox(&config());
+    let data = sb.path("engine");
+    let mut server = sb.serve(Some(&cfg), &data, &[]);
+    let id = server.schedule("workflows", "nap", json!({"append": "marks"}));
+    let path = format!("/api/workflows/nap/{id}");
+    let before: Value = wait_until("the sleep step to start", T, || {
+        let (_, run) = server.get(&path);
+        (run["steps"][1]["status"] == "running").then_some(run)
+    });
+    let wake_at = before["steps"][1]["wakeAt"]
+        .as_str()
+        .expect("wakeAt")
+        .to_string();
+    server.kill9();
+    assert_eq!(sb.read("marks"), "first 1\n");
+
+    let server = sb.serve(Some(&cfg), &data, &[]);
+    // The stored wake-up time is kept once the step completes, so this holds even if a slow
+    // restart let the timer fire before this read.
+    let (_, after) = server.get(&path);
+    assert_eq!(
+        after["steps"][1]["wakeAt"],
+        wake_at.as_str(),
+        "the timer moved"
+    );
+    assert_eq!(after["steps"][0], before["steps"][0]);
+
+    let run = server.wait_done("workflows", "nap", &id, T);
+    assert_eq!(run["status"], "completed", "{run}");
+    assert_eq!(sb.read("marks"), "first 1\nlast 1\n");
+    assert_eq!(run["output"]["seen"], json!(["first", "last"]));
+    assert_eq!(run["steps"][1]["wakeAt"], wake_at.as_str());
+    let slept_until = run["steps"][1]["completedAt"].as_str().unwrap();
+    assert!(slept_until >= wake_at.as_str(), "{slept_until} < {wake_at}");
+}
+
+#[test]
+fn killed_during_a_later_step_the_workflow_resumes_there_with_the_stored_output() {
+    let (sb, cfg) = sandbox(&config());
+    let data = sb.path("engine");
+    let mut server = sb.serve(Some(&cfg), &data, &[]);
+    let id = server.schedule(
+        "workflows",
+        "pair",
+        json!({"append": "marks", "last": {"gate": "gate"}}),
+    );
+    wait_until("the second step to start", T, || {
+        (sb.read("marks") == "first 1\nlast 1\n").then_some(())
+    });
+    server.kill9();
+
+    sb.write("gate", "");
+    let server = sb.serve(Some(&cfg), &data, &[]);
+    let run = server.wait_done("workflows", "pair", &id, T);
+    assert_eq!(run["status"], "completed", "{run}");
+    assert_eq!(sb.read("marks"), "first 1\nlast 1\nlast 2\n");
+    // The resumed step got the first step's stored output, not the workflow's input.
+    assert_eq!(run["output"]["seen"], json!(["first", "last"]));
+    assert_eq!(run["steps"][1]["attempt"], 2);
+}

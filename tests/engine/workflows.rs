@@ -1,0 +1,97 @@
+//! Workflows: each step gets the previous step's output, a sleep step is a timer, the last
+//! step's output is the workflow's, and a failed step ends the workflow.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::fixtures::{agent, sandbox};
+
+const T: Duration = Duration::from_secs(30);
+
+fn config() -> String {
+    format!(
+        "{}{}[workflows.chain]\nsteps = [{{ agent = \"first\" }}, {{ sleep = \"200ms\" }}, {{ agent = \"echo\" }}, {{ agent = \"last\" }}]\n",
+        agent("first", ""),
+        agent("last", "")
+    )
+}
+
+#[test]
+fn steps_chain_their_outputs_and_the_last_one_is_the_workflows() {
+    let (sb, cfg) = sandbox(&config());
+    let server = sb.serve(Some(&cfg), &sb.path("engine"), &[]);
+    let id = server.schedule("workflows", "chain", json!({"topic": "rust"}));
+    let run = server.wait_done("workflows", "chain", &id, T);
+    assert_eq!(run["status"], "completed", "{run}");
+    assert_eq!(run["workflowName"], "chain");
+    assert_eq!(run["output"]["topic"], "rust");
+    assert_eq!(run["output"]["seen"], json!(["first", "last"]));
+
+    let steps = run["steps"].as_array().expect("steps");
+    let names: Vec<&str> = steps.iter().map(|s| s["step"].as_str().unwrap()).collect();
+    assert_eq!(names.len(), 4);
+    assert!(names[0].contains("first") && names[1].contains("sleep"));
+    for (i, s) in steps.iter().enumerate() {
+        assert_eq!(s["index"], i);
+        assert_eq!(s["status"], "completed", "{s}");
+        assert!(
+            s["startedAt"].is_string() && s["completedAt"].is_string(),
+            "{s}"
+        );
+    }
+    // The timer held the workflow: the step after it started no earlier than it ended.
+    assert!(steps[2]["startedAt"].as_str() >= steps[1]["completedAt"].as_str());
+}
+
+#[test]
+fn a_failing_step_fails_the_workflow_and_later_steps_never_run() {
+    let (sb, cfg) = sandbox(&config());
+    let server = sb.serve(Some(&cfg), &sb.path("engine"), &[]);
+    let id = server.schedule(
+        "workflows",
+        "chain",
+        json!({"append": "marks", "first": {"exit": 9, "stderr": ["bad input"]}}),
+    );
+    let run = server.wait_done("workflows", "chain", &id, T);
+    assert_eq!(run["status"], "failed");
+    let error = run["error"].as_str().unwrap();
+    assert!(
+        error.contains("step 1") && error.contains("exit status 9: bad input"),
+        "{error}"
+    );
+    assert_eq!(run["steps"][0]["status"], "failed");
+    assert_eq!(run["steps"][1]["status"], "queued");
+    assert_eq!(sb.read("marks"), "first 1\n");
+}
+
+#[test]
+fn workflow_logs_hold_the_step_events() {
+    let (sb, cfg) = sandbox(&config());
+    let server = sb.serve(Some(&cfg), &sb.path("engine"), &[]);
+    let id = server.schedule("workflows", "chain", json!({}));
+    server.wait_done("workflows", "chain", &id, T);
+    let (code, logs) = server.get(&format!("/api/workflows/chain/{id}/logs"));
+    assert_eq!(code, 200, "{logs}");
+    let lines: Vec<String> = logs["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["line"].as_str().unwrap().to_string())
+        .collect();
+    for n in 1..=4 {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with(&format!("step {n} ")) && l.contains("started")),
+            "no start of step {n}: {lines:?}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with(&format!("step {n} ")) && l.contains("completed")),
+            "no end of step {n}: {lines:?}"
+        );
+    }
+    assert!(lines.iter().any(|l| l.contains("wakes at")), "{lines:?}");
+}
