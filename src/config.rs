@@ -491,28 +491,44 @@ mod tests {
     #[test]
     fn the_documented_configs_parse() {
         for (name, text) in [
-            ("config.example.toml", include_str!("../config.example.toml")),
-            ("examples/restack.toml", include_str!("../examples/restack.toml")),
+            (
+                "config.example.toml",
+                include_str!("../config.example.toml"),
+            ),
+            (
+                "examples/restack.toml",
+                include_str!("../examples/restack.toml"),
+            ),
         ] {
-            let c = Config::parse(text, Path::new(name)).unwrap_or_else(|e| panic!("{name}: {e:#}"));
-            assert!(!c.file.agents.is_empty() && !c.file.workflows.is_empty(), "{name}");
+            let c =
+                Config::parse(text, Path::new(name)).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+            assert!(
+                !c.file.agents.is_empty() && !c.file.workflows.is_empty(),
+                "{name}"
+            );
         }
     }
 
     #[test]
     fn a_typo_names_line_and_column() {
-        let err = Config::parse("[serve]\nlisten = \"127.0.0.1:1\"\nmax_concurency = 3\n", Path::new("x.toml"))
-            .unwrap_err()
-            .to_string();
+        let err = Config::parse(
+            "[serve]\nlisten = \"127.0.0.1:1\"\nmax_concurency = 3\n",
+            Path::new("x.toml"),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("x.toml:3:1"), "{err}");
         assert!(err.contains("max_concurency"), "{err}");
     }
 
     #[test]
     fn a_workflow_step_must_name_a_known_agent() {
-        let err = Config::parse("[workflows.w]\nsteps = [{ agent = \"nope\" }]\n", Path::new("x.toml"))
-            .unwrap_err()
-            .to_string();
+        let err = Config::parse(
+            "[workflows.w]\nsteps = [{ agent = \"nope\" }]\n",
+            Path::new("x.toml"),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("unknown agent `nope`"), "{err}");
     }
 }

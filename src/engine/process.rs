@@ -54,6 +54,16 @@ pub async fn run(inv: Invocation<'_>, mut log: impl FnMut(String) + Send) -> Out
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
+    // If the engine dies (kill -9), its agents die with it instead of running on unseen while
+    // the restarted engine retries them.
+    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    #[cfg(target_os = "linux")]
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => return Outcome::Failed(format!("cannot start {argv0}: {e}")),

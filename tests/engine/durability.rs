@@ -135,3 +135,21 @@ fn a_running_agent_without_retries_left_fails_as_interrupted() {
     assert_eq!(run["error"], "interrupted by engine restart");
     assert_eq!(sb.read("marks"), "fragile 1\n", "it must not run again");
 }
+
+#[test]
+fn an_agent_dies_with_a_killed_engine_instead_of_running_on_unseen() {
+    let (sb, cfg) = sandbox(&agent("long", "retries = 1"));
+    let data = sb.path("engine");
+    let mut server = sb.serve(Some(&cfg), &data, &[]);
+    server.schedule(
+        "agents",
+        "long",
+        json!({"pidfile": "pids", "gate": "never"}),
+    );
+    let pid = super::fixtures::pids(&sb, "pids", 1)[0];
+    server.kill9();
+    // The agent would wait 30 s for its gate: well past this deadline.
+    wait_until("the orphaned agent to die", Duration::from_secs(10), || {
+        (!crate::support::process_alive(pid)).then_some(())
+    });
+}
