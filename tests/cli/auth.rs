@@ -118,3 +118,39 @@ fn health_needs_no_token() {
         .unwrap();
     assert_eq!(code(&out), 0, "{out:?}");
 }
+
+/// A table of "unknown" statuses with exit 0 would hide from a script that the token is bad.
+#[test]
+fn the_status_table_without_the_token_is_exit_5() {
+    let sb = Sandbox::new();
+    let server = engine_with_env(&sb, &[("RESTACK_API_BEARER_TOKEN", TOKEN)]);
+    let out = sb
+        .cmd()
+        .args(["--url", &server.url, "-q", "agent", "run", "echo"])
+        .env("RESTACK_API_BEARER_TOKEN", TOKEN)
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{out:?}");
+    for format in ["text", "json"] {
+        let out = sb
+            .cmd()
+            .args(["--url", &server.url, "-o", format, "status"])
+            .output()
+            .unwrap();
+        let err = assert_error(&out, 5);
+        assert!(err.contains("RESTACK_API_BEARER_TOKEN"), "{err}");
+        assert!(out.stdout.is_empty(), "{}", stdout(&out));
+    }
+    let out = sb
+        .cmd()
+        .args(["--url", &server.url, "-o", "json", "status"])
+        .env("RESTACK_API_BEARER_TOKEN", TOKEN)
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{out:?}");
+    let status = stdout_json(&out)[0]["status"].clone();
+    assert!(
+        ["queued", "running", "completed"].contains(&status.as_str().unwrap()),
+        "{status}"
+    );
+}
