@@ -104,6 +104,22 @@ fn restack_profile_picks_the_profile_and_the_flag_wins_over_it() {
     );
 }
 
+/// `RESTACK_PROFILE= restack ...` and an exported-but-empty variable in CI mean "no choice".
+#[test]
+fn empty_environment_variables_count_as_unset() {
+    let sb = Sandbox::new();
+    let server = engine(&sb);
+    let cfg = two_profiles(&sb, &server.url, "default_profile = \"up\"");
+    assert_eq!(
+        health(
+            &sb,
+            &["-c", &cfg],
+            &[("RESTACK_PROFILE", ""), ("RESTACK_URL", "")]
+        ),
+        Ok(("up".into(), server.url.clone()))
+    );
+}
+
 #[test]
 fn restack_url_overrides_the_profile_and_the_flag_wins_over_it() {
     let sb = Sandbox::new();
