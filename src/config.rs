@@ -139,7 +139,7 @@ pub fn default_path() -> Option<PathBuf> {
 /// The per-user data folder: the engine's default `data_dir` and the run history live here.
 pub fn user_data_dir() -> PathBuf {
     dirs::data_dir()
-        .unwrap_or_else(|| std::env::temp_dir())
+        .unwrap_or_else(std::env::temp_dir)
         .join("restack")
 }
 
