@@ -321,7 +321,9 @@ impl Config {
         profile_flag: Option<&str>,
         url_flag: Option<&str>,
     ) -> Result<ResolvedProfile> {
+        // An empty RESTACK_PROFILE means unset, as an empty RESTACK_URL does.
         let name = profile_flag
+            .filter(|p| !p.is_empty())
             .map(str::to_string)
             .or_else(|| self.file.default_profile.clone())
             .unwrap_or_else(|| "local".to_string());

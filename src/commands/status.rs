@@ -82,9 +82,10 @@ impl StatusArgs {
             .iter()
             .map(|e| s.client.run(e.kind, &e.name, &e.run_id, None));
         let answers = futures_util::future::join_all(lookups).await;
+        // Failures of the server as a whole fail the command; a run it no longer knows is a row.
         let unreachable = |a: &Result<_>| match a {
             Err(e) => anyhow::Error::downcast_ref::<Failure>(e)
-                .is_some_and(|f| f.exit == Exit::Unreachable),
+                .is_some_and(|f| matches!(f.exit, Exit::Unreachable | Exit::Unauthorized)),
             Ok(_) => false,
         };
         if let Some(i) = answers.iter().position(unreachable) {

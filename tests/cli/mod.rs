@@ -1,1 +1,14 @@
-mod smoke;
+//! The `restack` CLI, end to end: the real binary against a real engine (or, for a remote
+//! server's quirks, a stand-in), each test in its own sandbox.
+
+mod auth;
+mod embedded;
+mod exit_codes;
+mod fixtures;
+mod follow;
+mod follow_fallback;
+mod health;
+mod profiles;
+mod remote_quirks;
+mod run_input;
+mod status;

@@ -1,6 +1,8 @@
 //! Test scaffolding: hermetic sandboxes, a real engine process on 127.0.0.1:0, polling helpers.
 #![allow(dead_code)]
 
+pub mod standin;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

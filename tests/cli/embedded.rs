@@ -1,0 +1,153 @@
+//! The `embedded` profile: the engine inside the CLI process, so the README's main job runs
+//! with no server at all, and its runs are durable across commands.
+
+use std::path::Path;
+
+use serde_json::json;
+
+use super::fixtures::{assert_error, code, stderr, stdout, stdout_json};
+use crate::support::Sandbox;
+
+/// Copies the repository's `examples/` into the sandbox, so the example config's relative
+/// `data_dir` (`../.restack-data`) lands in the sandbox too.
+fn copy_examples(sb: &Sandbox) {
+    fn copy(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            let target = to.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() {
+                copy(&entry.path(), &target);
+            } else {
+                std::fs::copy(entry.path(), &target).unwrap();
+            }
+        }
+    }
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    copy(&examples, &sb.path("examples"));
+}
+
+#[test]
+fn the_readme_main_job_runs_on_the_embedded_engine() {
+    let sb = Sandbox::new();
+    copy_examples(&sb);
+    let out = sb
+        .cmd()
+        .args(["-c", "examples/restack.toml", "-p", "embedded"])
+        .args([
+            "workflow",
+            "run",
+            "digest",
+            "--input",
+            "examples/article.json",
+        ])
+        .arg("--follow")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{out:?}");
+    let output = stdout_json(&out);
+    // summarize, then a durable sleep, then wordcount over the summary.
+    let summary = output["summary"].as_str().expect("a summary");
+    assert!(!summary.is_empty());
+    assert_eq!(output["text"].as_str(), Some(summary));
+    assert!(output["words"].as_u64().is_some_and(|w| w > 0), "{output}");
+    assert!(stderr(&out).contains("completed"), "{}", stderr(&out));
+    // The run is on disk where the example config says, inside the sandbox.
+    assert!(sb.path(".restack-data/restack.db").exists());
+
+    // And the history knows it: `status` shows it afterwards, still on the embedded engine.
+    let out = sb
+        .cmd()
+        .args([
+            "-c",
+            "examples/restack.toml",
+            "-p",
+            "embedded",
+            "-o",
+            "json",
+            "status",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{out:?}");
+    let list = stdout_json(&out);
+    assert_eq!(list[0]["workflowName"], "digest");
+    assert_eq!(list[0]["status"], "completed");
+    assert_eq!(list[0]["steps"].as_array().map(Vec::len), Some(3));
+}
+
+#[test]
+fn an_embedded_run_scheduled_without_follow_finishes_when_followed_later() {
+    let sb = Sandbox::new();
+    let out = sb
+        .cmd()
+        .args([
+            "-p", "embedded", "-q", "agent", "run", "echo", "--set", "later=1",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{out:?}");
+    let id = stdout(&out).trim().to_string();
+    let out = sb
+        .cmd()
+        .args(["-p", "embedded", "status", &id, "--follow"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{out:?}");
+    assert_eq!(stdout_json(&out), json!({"later": 1}));
+}
+
+#[test]
+fn the_embedded_profile_refuses_a_data_dir_a_server_holds() {
+    let sb = Sandbox::new();
+    copy_examples(&sb);
+    let config = sb.path("examples/restack.toml");
+    let _server = sb.serve(Some(&config), &sb.path(".restack-data"), &[]);
+    let out = sb
+        .cmd()
+        .args([
+            "-c",
+            "examples/restack.toml",
+            "-p",
+            "embedded",
+            "agent",
+            "run",
+            "echo",
+        ])
+        .output()
+        .unwrap();
+    let err = assert_error(&out, 2);
+    assert!(err.contains("in use"), "{err}");
+    assert!(err.contains("hint: "), "{err}");
+}
+
+#[test]
+fn embedded_failures_have_the_same_exit_codes() {
+    let sb = Sandbox::new();
+    sb.write(
+        "fail.toml",
+        "[agents.fail]\ncommand = [\"python3\", \"-c\", \"import sys; sys.exit(3)\"]\n",
+    );
+    let run = |args: &[&str]| {
+        sb.cmd()
+            .args(["-c", "fail.toml", "-p", "embedded"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    assert_error(&run(&["agent", "run", "fail", "-f"]), 1);
+    assert_error(&run(&["agent", "run", "missing"]), 4);
+    assert_error(
+        &run(&[
+            "agent",
+            "run",
+            "sleep",
+            "--set",
+            "seconds=60",
+            "-f",
+            "--timeout",
+            "200ms",
+        ]),
+        6,
+    );
+}

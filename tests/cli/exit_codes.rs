@@ -1,0 +1,187 @@
+//! DESIGN.md's exit-status table, one test per code, so a script can rely on each of them.
+//! (Other modules show more ways to reach the same codes.)
+
+use serde_json::json;
+
+use super::fixtures::{assert_error, closed_url, code, engine, engine_with_env, runs};
+use crate::support::Sandbox;
+use crate::support::standin::{Reply, Standin};
+
+#[test]
+fn exit_0_scheduled_completed_healthy() {
+    let sb = Sandbox::new();
+    let server = engine(&sb);
+    for args in [
+        vec!["agent", "run", "echo"],
+        vec!["agent", "run", "echo", "--follow"],
+        vec!["workflow", "run", "pair", "--follow"],
+        vec!["health"],
+    ] {
+        let out = sb
+            .cmd()
+            .args(["--url", &server.url])
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_eq!(code(&out), 0, "{args:?}: {out:?}");
+    }
+}
+
+#[test]
+fn exit_1_the_followed_run_failed() {
+    let sb = Sandbox::new();
+    let server = engine(&sb);
+    let out = sb
+        .cmd()
+        .args(["--url", &server.url, "agent", "run", "fail", "-f"])
+        .output()
+        .unwrap();
+    assert_error(&out, 1);
+}
+
+#[test]
+fn exit_2_usage_errors() {
+    let sb = Sandbox::new();
+    let server = engine(&sb);
+    let bad_toml = sb.write("bad.toml", "[profiles\n");
+    for args in [
+        vec!["agent", "run", "echo", "--no-such-flag"],
+        vec!["agent", "run"],
+        vec!["frobnicate"],
+        vec!["-o", "yaml", "health"],
+        vec!["agent", "run", "echo", "--follow", "--timeout", "soon"],
+        vec!["agent", "run", "echo", "--input", "[1]"],
+        vec!["-p", "no-such-profile", "health"],
+        vec!["-c", bad_toml.to_str().unwrap(), "health"],
+        vec!["--url", "not a url", "health"],
+    ] {
+        // Each fails before any request, so no --url is needed.
+        let out = sb.cmd().args(&args).output().unwrap();
+        assert_eq!(code(&out), 2, "{args:?}: {out:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("error"),
+            "{args:?}"
+        );
+    }
+    // The engine's own 400 (input failing a schema) is a usage error too.
+    let out = sb
+        .cmd()
+        .args([
+            "--url",
+            &server.url,
+            "agent",
+            "run",
+            "sleep",
+            "--set",
+            "seconds=-1",
+        ])
+        .output()
+        .unwrap();
+    let err = assert_error(&out, 2);
+    assert!(err.contains("seconds"), "names the field: {err}");
+    assert_eq!(runs(&server), Vec::<serde_json::Value>::new());
+}
+
+#[test]
+fn exit_3_cannot_reach_the_server() {
+    let sb = Sandbox::new();
+    let url = closed_url();
+    let out = sb.cmd().args(["--url", &url, "health"]).output().unwrap();
+    assert_error(&out, 3);
+    // DNS: a name that cannot resolve (`.invalid` is reserved to never exist).
+    let out = sb
+        .cmd()
+        .args(["--url", "http://restack.invalid", "health"])
+        .output()
+        .unwrap();
+    let err = assert_error(&out, 3);
+    assert!(err.contains("restack.invalid"), "{err}");
+}
+
+#[test]
+fn exit_4_unknown_agent_workflow_or_run() {
+    let sb = Sandbox::new();
+    let server = engine(&sb);
+    for (args, says) in [
+        (vec!["agent", "run", "no-such-agent"], "no-such-agent"),
+        (vec!["agent", "run", "nope", "--follow"], "nope"),
+        (vec!["workflow", "run", "no-such-flow"], "no-such-flow"),
+        // `echo` is an agent, not a workflow.
+        (vec!["workflow", "run", "echo"], "echo"),
+        (
+            vec![
+                "status",
+                "0190a1b2-0000-7000-8000-000000000000",
+                "--agent",
+                "echo",
+            ],
+            "0190a1b2-0000-7000-8000-000000000000",
+        ),
+    ] {
+        let out = sb
+            .cmd()
+            .args(["--url", &server.url])
+            .args(&args)
+            .output()
+            .unwrap();
+        let err = assert_error(&out, 4);
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    assert_eq!(runs(&server), Vec::<serde_json::Value>::new());
+}
+
+#[test]
+fn exit_5_unauthorized() {
+    let sb = Sandbox::new();
+    let server = engine_with_env(&sb, &[("RESTACK_API_BEARER_TOKEN", "right")]);
+    let out = sb
+        .cmd()
+        .args(["--url", &server.url, "agent", "run", "echo"])
+        .env("RESTACK_API_BEARER_TOKEN", "wrong")
+        .output()
+        .unwrap();
+    assert_error(&out, 5);
+    // A 403 from a remote server is the same to a script.
+    let standin = Standin::start(|_, _| Reply::json(403, json!({"error": "forbidden"})));
+    let out = sb
+        .cmd()
+        .args(["--url", &standin.url, "agent", "run", "echo"])
+        .output()
+        .unwrap();
+    let err = assert_error(&out, 5);
+    assert!(err.contains("forbidden"), "{err}");
+}
+
+#[test]
+fn exit_6_timeout_while_queued_or_running() {
+    let sb = Sandbox::new();
+    let server = engine(&sb);
+    let out = sb
+        .cmd()
+        .args(["--url", &server.url, "agent", "run", "sleep"])
+        .args(["--set", "seconds=60", "-f", "--timeout", "200ms"])
+        .output()
+        .unwrap();
+    assert_error(&out, 6);
+}
+
+#[test]
+fn exit_7_server_error() {
+    let sb = Sandbox::new();
+    let standin = Standin::start(|_, _| Reply::json(500, json!({"error": "database is on fire"})));
+    for args in [
+        vec!["health"],
+        vec!["agent", "run", "echo"],
+        vec!["status", "r1", "--agent", "echo"],
+    ] {
+        let out = sb
+            .cmd()
+            .args(["--url", &standin.url])
+            .args(&args)
+            .output()
+            .unwrap();
+        let err = assert_error(&out, 7);
+        assert!(err.contains("500"), "{args:?}: {err}");
+        assert!(err.contains("database is on fire"), "{args:?}: {err}");
+    }
+}

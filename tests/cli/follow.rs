@@ -1,0 +1,211 @@
+//! `run` with and without `--follow`: what lands on stdout (results only), what on stderr
+//! (progress), and the exit status that reflects the run.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::fixtures::{assert_error, closed_url, code, engine, runs, stderr, stdout, stdout_json};
+use crate::support::Sandbox;
+
+#[test]
+fn follow_prints_the_output_on_stdout_and_plain_status_lines_on_stderr() {
+    let sb = Sandbox::new();
+    let server = engine(&sb);
+    let out = sb
+        .cmd()
+        .args(["--url", &server.url, "agent", "run", "slow"])
+        .args(["--set", "seconds=0.2", "--follow"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{out:?}");
+    assert_eq!(stdout_json(&out), json!({"done": true}));
+    let id = runs(&server)[0]["runId"].as_str().unwrap().to_string();
+    let err = stderr(&out);
+    // Not a terminal: whole lines naming the run, no spinner redraws or escape codes.
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with(&format!("run {id}: completed"))),
+        "{err}"
+    );
+    assert!(
+        err.lines().all(|l| l.starts_with(&format!("run {id}: "))),
+        "{err}"
+    );
+    assert!(!err.contains('\r') && !err.contains('\x1b'), "{err:?}");
+}
+
+#[test]
+fn without_follow_it_prints_the_run_id_and_how_to_follow_it() {
+    let sb = Sandbox::new();
+    let server = engine(&sb);
+    let out = sb
+        .cmd()
+        .args(["--url", &server.url, "agent", "run", "echo"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{out:?}");
+    let id = runs(&server)[0]["runId"].as_str().unwrap().to_string();
+    let text = stdout(&out);
+    assert!(text.contains(&id), "{text}");
+    assert!(
+        text.contains(&format!("restack status {id} --follow")),
+        "{text}"
+    );
+}
+
+#[test]
+fn quiet_prints_the_run_id_alone() {
+    let sb = Sandbox::new();
+    let server = engine(&sb);
+    let out = sb
+        .cmd()
+        .args(["--url", &server.url, "-q", "agent", "run", "echo"])
+        .args(["--set", "k=v"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{out:?}");
+    assert!(out.stderr.is_empty(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let id = text.strip_suffix('\n').expect("one line");
+    assert!(
+        !id.is_empty() && !id.contains(char::is_whitespace),
+        "{text:?}"
+    );
+    // The ID is the engine's: the run can be looked up by it.
+    let done = server.wait_done("agents", "echo", id, Duration::from_secs(30));
+    assert_eq!(done["output"], json!({"k": "v"}));
+}
+
+#[test]
+fn quiet_follow_prints_the_output_and_no_progress() {
+    let sb = Sandbox::new();
+    let server = engine(&sb);
+    let out = sb
+        .cmd()
+        .args(["--url", &server.url, "-q", "agent", "run", "echo"])
+        .args(["--set", "k=v", "--follow"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{out:?}");
+    assert!(out.stderr.is_empty(), "{}", stderr(&out));
+    assert_eq!(stdout_json(&out), json!({"k": "v"}));
+}
+
+#[test]
+fn json_output_is_the_schedule_answer_alone() {
+    let sb = Sandbox::new();
+    let server = engine(&sb);
+    let out = sb
+        .cmd()
+        .args(["--url", &server.url, "-o", "json", "agent", "run", "echo"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{out:?}");
+    let body = stdout_json(&out);
+    assert_eq!(body["status"], "queued");
+    assert_eq!(body["runId"], runs(&server)[0]["runId"]);
+}
+
+#[test]
+fn json_follow_prints_the_whole_status_object_alone() {
+    let sb = Sandbox::new();
+    let server = engine(&sb);
+    let out = sb
+        .cmd()
+        .args([
+            "--url",
+            &server.url,
+            "-o",
+            "json",
+            "workflow",
+            "run",
+            "pair",
+        ])
+        .args(["--set", "x=1", "--follow"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{out:?}");
+    let body = stdout_json(&out);
+    assert_eq!(body["status"], "completed");
+    assert_eq!(body["output"], json!({"x": 1}));
+    assert_eq!(body["workflowName"], "pair");
+    assert_eq!(body["steps"].as_array().map(Vec::len), Some(2));
+}
+
+#[test]
+fn a_failed_run_is_exit_1_with_the_agents_error() {
+    let sb = Sandbox::new();
+    let server = engine(&sb);
+    let out = sb
+        .cmd()
+        .args(["--url", &server.url, "agent", "run", "fail", "--follow"])
+        .output()
+        .unwrap();
+    let err = assert_error(&out, 1);
+    assert!(err.contains("exit status 3"), "{err}");
+    assert!(err.contains("boom: no luck today"), "{err}");
+    assert!(out.stdout.is_empty(), "{}", stdout(&out));
+}
+
+#[test]
+fn a_failed_run_in_json_is_exit_1_with_the_status_object() {
+    let sb = Sandbox::new();
+    let server = engine(&sb);
+    let out = sb
+        .cmd()
+        .args([
+            "--url",
+            &server.url,
+            "-o",
+            "json",
+            "agent",
+            "run",
+            "fail",
+            "-f",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 1, "{out:?}");
+    let body = stdout_json(&out);
+    assert_eq!(body["status"], "failed");
+    assert!(body["error"].as_str().unwrap().contains("exit status 3"));
+}
+
+#[test]
+fn timeout_is_exit_6_and_the_run_goes_on() {
+    let sb = Sandbox::new();
+    let server = engine(&sb);
+    let out = sb
+        .cmd()
+        .args(["--url", &server.url, "agent", "run", "sleep"])
+        .args(["--set", "seconds=60", "--follow", "--timeout", "300ms"])
+        .output()
+        .unwrap();
+    let err = assert_error(&out, 6);
+    assert!(err.contains("--timeout"), "{err}");
+    assert!(out.stdout.is_empty(), "{}", stdout(&out));
+    let run = &runs(&server)[0];
+    assert!(
+        matches!(run["status"].as_str(), Some("queued" | "running")),
+        "{run}"
+    );
+    let id = run["runId"].as_str().unwrap();
+    assert!(
+        err.contains(&format!("restack status {id} --follow")),
+        "{err}"
+    );
+}
+
+#[test]
+fn timeout_needs_follow() {
+    let sb = Sandbox::new();
+    let out = sb
+        .cmd()
+        .args(["--url", &closed_url(), "agent", "run", "echo"])
+        .args(["--timeout", "5s"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 2, "{out:?}");
+    assert!(stderr(&out).contains("--follow"), "{}", stderr(&out));
+}

@@ -1,0 +1,73 @@
+//! `--follow` against a server that ignores `?wait=` and answers at once: the client notices
+//! and polls with back-off until the run ends, and `--timeout` still holds.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use serde_json::json;
+
+use super::fixtures::{assert_error, code, stdout_json};
+use crate::support::Sandbox;
+use crate::support::standin::{Reply, Standin};
+
+/// Schedules anything; answers `running` at once to the first `running_for` looks, then
+/// `completed`.
+fn impatient_server(running_for: usize) -> Standin {
+    let looks = Arc::new(AtomicUsize::new(0));
+    Standin::start(move |req, _| {
+        if req.method == "POST" {
+            return Reply::json(200, json!({"runId": "r-1", "status": "queued"}));
+        }
+        let n = looks.fetch_add(1, Ordering::SeqCst);
+        if n < running_for {
+            Reply::json(200, json!({"runId": "r-1", "status": "running"}))
+        } else {
+            Reply::json(
+                200,
+                json!({"runId": "r-1", "status": "completed", "output": {"polled": n}}),
+            )
+        }
+    })
+}
+
+#[test]
+fn follow_falls_back_to_polling_when_wait_is_ignored() {
+    let sb = Sandbox::new();
+    let standin = impatient_server(5);
+    let out = sb
+        .cmd()
+        .args(["--url", &standin.url, "agent", "run", "echo", "--follow"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{out:?}");
+    assert_eq!(stdout_json(&out), json!({"polled": 5}));
+    let looks: Vec<_> = standin
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "GET")
+        .collect();
+    assert_eq!(looks.len(), 6, "{looks:?}");
+    // It asked for the long-poll every time; the server just never honoured it.
+    assert!(
+        looks
+            .iter()
+            .all(|r| r.path.starts_with("/api/agents/echo/r-1?wait="))
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("run r-1: running"), "{err}");
+    assert!(err.contains("run r-1: completed"), "{err}");
+}
+
+#[test]
+fn timeout_holds_against_a_server_that_ignores_wait() {
+    let sb = Sandbox::new();
+    let standin = impatient_server(usize::MAX);
+    let out = sb
+        .cmd()
+        .args(["--url", &standin.url, "agent", "run", "echo", "--follow"])
+        .args(["--timeout", "500ms"])
+        .output()
+        .unwrap();
+    let err = assert_error(&out, 6);
+    assert!(err.contains("running"), "{err}");
+}

@@ -1,0 +1,81 @@
+//! `restack health`: exit 0 naming the URL and profile when the server answers; exit 3 with a
+//! way forward when nothing listens.
+
+use super::fixtures::{assert_error, closed_url, code, engine, stdout, stdout_json};
+use crate::support::Sandbox;
+
+#[test]
+fn health_names_the_url_and_profile() {
+    let sb = Sandbox::new();
+    let server = engine(&sb);
+    let out = sb
+        .cmd()
+        .args(["--url", &server.url, "health"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{out:?}");
+    let text = stdout(&out);
+    assert!(text.contains("ok"), "{text}");
+    assert!(text.contains(&server.url), "{text}");
+    assert!(text.contains("profile local"), "{text}");
+}
+
+#[test]
+fn health_in_json() {
+    let sb = Sandbox::new();
+    let server = engine(&sb);
+    let cfg = sb.write(
+        "p.toml",
+        &format!("[profiles.dev]\nurl = \"{}\"\n", server.url),
+    );
+    let out = sb
+        .cmd()
+        .args([
+            "-c",
+            cfg.to_str().unwrap(),
+            "-p",
+            "dev",
+            "-o",
+            "json",
+            "health",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{out:?}");
+    let body = stdout_json(&out);
+    assert_eq!(body["status"], "ok");
+    assert_eq!(body["url"], server.url.as_str());
+    assert_eq!(body["profile"], "dev");
+    assert!(body["rttMs"].is_number(), "{body}");
+}
+
+#[test]
+fn health_with_nothing_listening_is_exit_3_with_a_hint() {
+    let sb = Sandbox::new();
+    let url = closed_url();
+    let out = sb.cmd().args(["--url", &url, "health"]).output().unwrap();
+    let err = assert_error(&out, 3);
+    assert!(out.stdout.is_empty(), "{}", stdout(&out));
+    let error_line = err.lines().find(|l| l.starts_with("error: ")).unwrap();
+    assert!(error_line.contains(&url), "{err}");
+    let hint = err.lines().find(|l| l.starts_with("hint: ")).expect(&err);
+    assert!(hint.contains("restack serve"), "{hint}");
+    assert!(hint.contains("--profile"), "{hint}");
+    assert!(hint.contains("local"), "names the profile in use: {hint}");
+}
+
+#[test]
+fn other_commands_unreachable_are_exit_3_too() {
+    let sb = Sandbox::new();
+    let url = closed_url();
+    for args in [
+        vec!["agent", "run", "echo"],
+        vec!["workflow", "run", "pair", "--follow"],
+        vec!["status", "some-run", "--agent", "echo"],
+    ] {
+        let out = sb.cmd().args(["--url", &url]).args(&args).output().unwrap();
+        let err = assert_error(&out, 3);
+        assert!(err.contains(&url), "{args:?}: {err}");
+        assert!(err.contains("restack serve"), "{args:?}: {err}");
+    }
+}

@@ -1,0 +1,242 @@
+//! Remote servers that are not our engine: extra fields, missing fields, HTML and empty error
+//! bodies, 5xx, and a 200 that is not JSON. Each gets a clear `error:` and the right exit
+//! status, never a panic.
+
+use serde_json::json;
+
+use super::fixtures::{assert_error, code, stdout, stdout_json};
+use crate::support::Sandbox;
+use crate::support::standin::{Reply, Standin};
+
+const HTML_502: &str = "<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title></head>\
+    <body><h1>Bad Gateway</h1><p>nginx</p></body></html>";
+
+/// Restack Cloud's way: `agentId` and other fields we do not know, on both answers.
+fn cloud_like(req: &crate::support::standin::Request, _: usize) -> Reply {
+    if req.method == "POST" {
+        Reply::json(
+            200,
+            json!({"runId": "run-42", "status": "queued", "agentId": "agt_7", "region": "eu"}),
+        )
+    } else {
+        Reply::json(
+            200,
+            json!({
+                "runId": "run-42", "agentId": "agt_7", "agentName": "echo", "status": "completed",
+                "output": {"ok": true}, "createdAt": "2025-01-01T00:00:00Z",
+                "billing": {"units": 3}, "attempt": 1
+            }),
+        )
+    }
+}
+
+#[test]
+fn extra_fields_are_welcome() {
+    let sb = Sandbox::new();
+    let standin = Standin::start(cloud_like);
+    let out = sb
+        .cmd()
+        .args(["--url", &standin.url, "-q", "agent", "run", "echo"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{out:?}");
+    assert_eq!(stdout(&out), "run-42\n");
+
+    let out = sb
+        .cmd()
+        .args(["--url", &standin.url, "agent", "run", "echo", "--follow"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{out:?}");
+    assert_eq!(stdout_json(&out), json!({"ok": true}));
+
+    // `-o json` passes the server's body through, unknown fields included.
+    let out = sb
+        .cmd()
+        .args([
+            "--url",
+            &standin.url,
+            "-o",
+            "json",
+            "status",
+            "run-42",
+            "--agent",
+            "echo",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{out:?}");
+    assert_eq!(stdout_json(&out)["billing"], json!({"units": 3}));
+}
+
+#[test]
+fn the_request_is_what_the_spec_says() {
+    let sb = Sandbox::new();
+    let standin = Standin::start(cloud_like);
+    let out = sb
+        .cmd()
+        .args([
+            "--url",
+            &standin.url,
+            "agent",
+            "run",
+            "my agent",
+            "--set",
+            "a=1",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{out:?}");
+    let req = &standin.requests()[0];
+    assert_eq!(req.method, "POST");
+    assert_eq!(req.path, "/api/agents/my%20agent");
+    let body: serde_json::Value = serde_json::from_str(&req.body).unwrap();
+    assert_eq!(body, json!({"input": {"a": 1}}));
+}
+
+#[test]
+fn a_schedule_answer_without_status_is_fine() {
+    let sb = Sandbox::new();
+    let standin = Standin::start(|_, _| Reply::json(200, json!({"runId": "run-7"})));
+    let out = sb
+        .cmd()
+        .args(["--url", &standin.url, "agent", "run", "echo"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{out:?}");
+    assert!(stdout(&out).contains("run-7"), "{}", stdout(&out));
+}
+
+#[test]
+fn a_schedule_answer_without_a_run_id_is_exit_7() {
+    let sb = Sandbox::new();
+    let standin = Standin::start(|_, _| Reply::json(200, json!({"status": "queued"})));
+    let out = sb
+        .cmd()
+        .args(["--url", &standin.url, "agent", "run", "echo"])
+        .output()
+        .unwrap();
+    let err = assert_error(&out, 7);
+    assert!(err.contains("runId"), "{err}");
+}
+
+#[test]
+fn an_html_error_page_is_exit_7_and_described_not_dumped() {
+    let sb = Sandbox::new();
+    let standin = Standin::start(|_, _| Reply::raw(502, "text/html", HTML_502));
+    let out = sb
+        .cmd()
+        .args(["--url", &standin.url, "agent", "run", "echo"])
+        .output()
+        .unwrap();
+    let err = assert_error(&out, 7);
+    assert!(err.contains("502"), "{err}");
+    assert!(err.contains("HTML"), "{err}");
+    assert!(!err.contains("<body>"), "{err}");
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn an_html_page_with_a_4xx_status_keeps_that_status_meaning() {
+    let sb = Sandbox::new();
+    let page = |code| {
+        move |_: &crate::support::standin::Request, _: usize| {
+            Reply::raw(code, "text/html", "<html><body>nope</body></html>")
+        }
+    };
+    for (status, exit) in [(404, 4), (401, 5)] {
+        let standin = Standin::start(page(status));
+        let out = sb
+            .cmd()
+            .args(["--url", &standin.url, "agent", "run", "echo"])
+            .output()
+            .unwrap();
+        assert_error(&out, exit);
+    }
+}
+
+#[test]
+fn an_empty_502_is_exit_7() {
+    let sb = Sandbox::new();
+    let standin = Standin::start(|_, _| Reply::raw(502, "text/plain", ""));
+    for args in [vec!["health"], vec!["agent", "run", "echo"]] {
+        let out = sb
+            .cmd()
+            .args(["--url", &standin.url])
+            .args(&args)
+            .output()
+            .unwrap();
+        let err = assert_error(&out, 7);
+        assert!(err.contains("502") && err.contains("empty"), "{err}");
+    }
+}
+
+#[test]
+fn a_503_while_following_is_exit_7() {
+    let sb = Sandbox::new();
+    let standin = Standin::start(|req, _| match req.method.as_str() {
+        "POST" => Reply::json(200, json!({"runId": "r", "status": "queued"})),
+        _ => Reply::raw(503, "text/plain", "upstream overloaded"),
+    });
+    let out = sb
+        .cmd()
+        .args(["--url", &standin.url, "agent", "run", "echo", "--follow"])
+        .output()
+        .unwrap();
+    let err = assert_error(&out, 7);
+    assert!(
+        err.contains("503") && err.contains("upstream overloaded"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_200_that_is_not_json_is_exit_7() {
+    let sb = Sandbox::new();
+    let standin = Standin::start(|_, _| Reply::raw(200, "text/plain", "hello, I am a web page"));
+    for args in [
+        vec!["health"],
+        vec!["agent", "run", "echo"],
+        vec!["status", "r", "--agent", "echo"],
+    ] {
+        let out = sb
+            .cmd()
+            .args(["--url", &standin.url])
+            .args(&args)
+            .output()
+            .unwrap();
+        let err = assert_error(&out, 7);
+        assert!(err.contains("hello, I am a web page"), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn a_status_object_the_api_does_not_promise_is_exit_7() {
+    let sb = Sandbox::new();
+    for body in [
+        json!({"runId": "r", "status": "exploded"}),
+        json!({"runId": "r"}),
+        json!([{"runId": "r", "status": "completed"}]),
+    ] {
+        let standin = Standin::start(move |_, _| Reply::json(200, body.clone()));
+        let out = sb
+            .cmd()
+            .args(["--url", &standin.url, "status", "r", "--agent", "echo"])
+            .output()
+            .unwrap();
+        assert_error(&out, 7);
+    }
+}
+
+#[test]
+fn an_unhealthy_answer_is_exit_7() {
+    let sb = Sandbox::new();
+    let standin = Standin::start(|_, _| Reply::json(200, json!({"status": "degraded"})));
+    let out = sb
+        .cmd()
+        .args(["--url", &standin.url, "health"])
+        .output()
+        .unwrap();
+    let err = assert_error(&out, 7);
+    assert!(err.contains("degraded"), "{err}");
+}

@@ -1,0 +1,176 @@
+//! `--input PATH|-|JSON` and `--set k=v`: what the user writes is what the agent receives, and
+//! a bad input is refused before anything reaches the server.
+
+use serde_json::json;
+
+use super::fixtures::{assert_error, engine, runs, stdout_json};
+use crate::support::Sandbox;
+
+/// The echo agent's output is its input, so a followed echo run shows what was sent.
+fn echoed(sb: &Sandbox, url: &str, args: &[&str], stdin: Option<&str>) -> serde_json::Value {
+    let mut cmd = sb.cmd();
+    cmd.args(["--url", url, "agent", "run", "echo", "--follow"])
+        .args(args);
+    if let Some(s) = stdin {
+        cmd.write_stdin(s);
+    }
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    stdout_json(&out)
+}
+
+#[test]
+fn input_from_a_file() {
+    let sb = Sandbox::new();
+    let server = engine(&sb);
+    let file = sb.write("in.json", r#"{"text": "from a file", "n": [1, 2]}"#);
+    let got = echoed(&sb, &server.url, &["--input", file.to_str().unwrap()], None);
+    assert_eq!(got, json!({"text": "from a file", "n": [1, 2]}));
+}
+
+#[test]
+fn input_from_a_relative_file_path() {
+    let sb = Sandbox::new();
+    let server = engine(&sb);
+    sb.write(
+        "inputs/rel.json",
+        r#"{"where": "relative to the working directory"}"#,
+    );
+    let got = echoed(&sb, &server.url, &["--input", "inputs/rel.json"], None);
+    assert_eq!(got, json!({"where": "relative to the working directory"}));
+}
+
+#[test]
+fn input_from_stdin() {
+    let sb = Sandbox::new();
+    let server = engine(&sb);
+    let got = echoed(
+        &sb,
+        &server.url,
+        &["--input", "-"],
+        Some("{\"piped\": true}\n"),
+    );
+    assert_eq!(got, json!({"piped": true}));
+}
+
+#[test]
+fn inline_json_input() {
+    let sb = Sandbox::new();
+    let server = engine(&sb);
+    let got = echoed(
+        &sb,
+        &server.url,
+        &["--input", r#"{"a": {"b": null}}"#],
+        None,
+    );
+    assert_eq!(got, json!({"a": {"b": null}}));
+}
+
+#[test]
+fn set_parses_json_values_and_keeps_the_rest_as_strings() {
+    let sb = Sandbox::new();
+    let server = engine(&sb);
+    let got = echoed(
+        &sb,
+        &server.url,
+        &[
+            "--set",
+            "n=3",
+            "--set",
+            "flag=true",
+            "--set",
+            "name=hello world",
+            "--set",
+            r#"list=[1,"two"]"#,
+            "--set",
+            "empty=",
+            "--set",
+            "eq=a=b",
+        ],
+        None,
+    );
+    assert_eq!(
+        got,
+        json!({"n": 3, "flag": true, "name": "hello world", "list": [1, "two"], "empty": "", "eq": "a=b"})
+    );
+}
+
+#[test]
+fn set_overrides_keys_of_the_input() {
+    let sb = Sandbox::new();
+    let server = engine(&sb);
+    let got = echoed(
+        &sb,
+        &server.url,
+        &[
+            "--input",
+            r#"{"keep": 1, "change": 1}"#,
+            "--set",
+            "change=2",
+        ],
+        None,
+    );
+    assert_eq!(got, json!({"keep": 1, "change": 2}));
+}
+
+#[test]
+fn no_input_sends_an_empty_object() {
+    let sb = Sandbox::new();
+    let server = engine(&sb);
+    assert_eq!(echoed(&sb, &server.url, &[], None), json!({}));
+}
+
+#[test]
+fn workflow_run_takes_the_same_input_options() {
+    let sb = Sandbox::new();
+    let server = engine(&sb);
+    let out = sb
+        .cmd()
+        .args(["--url", &server.url, "workflow", "run", "pair", "--follow"])
+        .args(["--input", "-", "--set", "x=1"])
+        .write_stdin(r#"{"y": "two"}"#)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(stdout_json(&out), json!({"x": 1, "y": "two"}));
+}
+
+/// Each of these is a usage error (exit 2, `error:`), and the engine never hears of it.
+#[test]
+fn bad_input_is_exit_2_and_nothing_is_sent() {
+    let sb = Sandbox::new();
+    let server = engine(&sb);
+    let array = sb.write("array.json", "[1, 2, 3]");
+    let number = sb.write("number.json", "42");
+    let broken = sb.write("broken.json", "{\"a\": ");
+    let cases: Vec<(Vec<&str>, Option<&str>, &str)> = vec![
+        (vec!["--input", array.to_str().unwrap()], None, "object"),
+        (vec!["--input", number.to_str().unwrap()], None, "object"),
+        (vec!["--input", broken.to_str().unwrap()], None, "JSON"),
+        (vec!["--input", r#"{"a": 1"#], None, "JSON"),
+        (vec!["--input", "{not json}"], None, "JSON"),
+        (vec!["--input", "-"], Some("\"a string\""), "object"),
+        (vec!["--input", "-"], Some("null"), "object"),
+        (vec!["--input", "-"], Some("{oops"), "JSON"),
+        (vec!["--input", "-"], Some(""), "JSON"),
+        (vec!["--input", "missing.json"], None, "missing.json"),
+        (vec!["--set", "no-equals-sign"], None, "KEY=VALUE"),
+        (vec!["--set", "=value"], None, "key"),
+    ];
+    for (args, stdin, says) in cases {
+        for kind in ["agent", "workflow"] {
+            let name = if kind == "agent" { "echo" } else { "pair" };
+            let mut cmd = sb.cmd();
+            cmd.args(["--url", &server.url, kind, "run", name])
+                .args(&args);
+            if let Some(s) = stdin {
+                cmd.write_stdin(s);
+            }
+            let out = cmd.output().unwrap();
+            let err = assert_error(&out, 2);
+            assert!(err.contains(says), "{args:?}: expected {says:?} in:\n{err}");
+            assert!(out.stdout.is_empty(), "{args:?}: stdout is not empty");
+        }
+    }
+    assert_eq!(runs(&server), Vec::<serde_json::Value>::new());
+}

@@ -1,0 +1,250 @@
+//! `restack status`: one run, its name found in the local history or given by `--agent` /
+//! `--workflow`; and with no run ID, a table (or JSON array) of this profile's recent runs.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::fixtures::{assert_error, code, engine, stderr, stdout, stdout_json};
+use crate::support::{Sandbox, Server};
+
+/// Schedules through the CLI (so the run is in the history) and waits for it to end.
+fn run_via_cli(sb: &Sandbox, server: &Server, kind: &str, name: &str, set: &str) -> String {
+    let out = sb
+        .cmd()
+        .args(["--url", &server.url, "-q", kind, "run", name, "--set", set])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{out:?}");
+    let id = stdout(&out).trim().to_string();
+    let plural = format!("{kind}s");
+    server.wait_done(&plural, name, &id, Duration::from_secs(30));
+    id
+}
+
+#[test]
+fn status_finds_the_name_in_the_history() {
+    let sb = Sandbox::new();
+    let server = engine(&sb);
+    let id = run_via_cli(&sb, &server, "agent", "echo", "k=v");
+    let out = sb
+        .cmd()
+        .args(["--url", &server.url, "status", &id])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{out:?}");
+    let text = stdout(&out);
+    for want in [id.as_str(), "echo", "completed", "\"k\": \"v\""] {
+        assert!(text.contains(want), "{want:?} missing from:\n{text}");
+    }
+}
+
+#[test]
+fn status_of_a_workflow_from_the_history_lists_its_steps() {
+    let sb = Sandbox::new();
+    let server = engine(&sb);
+    let id = run_via_cli(&sb, &server, "workflow", "pair", "k=v");
+    let out = sb
+        .cmd()
+        .args(["--url", &server.url, "-o", "json", "status", &id])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{out:?}");
+    let body = stdout_json(&out);
+    assert_eq!(body["runId"], id.as_str());
+    assert_eq!(body["workflowName"], "pair");
+    assert_eq!(body["status"], "completed");
+    assert_eq!(body["steps"].as_array().map(Vec::len), Some(2));
+}
+
+#[test]
+fn status_takes_the_name_from_agent_or_workflow_flags() {
+    let sb = Sandbox::new();
+    let server = engine(&sb);
+    // Scheduled behind the CLI's back: the history knows nothing of these runs.
+    let agent_run = server.schedule("agents", "echo", json!({"via": "api"}));
+    let workflow_run = server.schedule("workflows", "pair", json!({"via": "api"}));
+    server.wait_done("agents", "echo", &agent_run, Duration::from_secs(30));
+    server.wait_done("workflows", "pair", &workflow_run, Duration::from_secs(30));
+
+    let out = sb
+        .cmd()
+        .args(["--url", &server.url, "-o", "json", "status", &agent_run])
+        .args(["--agent", "echo"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{out:?}");
+    assert_eq!(stdout_json(&out)["output"], json!({"via": "api"}));
+
+    let out = sb
+        .cmd()
+        .args(["--url", &server.url, "status", &workflow_run])
+        .args(["--workflow", "pair"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{out:?}");
+    assert!(stdout(&out).contains("completed"), "{}", stdout(&out));
+}
+
+#[test]
+fn status_of_a_run_outside_the_history_asks_for_its_name() {
+    let sb = Sandbox::new();
+    let server = engine(&sb);
+    let id = server.schedule("agents", "echo", json!({}));
+    let out = sb
+        .cmd()
+        .args(["--url", &server.url, "status", &id])
+        .output()
+        .unwrap();
+    let err = assert_error(&out, 2);
+    assert!(
+        err.contains("--agent") && err.contains("--workflow"),
+        "{err}"
+    );
+}
+
+#[test]
+fn status_of_an_unknown_run_is_exit_4() {
+    let sb = Sandbox::new();
+    let server = engine(&sb);
+    let id = server.schedule("agents", "echo", json!({}));
+    // A real run, looked up under another agent's name, is unknown too.
+    for (flag, name, run) in [
+        ("--agent", "echo", "0190a1b2-0000-7000-8000-000000000000"),
+        ("--agent", "sleep", id.as_str()),
+        ("--workflow", "pair", id.as_str()),
+    ] {
+        let out = sb
+            .cmd()
+            .args(["--url", &server.url, "status", run, flag, name])
+            .output()
+            .unwrap();
+        let err = assert_error(&out, 4);
+        assert!(err.contains("not found"), "{err}");
+    }
+}
+
+#[test]
+fn status_follow_watches_a_run_to_its_end() {
+    let sb = Sandbox::new();
+    let server = engine(&sb);
+    let id = server.schedule("agents", "slow", json!({"seconds": 0.3}));
+    let out = sb
+        .cmd()
+        .args(["--url", &server.url, "status", &id, "--agent", "slow", "-f"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{out:?}");
+    assert_eq!(stdout_json(&out), json!({"done": true}));
+}
+
+#[test]
+fn status_alone_prints_a_table_of_recent_runs_with_live_status() {
+    let sb = Sandbox::new();
+    let server = engine(&sb);
+    let first = run_via_cli(&sb, &server, "agent", "echo", "n=1");
+    let second = run_via_cli(&sb, &server, "workflow", "pair", "n=2");
+    let out = sb
+        .cmd()
+        .args(["--url", &server.url, "status"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{out:?}");
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].contains("RUN ID") && lines[0].contains("STATUS"),
+        "{text}"
+    );
+    // Newest first.
+    let row = |id: &str| lines.iter().position(|l| l.contains(id));
+    let (r1, r2) = (row(&first).expect(&text), row(&second).expect(&text));
+    assert!(r2 < r1, "{text}");
+    for (i, kind, name) in [(r1, "agent", "echo"), (r2, "workflow", "pair")] {
+        let cells: Vec<&str> = lines[i].split_whitespace().collect();
+        assert!(cells.contains(&kind), "{}", lines[i]);
+        assert!(cells.contains(&name), "{}", lines[i]);
+        assert!(cells.contains(&"completed"), "{}", lines[i]);
+    }
+}
+
+#[test]
+fn status_alone_in_json_is_an_array() {
+    let sb = Sandbox::new();
+    let server = engine(&sb);
+    let first = run_via_cli(&sb, &server, "agent", "echo", "n=1");
+    let second = run_via_cli(&sb, &server, "agent", "echo", "n=2");
+    let out = sb
+        .cmd()
+        .args(["--url", &server.url, "-o", "json", "status"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{out:?}");
+    let list = stdout_json(&out);
+    let ids: Vec<&Value> = list
+        .as_array()
+        .expect("an array")
+        .iter()
+        .map(|r| &r["runId"])
+        .collect();
+    assert_eq!(ids, [&json!(second), &json!(first)]);
+    assert!(
+        list.as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["status"] == "completed")
+    );
+}
+
+#[test]
+fn status_table_shows_only_the_current_profiles_runs() {
+    let sb = Sandbox::new();
+    let server = engine(&sb);
+    let cfg = sb.write(
+        "profiles.toml",
+        &format!(
+            "[profiles.a]\nurl = \"{0}\"\n[profiles.b]\nurl = \"{0}\"\n",
+            server.url
+        ),
+    );
+    let cfg = cfg.to_str().unwrap();
+    let schedule = |profile: &str| {
+        let out = sb
+            .cmd()
+            .args(["-c", cfg, "-p", profile, "-q", "agent", "run", "echo"])
+            .output()
+            .unwrap();
+        assert_eq!(code(&out), 0, "{out:?}");
+        stdout(&out).trim().to_string()
+    };
+    let in_a = schedule("a");
+    let in_b = schedule("b");
+    let out = sb
+        .cmd()
+        .args(["-c", cfg, "-p", "a", "-o", "json", "status"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{out:?}");
+    let list = stdout_json(&out);
+    let ids: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["runId"].as_str())
+        .collect();
+    assert_eq!(ids, [in_a.as_str()], "not {in_b}");
+}
+
+#[test]
+fn status_alone_with_no_history_says_so() {
+    let sb = Sandbox::new();
+    let server = engine(&sb);
+    let out = sb
+        .cmd()
+        .args(["--url", &server.url, "status"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{out:?}");
+    assert!(out.stdout.is_empty(), "{}", stdout(&out));
+    assert!(stderr(&out).contains("no runs"), "{}", stderr(&out));
+}
