@@ -2,6 +2,5 @@
 //! with a real SQLite file, and the real `restack` binary, in a fresh sandbox per test.
 
 mod cli;
-mod completions;
 mod engine;
 mod support;

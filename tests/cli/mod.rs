@@ -2,6 +2,7 @@
 //! server's quirks, a stand-in), each test in its own sandbox.
 
 mod auth;
+mod completions;
 mod embedded;
 mod exit_codes;
 mod fixtures;
