@@ -114,7 +114,13 @@ impl Client {
     ) -> Result<Value> {
         let (status, bytes) = self.send(method, path, body, timeout).await?;
         if !status.is_success() {
-            return Err(http_failure(status, &bytes, what, &self.base).into());
+            let mut failure = http_failure(status, &bytes, what, &self.base);
+            if failure.exit == Exit::Unauthorized && self.token.is_some() {
+                failure = failure.with_hint(
+                    "a token was sent and refused: check RESTACK_API_BEARER_TOKEN, or the profile's token_env / token",
+                );
+            }
+            return Err(failure.into());
         }
         match serde_json::from_slice::<Value>(&bytes) {
             Ok(v @ Value::Object(_)) => Ok(v),
