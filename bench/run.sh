@@ -69,6 +69,12 @@ div() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b == 0) print "nan"; else printf "%.
 # get FILE NAME: the value of a `name: value` line
 get() { awk -v k="$2:" '$1 == k { print $2; exit }' "$1"; }
 loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
+# thread_cpu PID: "NAME TICKS" per thread name, to split a phase's CPU between runtime and writer
+thread_cpu() {
+  for t in /proc/"$1"/task/*; do
+    printf '%s %s\n' "$(tr ' ' _ < "$t/comm")" "$(awk '{ print $14 + $15 }' "$t/stat")"
+  done | awk '{ s[$1] += $2 } END { for (k in s) print k, s[k] }' | sort
+}
 cpu_s() { awk -v t="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / t }' "/proc/$1/stat"; }
 
 # ------------------------------------------------------------------ machine and tools
@@ -223,11 +229,18 @@ if [[ $PROFILE == 1 ]]; then
   perf record -e cpu-clock -F 499 -g -p "$ENGINE_PID" -o "$OUT/perf-post.data" -- sleep "$WRK_DURATION" 2> /dev/null &
   PERF_PID=$!
 fi
+thread_cpu "$ENGINE_PID" > "$TMP/threads0"
 run_wrk post -s "$TMP/post.lua" "$URL/api/agents/echo"
+thread_cpu "$ENGINE_PID" > "$TMP/threads1"
 if [[ $PROFILE == 1 ]]; then
   wait "$PERF_PID" || true
-  perf report -i "$OUT/perf-post.data" --no-children --percent-limit 1.5 --stdio 2> /dev/null \
-    | grep -v '^$' | head -80 > "$OUT/perf-post.txt" || true
+  { echo "## self time by symbol"
+    perf report -i "$OUT/perf-post.data" --no-children --sort comm,dso,symbol -g none \
+      --percent-limit 0.7 --stdio 2> /dev/null | grep -v '^#' | grep -v '^$' | sed 's/[ -]*$//' | head -60
+    echo "## inclusive time by symbol"
+    perf report -i "$OUT/perf-post.data" --children --sort symbol -g none \
+      --percent-limit 4 --stdio 2> /dev/null | grep -v '^#' | grep -v '^$' | sed 's/[ -]*$//' | head -60
+  } > "$OUT/perf-post.txt" || true
   log "profile of the POST phase in $OUT/perf-post.txt"
 fi
 say health_get_c${WRK_CONN}_rps "$H_RPS"
@@ -239,6 +252,9 @@ say schedule_c${WRK_CONN}_errors "$W_ERR"
 say schedule_c${WRK_CONN}_p50 "$W_P50"
 say schedule_c${WRK_CONN}_p99 "$W_P99"
 say schedule_engine_cpu_us_per_req "$(awk -v c="$W_CPU" -v n="$W_REQS" 'BEGIN{printf "%.1f", c * 1e6 / n}')"
+# where the POST phase's engine CPU went, by thread name (CPU-seconds)
+say schedule_engine_cpu_s_by_thread "\"$(join -a 2 -e 0 -o 0,1.2,2.2 "$TMP/threads0" "$TMP/threads1" \
+  | awk -v t="$(getconf CLK_TCK)" '{ printf "%s%s=%.2f", sep, $1, ($3 - $2) / t; sep = " " }')\""
 check schedule_vs_health_ratio "$(div "$W_RPS" "$H_RPS")" ">=" 0.5 "(loadavg before: $LA)"
 RSS=$(awk '/VmHWM/{printf "%.1f", $2/1024}' "/proc/$ENGINE_PID/status")
 check engine_peak_rss_mb "$RSS" "<" 100 "(VmHWM after all the load above)"

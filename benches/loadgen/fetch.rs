@@ -30,7 +30,10 @@ pub async fn run(url: &str, path: &str, ids_file: &str, n: usize, prefix: &str) 
         let body = resp.bytes().await?;
         let took = t0.elapsed();
         if !status.is_success() {
-            bail!("GET {path}/{id} answered {status}: {}", String::from_utf8_lossy(&body));
+            bail!(
+                "GET {path}/{id} answered {status}: {}",
+                String::from_utf8_lossy(&body)
+            );
         }
         if i >= n / 10 {
             samples.push(took);

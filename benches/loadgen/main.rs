@@ -25,7 +25,10 @@ const USAGE: &str = "usage: loadgen MODE ARGS
                                 `BIN serve` on DATA_DIR, then `fetch` with N requests";
 
 fn main() -> Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
     let Some(mode) = args.first() else {
         bail!("{USAGE}");
     };

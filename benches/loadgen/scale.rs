@@ -41,7 +41,15 @@ pub async fn run(bin: &str, config: &str, dir: &str, ids: &str, n: usize) -> Res
 /// Starts the engine and reads its banner for the port it bound.
 fn spawn(bin: &str, config: &str, dir: &str) -> Result<(Child, String)> {
     let mut child = Command::new(bin)
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir", dir, "-c", config])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            dir,
+            "-c",
+            config,
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
