@@ -10,7 +10,7 @@ pub mod error;
 pub mod executor;
 pub mod http;
 mod lock;
-mod notify;
+pub mod notify;
 mod process;
 pub mod store;
 

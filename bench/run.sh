@@ -1,0 +1,301 @@
+#!/usr/bin/env bash
+# The reproducible benchmark (issue 4): builds in release, starts `restack serve` on loopback
+# with a fresh data directory, drives it with wrk, hyperfine and the loadgen bench target, and
+# prints every figure as `name: value` with its target and ratio; then (PEER=1) the Restate peer
+# side by side. Stops everything it started, by PID. See BENCHMARKS.md.
+#
+# Knobs (environment; defaults are the issue's settings):
+#   WRK_DURATION=10  WRK_CONN=64  WRK_THREADS=2     wrk phases (seconds, connections, threads)
+#   E2E_N=20000      E2E_C=64                        3-step workflows end to end
+#   GROWTH_N=20000                                   echo runs for bytes/run (also the echo rate)
+#   LAT_N=500                                        sequential schedule -> completed samples
+#   FOLLOW_RUNS=50   RSS_RUNS=20                     hyperfine runs; CLI runs for peak RSS
+#   SCALE_BIG=1000000 SCALE_SMALL=1000 FETCH_N=5000  stored runs; fetches per store
+#   PEER=1                                           0 skips the Restate peer
+#   PROFILE=0                                        1: perf record the engine during wrk POST
+#   QUICK=1                                          small counts everywhere (a smoke run, ~1 min)
+#   BENCH_OUT=DIR                                    where results.txt and the raw files go
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+if [[ ${QUICK:-0} == 1 ]]; then
+  : "${WRK_DURATION:=3}" "${E2E_N:=2000}" "${GROWTH_N:=2000}" "${LAT_N:=100}" "${FOLLOW_RUNS:=10}"
+  : "${RSS_RUNS:=5}" "${SCALE_BIG:=100000}" "${FETCH_N:=1000}" "${PEER:=0}"
+fi
+WRK_DURATION=${WRK_DURATION:-10} WRK_CONN=${WRK_CONN:-64} WRK_THREADS=${WRK_THREADS:-2}
+E2E_N=${E2E_N:-20000} E2E_C=${E2E_C:-64} GROWTH_N=${GROWTH_N:-20000} LAT_N=${LAT_N:-500}
+FOLLOW_RUNS=${FOLLOW_RUNS:-50} RSS_RUNS=${RSS_RUNS:-20}
+SCALE_BIG=${SCALE_BIG:-1000000} SCALE_SMALL=${SCALE_SMALL:-1000} FETCH_N=${FETCH_N:-5000}
+PEER=${PEER:-1} PROFILE=${PROFILE:-0}
+PEER_SCRIPT=${PEER_SCRIPT:-/work/shared/peers/restate/bench.sh}
+
+log() { printf '[bench %s] %s\n' "$(date +%T)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+TMP=$(mktemp -d /tmp/restack-bench.XXXXXX)
+OUT=${BENCH_OUT:-$TMP/out}
+mkdir -p "$OUT"
+RESULTS=$OUT/results.txt
+: > "$RESULTS"
+PIDS=()
+cleanup() {
+  local rc=$? p
+  trap - EXIT INT TERM
+  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do
+    for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$p" 2>/dev/null || true
+    wait "$p" 2>/dev/null || true
+  done
+  rm -rf "$TMP/data-"*
+  log "raw output kept in $OUT"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Figures: `name: value` always; checks add `(target OP T; ratio R; pass|MISS)`.
+say() { printf '%s: %s\n' "$1" "$2" | tee -a "$RESULTS"; }
+# check NAME VALUE OP TARGET [NOTE]: OP is <= or >= (or <); ratio is value / target.
+check() {
+  local name=$1 value=$2 op=$3 target=$4 note=${5:-} ratio verdict
+  ratio=$(awk -v v="$value" -v t="$target" 'BEGIN{ if (t == 0) print "nan"; else printf "%.3f", v / t }')
+  verdict=$(awk -v v="$value" -v t="$target" -v op="$op" 'BEGIN{
+      ok = (op == ">=") ? (v >= t) : (op == "<") ? (v < t) : (v <= t); print ok ? "pass" : "MISS" }')
+  printf '%s: %s  (target %s %s; ratio to target %s; %s)%s\n' \
+    "$name" "$value" "$op" "$target" "$ratio" "$verdict" "${note:+  $note}" | tee -a "$RESULTS"
+}
+div() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b == 0) print "nan"; else printf "%.3f", a / b }'; }
+# get FILE NAME: the value of a `name: value` line
+get() { awk -v k="$2:" '$1 == k { print $2; exit }' "$1"; }
+loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
+# thread_cpu PID: "NAME TICKS" per thread name, to split a phase's CPU between runtime and writer
+thread_cpu() {
+  for t in /proc/"$1"/task/*; do
+    printf '%s %s\n' "$(tr ' ' _ < "$t/comm")" "$(awk '{ print $14 + $15 }' "$t/stat")"
+  done | awk '{ s[$1] += $2 } END { for (k in s) print k, s[k] }' | sort
+}
+cpu_s() { awk -v t="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / t }' "/proc/$1/stat"; }
+
+# ------------------------------------------------------------------ machine and tools
+say machine_nproc "$(nproc)"
+say machine_cpu "\"$(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo)\""
+say machine_mem_gib "$(awk '/MemTotal/{printf "%.1f", $2/1048576}' /proc/meminfo)"
+say machine_kernel "$(uname -r)"
+say git_rev "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+say date "$(date -u +%FT%TZ)"
+say loadavg_start "\"$(loadavg)\""
+
+need=()
+command -v wrk >/dev/null || need+=(wrk)
+command -v hyperfine >/dev/null || need+=(hyperfine)
+command -v curl >/dev/null || need+=(curl)
+if ((${#need[@]})); then
+  log "installing ${need[*]} (Debian packages)"
+  if ! apt-get install -y "${need[@]}" >&2; then
+    apt-get update >&2 && apt-get install -y "${need[@]}" >&2
+  fi
+fi
+command -v python3 >/dev/null || die "python3 is needed (checkpoints, CLI peak RSS)"
+
+log "building (release)"
+(cd "$ROOT" && cargo build --release --locked >&2)
+LOADGEN=$(cd "$ROOT" && cargo bench --locked --bench loadgen --no-run 2>&1 \
+  | sed -n 's/.*Executable.*(\(.*loadgen-[0-9a-f]*\)).*/\1/p' | tail -1)
+[[ -n $LOADGEN ]] || die "cannot find the loadgen bench executable"
+LOADGEN=$ROOT/${LOADGEN#"$ROOT"/}
+BIN=$ROOT/target/release/restack
+CONFIG=$ROOT/bench/bench.toml
+
+# Everything from here runs hermetically: no real HOME, no inherited restack settings.
+mkdir -p "$TMP/home/.config" "$TMP/home/.local/share"
+export HOME=$TMP/home XDG_CONFIG_HOME=$TMP/home/.config XDG_DATA_HOME=$TMP/home/.local/share
+unset RESTACK_URL RESTACK_PROFILE RESTACK_CONFIG RESTACK_API_BEARER_TOKEN RESTACK_TOKEN 2>/dev/null || true
+
+# start_engine DATA_DIR: sets ENGINE_PID and URL
+start_engine() {
+  "$BIN" serve --listen 127.0.0.1:0 --data-dir "$1" -c "$CONFIG" 2> "$OUT/engine-$(basename "$1").log" &
+  ENGINE_PID=$!
+  PIDS+=("$ENGINE_PID")
+  URL=''
+  for _ in $(seq 600); do
+    URL=$(sed -n 's/.*listening on \(http:[^;]*\);.*/\1/p' "$OUT/engine-$(basename "$1").log" | head -1)
+    [[ -n $URL ]] && break
+    kill -0 "$ENGINE_PID" 2>/dev/null || die "engine exited; see $OUT/engine-$(basename "$1").log"
+    sleep 0.05
+  done
+  [[ -n $URL ]] || die "engine printed no banner"
+}
+stop_engine() {
+  kill -TERM "$ENGINE_PID" 2>/dev/null || true
+  wait "$ENGINE_PID" 2>/dev/null || true
+}
+checkpoint() { # DB: folds the WAL into the main file, prints the main file's bytes
+  python3 - "$1" <<'EOF'
+import os, sqlite3, sys
+c = sqlite3.connect(sys.argv[1])
+busy, log, done = c.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+if busy or log != done:
+    busy, log, done = c.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+c.close()
+if log != done:
+    print(f"checkpoint incomplete: {done}/{log} frames", file=sys.stderr)
+print(os.path.getsize(sys.argv[1]))
+EOF
+}
+run_wrk() { # TAG ARGS...: sets W_RPS W_ERR W_REQS W_CPU (engine CPU-seconds)
+  local tag=$1 c0; shift
+  c0=$(cpu_s "$ENGINE_PID")
+  wrk -t"$WRK_THREADS" -c"$WRK_CONN" -d"${WRK_DURATION}s" --timeout 10s --latency "$@" > "$OUT/wrk_$tag.txt" 2>&1
+  W_CPU=$(awk -v a="$(cpu_s "$ENGINE_PID")" -v b="$c0" 'BEGIN{printf "%.2f", a - b}')
+  W_RPS=$(awk '/^Requests\/sec:/{printf "%.0f", $2}' "$OUT/wrk_$tag.txt")
+  W_REQS=$(awk '/requests in/{print $1}' "$OUT/wrk_$tag.txt")
+  W_ERR=$(awk '/Non-2xx/{n+=$NF} /Socket errors/{gsub(/,/,""); n+=$4+$6+$8+$10} END{print n+0}' "$OUT/wrk_$tag.txt")
+  W_P50=$(awk '$1=="50%"{print $2}' "$OUT/wrk_$tag.txt")
+  W_P99=$(awk '$1=="99%"{print $2}' "$OUT/wrk_$tag.txt")
+}
+
+# ------------------------------------------------------------------ engine A: fresh data dir
+DATA=$TMP/data-main
+start_engine "$DATA"
+log "engine pid $ENGINE_PID at $URL"
+curl -sf "$URL/health" > /dev/null || die "health check failed"
+
+log "latency: $LAT_N sequential pipe3 workflows"
+"$LOADGEN" latency "$URL" /api/workflows/pipe3 "$LAT_N" > "$OUT/latency.txt"
+LAT_P50=$(get "$OUT/latency.txt" latency_p50_ms)
+check pipe3_seq_p50_ms "$LAT_P50" "<=" 4 "(schedule -> completed, client-measured, one at a time)"
+for k in p95 mean min max; do say "pipe3_seq_${k}_ms" "$(get "$OUT/latency.txt" "latency_${k}_ms")"; done
+
+log "--follow overhead: hyperfine, $FOLLOW_RUNS runs each"
+hyperfine -N --warmup 5 --runs "$FOLLOW_RUNS" --export-json "$OUT/hyperfine.json" \
+  -n follow "$BIN --url $URL agent run echo --follow" \
+  -n health "$BIN --url $URL health" \
+  -n curl "curl -s $URL/health" > "$OUT/hyperfine.txt" 2>&1 || die "hyperfine failed; see $OUT/hyperfine.txt"
+read -r H_FOLLOW H_HEALTH H_CURL < <(python3 - "$OUT/hyperfine.json" <<'EOF'
+import json, sys
+r = {x["command"]: x for x in json.load(open(sys.argv[1]))["results"]}
+print(" ".join(f'{r[k]["median"] * 1000:.3f}' for k in ("follow", "health", "curl")))
+EOF
+)
+say cli_follow_median_ms "$H_FOLLOW"
+say cli_health_median_ms "$H_HEALTH"
+say curl_health_median_ms "$H_CURL"
+check follow_vs_health_ratio "$(div "$H_FOLLOW" "$H_HEALTH")" "<=" 2.5
+check health_vs_curl_ratio "$(div "$H_HEALTH" "$H_CURL")" "<=" 1.5
+
+log "CLI peak RSS over $RSS_RUNS runs"
+CLI_RSS=$(python3 - "$BIN" "$URL" "$RSS_RUNS" <<'EOF'
+import resource, subprocess, sys
+bin, url, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+for _ in range(n):
+    subprocess.run([bin, "--url", url, "agent", "run", "echo", "--follow"],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+# ru_maxrss of waited-for children: the largest of them, in KiB on Linux
+print(f"{resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024:.1f}")
+EOF
+)
+check cli_follow_peak_rss_mb "$CLI_RSS" "<" 15
+
+log "database growth: $GROWTH_N echo runs at c=$E2E_C"
+SIZE0=$(checkpoint "$DATA/restack.db")
+"$LOADGEN" e2e "$URL" /api/agents/echo "$GROWTH_N" "$E2E_C" > "$OUT/e2e_echo.txt"
+SIZE1=$(checkpoint "$DATA/restack.db")
+say echo_e2e_rps "$(get "$OUT/e2e_echo.txt" e2e_rps)"
+say echo_e2e_errors "$(get "$OUT/e2e_echo.txt" e2e_errors)"
+check db_bytes_per_echo_run "$(awk -v a="$SIZE0" -v b="$SIZE1" -v n="$GROWTH_N" 'BEGIN{printf "%.0f", (b - a) / n}')" "<=" 1024 \
+  "(main file after a WAL checkpoint, $SIZE0 -> $SIZE1 bytes)"
+
+log "end to end: $E2E_N pipe3 workflows at c=$E2E_C"
+LA=$(loadavg)
+C0=$(cpu_s "$ENGINE_PID")
+"$LOADGEN" e2e "$URL" /api/workflows/pipe3 "$E2E_N" "$E2E_C" > "$OUT/e2e_pipe3.txt"
+E2E_CPU=$(awk -v a="$(cpu_s "$ENGINE_PID")" -v b="$C0" 'BEGIN{printf "%.2f", a - b}')
+E2E_RPS=$(get "$OUT/e2e_pipe3.txt" e2e_rps)
+check pipe3_c${E2E_C}_wf_per_s "$E2E_RPS" ">=" 2500 "(loadavg before: $LA)"
+say pipe3_c${E2E_C}_errors "$(get "$OUT/e2e_pipe3.txt" e2e_errors)"
+say pipe3_c${E2E_C}_p50_ms "$(get "$OUT/e2e_pipe3.txt" e2e_p50_ms)"
+say pipe3_c${E2E_C}_p99_ms "$(get "$OUT/e2e_pipe3.txt" e2e_p99_ms)"
+say pipe3_c${E2E_C}_engine_cpu_s "$E2E_CPU"
+say pipe3_c${E2E_C}_engine_cpu_us_per_wf "$(awk -v c="$E2E_CPU" -v n="$E2E_N" 'BEGIN{printf "%.0f", c * 1e6 / n}')"
+
+log "wrk: GET /health, then POST /api/agents/echo; ${WRK_DURATION}s each at c=$WRK_CONN"
+printf 'wrk.method = "POST"\nwrk.body = %s\nwrk.headers["Content-Type"] = "application/json"\n' \
+  "'{\"input\":{\"x\":1}}'" > "$TMP/post.lua"
+LA=$(loadavg)
+run_wrk health "$URL/health"
+H_RPS=$W_RPS H_ERR=$W_ERR H_CPU=$W_CPU H_REQS=$W_REQS H_P50=$W_P50
+if [[ $PROFILE == 1 ]]; then
+  perf record -e cpu-clock -F 499 -g -p "$ENGINE_PID" -o "$OUT/perf-post.data" -- sleep "$WRK_DURATION" 2> /dev/null &
+  PERF_PID=$!
+fi
+thread_cpu "$ENGINE_PID" > "$TMP/threads0"
+run_wrk post -s "$TMP/post.lua" "$URL/api/agents/echo"
+thread_cpu "$ENGINE_PID" > "$TMP/threads1"
+if [[ $PROFILE == 1 ]]; then
+  wait "$PERF_PID" || true
+  { echo "## self time by symbol"
+    perf report -i "$OUT/perf-post.data" --no-children --sort comm,dso,symbol -g none \
+      --percent-limit 0.7 --stdio 2> /dev/null | grep -v '^#' | grep -v '^$' | sed 's/[ -]*$//' | head -60
+    echo "## inclusive time by symbol"
+    perf report -i "$OUT/perf-post.data" --children --sort symbol -g none \
+      --percent-limit 4 --stdio 2> /dev/null | grep -v '^#' | grep -v '^$' | sed 's/[ -]*$//' | head -60
+  } > "$OUT/perf-post.txt" || true
+  log "profile of the POST phase in $OUT/perf-post.txt"
+fi
+say health_get_c${WRK_CONN}_rps "$H_RPS"
+say health_get_c${WRK_CONN}_errors "$H_ERR"
+say health_get_c${WRK_CONN}_p50 "$H_P50"
+say health_get_engine_cpu_us_per_req "$(awk -v c="$H_CPU" -v n="$H_REQS" 'BEGIN{printf "%.1f", c * 1e6 / n}')"
+say schedule_c${WRK_CONN}_rps "$W_RPS"
+say schedule_c${WRK_CONN}_errors "$W_ERR"
+say schedule_c${WRK_CONN}_p50 "$W_P50"
+say schedule_c${WRK_CONN}_p99 "$W_P99"
+say schedule_engine_cpu_us_per_req "$(awk -v c="$W_CPU" -v n="$W_REQS" 'BEGIN{printf "%.1f", c * 1e6 / n}')"
+# where the POST phase's engine CPU went, by thread name (CPU-seconds)
+say schedule_engine_cpu_s_by_thread "\"$(join -a 2 -e 0 -o 0,1.2,2.2 "$TMP/threads0" "$TMP/threads1" \
+  | awk -v t="$(getconf CLK_TCK)" '{ printf "%s%s=%.2f", sep, $1, ($3 - $2) / t; sep = " " }')\""
+check schedule_vs_health_ratio "$(div "$W_RPS" "$H_RPS")" ">=" 0.5 "(loadavg before: $LA)"
+RSS=$(awk '/VmHWM/{printf "%.1f", $2/1024}' "/proc/$ENGINE_PID/status")
+check engine_peak_rss_mb "$RSS" "<" 100 "(VmHWM after all the load above)"
+stop_engine
+
+# ------------------------------------------------------------------ scale: seeded stores
+for n in "$SCALE_SMALL" "$SCALE_BIG"; do
+  log "seeding $n runs"
+  "$LOADGEN" seed "$TMP/data-$n" "$n" "$TMP/ids-$n.txt" > "$OUT/seed_$n.txt"
+  say "seed_${n}_s" "$(get "$OUT/seed_$n.txt" seed_s)"
+  log "start-up and $FETCH_N fetches with $n runs stored"
+  "$LOADGEN" scale "$BIN" "$CONFIG" "$TMP/data-$n" "$TMP/ids-$n.txt" "$FETCH_N" > "$OUT/scale_$n.txt"
+  say "fetch_${n}_p50_ms" "$(get "$OUT/scale_$n.txt" fetch_p50_ms)"
+  say "startup_${n}_ms" "$(get "$OUT/scale_$n.txt" startup_p50_ms)"
+  rm -rf "$TMP/data-$n"
+done
+check fetch_big_vs_small_ratio "$(div "$(get "$OUT/scale_$SCALE_BIG.txt" fetch_p50_ms)" \
+  "$(get "$OUT/scale_$SCALE_SMALL.txt" fetch_p50_ms)")" "<=" 1.25 "($SCALE_BIG vs $SCALE_SMALL stored)"
+check startup_${SCALE_BIG}_runs_ms "$(get "$OUT/scale_$SCALE_BIG.txt" startup_p50_ms)" "<" 500 \
+  "(spawn -> /health answers, median of 3)"
+say loadavg_end_ours "\"$(loadavg)\""
+
+# ------------------------------------------------------------------ Restate, side by side
+if [[ $PEER == 1 ]]; then
+  log "Restate peer: $PEER_SCRIPT"
+  if bash "$PEER_SCRIPT" > "$OUT/restate.txt" 2> "$OUT/restate.log"; then
+    R=$OUT/restate.txt
+    peer() { # NAME OURS THEIRS NOTE: ratio ours / theirs
+      say "$1" "ours $2 vs restate $3; ratio $(div "$2" "$3")  $4"
+    }
+    say restate_version "$(get "$R" restate_server_version)"
+    peer vs_restate_pipe3_seq_p50_ms "$LAT_P50" "$(get "$R" pipe3_seq_p50_ms)" "(lower is better)"
+    peer vs_restate_pipe3_c64_per_s "$E2E_RPS" "$(get "$R" pipe3_c64_rps)" "(higher is better)"
+    peer vs_restate_echo_c64_per_s "$(get "$OUT/e2e_echo.txt" e2e_rps)" "$(get "$R" echo_c64_rps)" \
+      "(ours: schedule + wait for completion; higher is better)"
+    peer vs_restate_health_c64_rps "$H_RPS" "$(get "$R" health_get_c64_rps)" "(higher is better)"
+    say restate_peak_rss_mb "$(get "$R" server_peak_rss_mb)"
+    say restate_phases_with_foreign_load "$(get "$R" phases_with_foreign_load)"
+  else
+    say restate_peer "failed; see $OUT/restate.log"
+  fi
+fi
+say loadavg_end "\"$(loadavg)\""
+log "done; figures in $RESULTS"

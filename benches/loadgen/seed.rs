@@ -1,0 +1,80 @@
+//! Fills a data directory with completed echo runs through `restack::engine::store`, so the
+//! rows, indexes and schema are exactly what the engine itself writes.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Result;
+use restack::api::{Kind, RunStatus, now_ms};
+use restack::engine::notify::Notifier;
+use restack::engine::store::{NewRun, Op, Store};
+
+/// Runs written between two waits for the writer; bounds the queued ops held in memory.
+const CHUNK: usize = 50_000;
+/// IDs written to the sample file: enough for random fetches, few enough to read at once.
+const SAMPLE: usize = 10_000;
+
+pub async fn run(dir: &str, n: usize, ids_file: &str) -> Result<()> {
+    let dir = Path::new(dir);
+    std::fs::create_dir_all(dir)?;
+    let t0 = Instant::now();
+    // `normal` sync: a seed is rebuilt rather than recovered, and fsyncs would dominate.
+    let store = Store::open(dir, false, Arc::new(Notifier::default()))?;
+    let every = (n / SAMPLE).max(1);
+    let mut ids = std::io::BufWriter::new(std::fs::File::create(ids_file)?);
+    let input = r#"{"x":1}"#.to_string();
+    let mut done = 0;
+    while done < n {
+        let end = (done + CHUNK).min(n);
+        let at = now_ms();
+        let mut last = None;
+        for i in done..end {
+            let id = uuid::Uuid::now_v7().to_string();
+            if i % every == 0 {
+                writeln!(ids, "{id}")?;
+            }
+            store.write_later(Op::Insert(NewRun {
+                id: id.clone(),
+                kind: Kind::Agent,
+                name: "echo".into(),
+                input: input.clone(),
+                created_at: at,
+            }));
+            let finish = Op::Finish {
+                id,
+                status: RunStatus::Completed,
+                output: Some(input.clone()),
+                error: None,
+                at,
+                canceled: false,
+                step: None,
+            };
+            if i + 1 == end {
+                last = Some(finish);
+            } else {
+                store.write_later(finish);
+            }
+        }
+        // Waiting for the chunk's last write waits for everything queued before it.
+        if let Some(op) = last {
+            store.write(op).await?;
+        }
+        done = end;
+    }
+    ids.flush()?;
+    store.close();
+    // Leave the data directory as a stopped engine would: everything in the main file.
+    let conn = rusqlite::Connection::open(dir.join("restack.db"))?;
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+    let secs = t0.elapsed().as_secs_f64();
+    println!("seed_runs: {n}");
+    println!("seed_s: {secs:.2}");
+    println!("seed_runs_per_s: {:.0}", n as f64 / secs);
+    println!(
+        "seed_db_bytes: {}",
+        std::fs::metadata(dir.join("restack.db"))?.len()
+    );
+    Ok(())
+}
