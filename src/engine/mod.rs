@@ -32,9 +32,12 @@ use store::Store;
 
 pub use http::router;
 
-/// Everything a handler may touch; cheap to clone.
+/// Everything a handler may touch. Axum clones the state for every request (and again for each
+/// middleware), so it is one `Arc`: one atomic increment, not one per field.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+pub struct Shared {
     pub store: Store,
     pub catalog: Arc<Catalog>,
     pub executor: Executor,
@@ -43,6 +46,13 @@ pub struct AppState {
     /// Fired at shutdown so long-polls answer at once instead of holding the stop.
     pub stopping: CancellationToken,
     pub max_body_bytes: usize,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
 }
 
 pub struct Engine {
@@ -66,7 +76,7 @@ impl Engine {
             execute,
         );
         Ok(Engine {
-            state: AppState {
+            state: AppState(Arc::new(Shared {
                 store,
                 catalog,
                 executor,
@@ -74,7 +84,7 @@ impl Engine {
                 token: settings.token.as_deref().map(Arc::from),
                 stopping: CancellationToken::new(),
                 max_body_bytes: settings.max_body_bytes,
-            },
+            })),
             settings,
             _lock: lock,
         })
