@@ -6,6 +6,7 @@
 #
 # Knobs (environment; defaults are the issue's settings):
 #   WRK_DURATION=10  WRK_CONN=64  WRK_THREADS=2     wrk phases (seconds, connections, threads)
+#   WRK_ROUNDS=3                                     alternating health/schedule rounds (median)
 #   E2E_N=20000      E2E_C=64                        3-step workflows end to end
 #   GROWTH_N=20000                                   echo runs for bytes/run (also the echo rate)
 #   LAT_N=500                                        sequential schedule -> completed samples
@@ -23,6 +24,7 @@ if [[ ${QUICK:-0} == 1 ]]; then
   : "${RSS_RUNS:=5}" "${SCALE_BIG:=100000}" "${FETCH_N:=1000}" "${PEER:=0}"
 fi
 WRK_DURATION=${WRK_DURATION:-10} WRK_CONN=${WRK_CONN:-64} WRK_THREADS=${WRK_THREADS:-2}
+WRK_ROUNDS=${WRK_ROUNDS:-3}
 E2E_N=${E2E_N:-20000} E2E_C=${E2E_C:-64} GROWTH_N=${GROWTH_N:-20000} LAT_N=${LAT_N:-500}
 FOLLOW_RUNS=${FOLLOW_RUNS:-50} RSS_RUNS=${RSS_RUNS:-20}
 SCALE_BIG=${SCALE_BIG:-1000000} SCALE_SMALL=${SCALE_SMALL:-1000} FETCH_N=${FETCH_N:-5000}
@@ -90,6 +92,7 @@ need=()
 command -v wrk >/dev/null || need+=(wrk)
 command -v hyperfine >/dev/null || need+=(hyperfine)
 command -v curl >/dev/null || need+=(curl)
+[[ -x /usr/bin/time ]] || need+=(time)
 if ((${#need[@]})); then
   log "installing ${need[*]} (Debian packages)"
   if ! apt-get install -y "${need[@]}" >&2; then
@@ -185,16 +188,11 @@ check follow_vs_health_ratio "$(div "$H_FOLLOW" "$H_HEALTH")" "<=" 2.5
 check health_vs_curl_ratio "$(div "$H_HEALTH" "$H_CURL")" "<=" 1.5
 
 log "CLI peak RSS over $RSS_RUNS runs"
-CLI_RSS=$(python3 - "$BIN" "$URL" "$RSS_RUNS" <<'EOF'
-import resource, subprocess, sys
-bin, url, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
-for _ in range(n):
-    subprocess.run([bin, "--url", url, "agent", "run", "echo", "--follow"],
-                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-# ru_maxrss of waited-for children: the largest of them, in KiB on Linux
-print(f"{resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024:.1f}")
-EOF
-)
+# GNU time's %M is the CLI's own peak (wait4 on the CLI alone), in KiB; the largest of the runs.
+CLI_RSS=$(for _ in $(seq "$RSS_RUNS"); do
+  HOME=$TMP/cli-home XDG_DATA_HOME=$TMP/cli-home/data /usr/bin/time -f '%M' \
+    "$BIN" --url "$URL" agent run echo --follow 2>&1 > /dev/null | tail -n 1
+done | sort -n | tail -n 1 | awk '{printf "%.1f", $1 / 1024}')
 check cli_follow_peak_rss_mb "$CLI_RSS" "<" 15
 
 log "database growth: $GROWTH_N echo runs at c=$E2E_C"
@@ -223,15 +221,28 @@ log "wrk: GET /health, then POST /api/agents/echo; ${WRK_DURATION}s each at c=$W
 printf 'wrk.method = "POST"\nwrk.body = %s\nwrk.headers["Content-Type"] = "application/json"\n' \
   "'{\"input\":{\"x\":1}}'" > "$TMP/post.lua"
 LA=$(loadavg)
-run_wrk health "$URL/health"
-H_RPS=$W_RPS H_ERR=$W_ERR H_CPU=$W_CPU H_REQS=$W_REQS H_P50=$W_P50
-if [[ $PROFILE == 1 ]]; then
-  perf record -e cpu-clock -F 499 -g -p "$ENGINE_PID" -o "$OUT/perf-post.data" -- sleep "$WRK_DURATION" 2> /dev/null &
-  PERF_PID=$!
-fi
-thread_cpu "$ENGINE_PID" > "$TMP/threads0"
-run_wrk post -s "$TMP/post.lua" "$URL/api/agents/echo"
-thread_cpu "$ENGINE_PID" > "$TMP/threads1"
+# The host is shared and noisy: alternate the two phases WRK_ROUNDS times and judge the median
+# of the per-round ratios (the figures printed below are the median round's).
+ROUND_RATIOS=()
+for ((round = 1; round <= WRK_ROUNDS; round++)); do
+  run_wrk health "$URL/health"
+  RH_RPS[round]=$W_RPS RH_ERR[round]=$W_ERR RH_CPU[round]=$W_CPU RH_REQS[round]=$W_REQS RH_P50[round]=$W_P50
+  if [[ $PROFILE == 1 && $round == 1 ]]; then
+    perf record -e cpu-clock -F 499 -g -p "$ENGINE_PID" -o "$OUT/perf-post.data" -- sleep "$WRK_DURATION" 2> /dev/null &
+    PERF_PID=$!
+  fi
+  thread_cpu "$ENGINE_PID" > "$TMP/threads0_$round"
+  run_wrk post -s "$TMP/post.lua" "$URL/api/agents/echo"
+  thread_cpu "$ENGINE_PID" > "$TMP/threads1_$round"
+  RW_RPS[round]=$W_RPS RW_ERR[round]=$W_ERR RW_CPU[round]=$W_CPU RW_REQS[round]=$W_REQS RW_P50[round]=$W_P50 RW_P99[round]=$W_P99
+  ROUND_RATIOS+=("$(div "$W_RPS" "${RH_RPS[round]}") $round")
+  log "round $round: health ${RH_RPS[round]} req/s, schedule $W_RPS req/s"
+done
+MEDIAN_ROUND=$(printf '%s\n' "${ROUND_RATIOS[@]}" | sort -g | awk '{a[NR] = $2} END {print a[int((NR + 1) / 2)]}')
+r=$MEDIAN_ROUND
+H_RPS=${RH_RPS[r]} H_ERR=${RH_ERR[r]} H_CPU=${RH_CPU[r]} H_REQS=${RH_REQS[r]} H_P50=${RH_P50[r]}
+W_RPS=${RW_RPS[r]} W_ERR=${RW_ERR[r]} W_CPU=${RW_CPU[r]} W_REQS=${RW_REQS[r]} W_P50=${RW_P50[r]} W_P99=${RW_P99[r]}
+cp "$TMP/threads0_$r" "$TMP/threads0"; cp "$TMP/threads1_$r" "$TMP/threads1"
 if [[ $PROFILE == 1 ]]; then
   wait "$PERF_PID" || true
   { echo "## self time by symbol"
@@ -255,7 +266,8 @@ say schedule_engine_cpu_us_per_req "$(awk -v c="$W_CPU" -v n="$W_REQS" 'BEGIN{pr
 # where the POST phase's engine CPU went, by thread name (CPU-seconds)
 say schedule_engine_cpu_s_by_thread "\"$(join -a 2 -e 0 -o 0,1.2,2.2 "$TMP/threads0" "$TMP/threads1" \
   | awk -v t="$(getconf CLK_TCK)" '{ printf "%s%s=%.2f", sep, $1, ($3 - $2) / t; sep = " " }')\""
-check schedule_vs_health_ratio "$(div "$W_RPS" "$H_RPS")" ">=" 0.5 "(loadavg before: $LA)"
+say schedule_vs_health_ratio_rounds "\"$(printf '%s\n' "${ROUND_RATIOS[@]}" | sort -k2 -n | awk '{printf "%s%s", sep, $1; sep = " "}')\""
+check schedule_vs_health_ratio "$(div "$W_RPS" "$H_RPS")" ">=" 0.5 "(median of $WRK_ROUNDS alternating rounds; loadavg before: $LA)"
 RSS=$(awk '/VmHWM/{printf "%.1f", $2/1024}' "/proc/$ENGINE_PID/status")
 check engine_peak_rss_mb "$RSS" "<" 100 "(VmHWM after all the load above)"
 stop_engine
