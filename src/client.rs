@@ -221,11 +221,12 @@ impl Client {
         let mut last: Option<RunStatus> = None;
         loop {
             let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            // Even the first look long-polls: the server answers at once if the run has ended,
-            // else when its status changes.
-            let wait = match remaining {
-                Some(r) => Some(r.min(LONG_POLL)),
-                None => Some(LONG_POLL),
+            // The first look answers at once, so the live status shows from the start; then
+            // each request long-polls until the status changes.
+            let wait = match (last, remaining) {
+                (None, _) => None,
+                (Some(_), Some(r)) => Some(r.min(LONG_POLL)),
+                (Some(_), None) => Some(LONG_POLL),
             };
             let asked = Instant::now();
             let answer = self

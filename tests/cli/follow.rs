@@ -209,3 +209,34 @@ fn timeout_needs_follow() {
     assert_eq!(code(&out), 2, "{out:?}");
     assert!(stderr(&out).contains("--follow"), "{}", stderr(&out));
 }
+
+#[test]
+fn on_a_terminal_follow_draws_a_spinner_and_still_prints_the_output() {
+    let sb = Sandbox::new();
+    let server = engine(&sb);
+    // `script` runs the CLI on a pseudo-terminal, as a person at a shell would.
+    let inner = format!(
+        "{} --url {} agent run slow --set seconds=0.5 --follow",
+        crate::support::BIN,
+        server.url
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &inner, "/dev/null"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", sb.path("home"))
+        .env("XDG_DATA_HOME", sb.path("data"))
+        .env("XDG_CONFIG_HOME", sb.path("config"))
+        .env("TERM", "xterm")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("script(1) from bsdutils");
+    assert_eq!(code(&out), 0, "{out:?}");
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        screen.contains("\u{1b}[") || screen.contains('\r'),
+        "no redraws: {screen:?}"
+    );
+    assert!(screen.contains(": running"), "no live status: {screen:?}");
+    assert!(screen.contains("\"done\": true"), "no output: {screen:?}");
+}
