@@ -176,17 +176,19 @@ impl Client {
         Ok(Answer { typed, raw })
     }
 
+    /// One look at a run; with `wait`, a long-poll that answers once the status is no longer
+    /// `since` (the engine's extension; other servers answer at once).
     pub async fn run(
         &self,
         kind: Kind,
         name: &str,
         id: &str,
-        wait: Option<Duration>,
+        wait: Option<(Duration, RunStatus)>,
     ) -> Result<Answer<RunInfo>> {
         let mut path = format!("/api/{}/{}/{}", kind.plural(), encode(name), encode(id));
         let timeout = match wait {
-            Some(w) => {
-                path.push_str(&format!("?wait={}", w.as_secs_f64()));
+            Some((w, since)) => {
+                path.push_str(&format!("?wait={}&since={since}", w.as_secs_f64()));
                 w + REQUEST_TIMEOUT
             }
             None => REQUEST_TIMEOUT,
@@ -225,12 +227,12 @@ impl Client {
             // each request long-polls until the status changes.
             let wait = match (last, remaining) {
                 (None, _) => None,
-                (Some(_), Some(r)) => Some(r.min(LONG_POLL)),
-                (Some(_), None) => Some(LONG_POLL),
+                (Some(s), Some(r)) => Some((r.min(LONG_POLL), s)),
+                (Some(s), None) => Some((LONG_POLL, s)),
             };
             let asked = Instant::now();
             let answer = self
-                .run(kind, name, id, wait.filter(|w| !w.is_zero()))
+                .run(kind, name, id, wait.filter(|(w, _)| !w.is_zero()))
                 .await?;
             let status = answer.typed.status;
             if last != Some(status) {
@@ -254,7 +256,7 @@ impl Client {
             }
             // A server that ignores `wait` answers at once with nothing new: poll it gently.
             let ignored_wait =
-                last == Some(status) && wait.is_some_and(|w| asked.elapsed() < w / 2);
+                last == Some(status) && wait.is_some_and(|(w, _)| asked.elapsed() < w / 2);
             if ignored_wait {
                 let pause = match deadline {
                     Some(d) => backoff.min(d.saturating_duration_since(Instant::now())),

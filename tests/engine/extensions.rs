@@ -29,6 +29,21 @@ fn wait_answers_when_the_status_changes() {
     let (code, run) = server.get(&format!("{path}?wait=0.2"));
     assert_eq!((code, run["status"].as_str()), (200, Some("running")));
 
+    // A caller that last saw `queued` is told at once that the run has moved on, even with a
+    // minute to wait (else a change between two looks would be slept through).
+    let url = format!("{}{path}?wait=60&since=queued", server.url);
+    let look =
+        std::thread::spawn(move || crate::support::send(reqwest::blocking::Client::new().get(url)));
+    wait_until(
+        "the look with since=queued to answer",
+        Duration::from_secs(20),
+        || look.is_finished().then_some(()),
+    );
+    let (code, run) = look.join().unwrap();
+    assert_eq!((code, run["status"].as_str()), (200, Some("running")));
+    let (code, body) = server.get(&format!("{path}?wait=1&since=paused"));
+    assert_eq!(code, 400, "{body}");
+
     // A long wait answers with the change, not after the full minute.
     let url = format!("{}{path}?wait=60", server.url);
     let poll =

@@ -131,9 +131,15 @@ pub async fn get(
             }
         },
     };
+    // `since`: the status the caller last saw. Without it, the status at request time; with
+    // it, a change that happened between the caller's two requests is not slept through.
+    let since = match query.get("since") {
+        None => None,
+        Some(s) => Some(parse_status(s)?),
+    };
     let mut row = load(&state, kind, &name, &id)?;
-    if wait > 0.0 && !row.status.is_terminal() {
-        let initial = row.status;
+    let initial = since.unwrap_or(row.status);
+    if wait > 0.0 && !row.status.is_terminal() && row.status == initial {
         let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(wait);
         loop {
             // Subscribe before re-reading, so a change between the two is not missed.
@@ -233,9 +239,7 @@ pub async fn list(
         filter.name = Some(n.clone());
     }
     if let Some(s) = query.get("status").filter(|v| !v.is_empty()) {
-        let status = serde_json::from_value::<RunStatus>(Value::String(s.clone()))
-            .map_err(|_| bad("status (queued, running, completed or failed)", s))?;
-        filter.status = Some(status);
+        filter.status = Some(parse_status(s)?);
     }
     if let Some(l) = query.get("limit") {
         filter.limit = l
@@ -253,6 +257,14 @@ pub async fn list(
         runs: rows.into_iter().map(|r| run_info(r, None)).collect(),
         next,
     }))
+}
+
+fn parse_status(s: &str) -> Result<RunStatus, EngineError> {
+    serde_json::from_value::<RunStatus>(Value::String(s.to_string())).map_err(|_| {
+        EngineError::BadRequest(format!(
+            "invalid status {s:?} (queued, running, completed or failed)"
+        ))
+    })
 }
 
 pub async fn cancel(
