@@ -105,9 +105,9 @@ impl Store {
             "synchronous",
             if sync_full { "FULL" } else { "NORMAL" },
         )?;
-        // Checkpoint less often: hot pages (the tables' right edges) are then copied back once
-        // per checkpoint rather than many times.
-        conn.pragma_update(None, "wal_autocheckpoint", 8192)?;
+        // The default checkpoint interval (1000 pages) is kept on purpose: a WAL that is reused
+        // from its start after each checkpoint costs a cheaper fsync than one that keeps growing
+        // (8192 pages made the low-load workflow latency ~1 ms worse).
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         schema::migrate(&mut conn).with_context(|| format!("cannot migrate {}", path.display()))?;
         let (tx, rx) = std::sync::mpsc::channel();
