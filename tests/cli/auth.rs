@@ -111,11 +111,7 @@ fn a_wrong_or_missing_token_is_exit_5_and_the_wrong_one_is_not_echoed() {
 fn health_needs_no_token() {
     let sb = Sandbox::new();
     let server = engine_with_env(&sb, &[("RESTACK_API_BEARER_TOKEN", TOKEN)]);
-    let out = sb
-        .cmd()
-        .args(["--url", &server.url, "health"])
-        .output()
-        .unwrap();
+    let out = sb.run(&["--url", &server.url, "health"]);
     assert_eq!(code(&out), 0, "{out:?}");
 }
 
@@ -132,11 +128,7 @@ fn the_status_table_without_the_token_is_exit_5() {
         .unwrap();
     assert_eq!(code(&out), 0, "{out:?}");
     for format in ["text", "json"] {
-        let out = sb
-            .cmd()
-            .args(["--url", &server.url, "-o", format, "status"])
-            .output()
-            .unwrap();
+        let out = sb.run(&["--url", &server.url, "-o", format, "status"]);
         let err = assert_error(&out, 5);
         assert!(err.contains("RESTACK_API_BEARER_TOKEN"), "{err}");
         assert!(out.stdout.is_empty(), "{}", stdout(&out));

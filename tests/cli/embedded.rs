@@ -56,19 +56,15 @@ fn the_readme_main_job_runs_on_the_embedded_engine() {
     assert!(sb.path(".restack-data/restack.db").exists());
 
     // And the history knows it: `status` shows it afterwards, still on the embedded engine.
-    let out = sb
-        .cmd()
-        .args([
-            "-c",
-            "examples/restack.toml",
-            "-p",
-            "embedded",
-            "-o",
-            "json",
-            "status",
-        ])
-        .output()
-        .unwrap();
+    let out = sb.run(&[
+        "-c",
+        "examples/restack.toml",
+        "-p",
+        "embedded",
+        "-o",
+        "json",
+        "status",
+    ]);
     assert_eq!(code(&out), 0, "{out:?}");
     let list = stdout_json(&out);
     assert_eq!(list[0]["workflowName"], "digest");
@@ -79,20 +75,12 @@ fn the_readme_main_job_runs_on_the_embedded_engine() {
 #[test]
 fn an_embedded_run_scheduled_without_follow_finishes_when_followed_later() {
     let sb = Sandbox::new();
-    let out = sb
-        .cmd()
-        .args([
-            "-p", "embedded", "-q", "agent", "run", "echo", "--set", "later=1",
-        ])
-        .output()
-        .unwrap();
+    let out = sb.run(&[
+        "-p", "embedded", "-q", "agent", "run", "echo", "--set", "later=1",
+    ]);
     assert_eq!(code(&out), 0, "{out:?}");
     let id = stdout(&out).trim().to_string();
-    let out = sb
-        .cmd()
-        .args(["-p", "embedded", "status", &id, "--follow"])
-        .output()
-        .unwrap();
+    let out = sb.run(&["-p", "embedded", "status", &id, "--follow"]);
     assert_eq!(code(&out), 0, "{out:?}");
     assert_eq!(stdout_json(&out), json!({"later": 1}));
 }
@@ -103,19 +91,15 @@ fn the_embedded_profile_refuses_a_data_dir_a_server_holds() {
     copy_examples(&sb);
     let config = sb.path("examples/restack.toml");
     let _server = sb.serve(Some(&config), &sb.path(".restack-data"), &[]);
-    let out = sb
-        .cmd()
-        .args([
-            "-c",
-            "examples/restack.toml",
-            "-p",
-            "embedded",
-            "agent",
-            "run",
-            "echo",
-        ])
-        .output()
-        .unwrap();
+    let out = sb.run(&[
+        "-c",
+        "examples/restack.toml",
+        "-p",
+        "embedded",
+        "agent",
+        "run",
+        "echo",
+    ]);
     let err = assert_error(&out, 2);
     assert!(err.contains("in use"), "{err}");
     assert!(err.contains("hint: "), "{err}");

@@ -31,11 +31,7 @@ fn exit_0_scheduled_completed_healthy() {
 fn exit_1_the_followed_run_failed() {
     let sb = Sandbox::new();
     let server = engine(&sb);
-    let out = sb
-        .cmd()
-        .args(["--url", &server.url, "agent", "run", "fail", "-f"])
-        .output()
-        .unwrap();
+    let out = sb.run(&["--url", &server.url, "agent", "run", "fail", "-f"]);
     assert_error(&out, 1);
 }
 
@@ -64,19 +60,15 @@ fn exit_2_usage_errors() {
         );
     }
     // The engine's own 400 (input failing a schema) is a usage error too.
-    let out = sb
-        .cmd()
-        .args([
-            "--url",
-            &server.url,
-            "agent",
-            "run",
-            "sleep",
-            "--set",
-            "seconds=-1",
-        ])
-        .output()
-        .unwrap();
+    let out = sb.run(&[
+        "--url",
+        &server.url,
+        "agent",
+        "run",
+        "sleep",
+        "--set",
+        "seconds=-1",
+    ]);
     let err = assert_error(&out, 2);
     assert!(err.contains("seconds"), "names the field: {err}");
     assert_eq!(runs(&server), Vec::<serde_json::Value>::new());
@@ -89,11 +81,7 @@ fn exit_3_cannot_reach_the_server() {
     let out = sb.cmd().args(["--url", &url, "health"]).output().unwrap();
     assert_error(&out, 3);
     // DNS: a name that cannot resolve (`.invalid` is reserved to never exist).
-    let out = sb
-        .cmd()
-        .args(["--url", "http://restack.invalid", "health"])
-        .output()
-        .unwrap();
+    let out = sb.run(&["--url", "http://restack.invalid", "health"]);
     let err = assert_error(&out, 3);
     assert!(err.contains("restack.invalid"), "{err}");
 }
@@ -143,11 +131,7 @@ fn exit_5_unauthorized() {
     assert_error(&out, 5);
     // A 403 from a remote server is the same to a script.
     let standin = Standin::start(|_, _| Reply::json(403, json!({"error": "forbidden"})));
-    let out = sb
-        .cmd()
-        .args(["--url", &standin.url, "agent", "run", "echo"])
-        .output()
-        .unwrap();
+    let out = sb.run(&["--url", &standin.url, "agent", "run", "echo"]);
     let err = assert_error(&out, 5);
     assert!(err.contains("forbidden"), "{err}");
 }

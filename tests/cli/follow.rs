@@ -39,11 +39,7 @@ fn follow_prints_the_output_on_stdout_and_plain_status_lines_on_stderr() {
 fn without_follow_it_prints_the_run_id_and_how_to_follow_it() {
     let sb = Sandbox::new();
     let server = engine(&sb);
-    let out = sb
-        .cmd()
-        .args(["--url", &server.url, "agent", "run", "echo"])
-        .output()
-        .unwrap();
+    let out = sb.run(&["--url", &server.url, "agent", "run", "echo"]);
     assert_eq!(code(&out), 0, "{out:?}");
     let id = runs(&server)[0]["runId"].as_str().unwrap().to_string();
     let text = stdout(&out);
@@ -96,11 +92,7 @@ fn quiet_follow_prints_the_output_and_no_progress() {
 fn json_output_is_the_schedule_answer_alone() {
     let sb = Sandbox::new();
     let server = engine(&sb);
-    let out = sb
-        .cmd()
-        .args(["--url", &server.url, "-o", "json", "agent", "run", "echo"])
-        .output()
-        .unwrap();
+    let out = sb.run(&["--url", &server.url, "-o", "json", "agent", "run", "echo"]);
     assert_eq!(code(&out), 0, "{out:?}");
     let body = stdout_json(&out);
     assert_eq!(body["status"], "queued");
@@ -137,11 +129,7 @@ fn json_follow_prints_the_whole_status_object_alone() {
 fn a_failed_run_is_exit_1_with_the_agents_error() {
     let sb = Sandbox::new();
     let server = engine(&sb);
-    let out = sb
-        .cmd()
-        .args(["--url", &server.url, "agent", "run", "fail", "--follow"])
-        .output()
-        .unwrap();
+    let out = sb.run(&["--url", &server.url, "agent", "run", "fail", "--follow"]);
     let err = assert_error(&out, 1);
     assert!(err.contains("exit status 3"), "{err}");
     assert!(err.contains("boom: no luck today"), "{err}");
@@ -152,20 +140,16 @@ fn a_failed_run_is_exit_1_with_the_agents_error() {
 fn a_failed_run_in_json_is_exit_1_with_the_status_object() {
     let sb = Sandbox::new();
     let server = engine(&sb);
-    let out = sb
-        .cmd()
-        .args([
-            "--url",
-            &server.url,
-            "-o",
-            "json",
-            "agent",
-            "run",
-            "fail",
-            "-f",
-        ])
-        .output()
-        .unwrap();
+    let out = sb.run(&[
+        "--url",
+        &server.url,
+        "-o",
+        "json",
+        "agent",
+        "run",
+        "fail",
+        "-f",
+    ]);
     assert_eq!(code(&out), 1, "{out:?}");
     let body = stdout_json(&out);
     assert_eq!(body["status"], "failed");

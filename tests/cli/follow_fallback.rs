@@ -34,11 +34,7 @@ fn impatient_server(running_for: usize) -> Standin {
 fn follow_falls_back_to_polling_when_wait_is_ignored() {
     let sb = Sandbox::new();
     let standin = impatient_server(5);
-    let out = sb
-        .cmd()
-        .args(["--url", &standin.url, "agent", "run", "echo", "--follow"])
-        .output()
-        .unwrap();
+    let out = sb.run(&["--url", &standin.url, "agent", "run", "echo", "--follow"]);
     assert_eq!(code(&out), 0, "{out:?}");
     assert_eq!(stdout_json(&out), json!({"polled": 5}));
     let looks: Vec<_> = standin

@@ -8,11 +8,7 @@ use crate::support::Sandbox;
 fn health_names_the_url_and_profile() {
     let sb = Sandbox::new();
     let server = engine(&sb);
-    let out = sb
-        .cmd()
-        .args(["--url", &server.url, "health"])
-        .output()
-        .unwrap();
+    let out = sb.run(&["--url", &server.url, "health"]);
     assert_eq!(code(&out), 0, "{out:?}");
     let text = stdout(&out);
     assert!(text.contains("ok"), "{text}");
@@ -28,19 +24,15 @@ fn health_in_json() {
         "p.toml",
         &format!("[profiles.dev]\nurl = \"{}\"\n", server.url),
     );
-    let out = sb
-        .cmd()
-        .args([
-            "-c",
-            cfg.to_str().unwrap(),
-            "-p",
-            "dev",
-            "-o",
-            "json",
-            "health",
-        ])
-        .output()
-        .unwrap();
+    let out = sb.run(&[
+        "-c",
+        cfg.to_str().unwrap(),
+        "-p",
+        "dev",
+        "-o",
+        "json",
+        "health",
+    ]);
     assert_eq!(code(&out), 0, "{out:?}");
     let body = stdout_json(&out);
     assert_eq!(body["status"], "ok");

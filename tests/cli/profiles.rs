@@ -192,13 +192,9 @@ fn builtin_profiles_can_be_overridden_by_the_file() {
 #[test]
 fn the_builtin_embedded_profile_needs_no_file_and_no_server() {
     let sb = Sandbox::new();
-    let out = sb
-        .cmd()
-        .args([
-            "-p", "embedded", "agent", "run", "echo", "--set", "x=1", "-f",
-        ])
-        .output()
-        .unwrap();
+    let out = sb.run(&[
+        "-p", "embedded", "agent", "run", "echo", "--set", "x=1", "-f",
+    ]);
     assert_eq!(code(&out), 0, "{out:?}");
     assert_eq!(stdout_json(&out), serde_json::json!({"x": 1}));
     // Its data lives in the user's data directory: here, inside the sandbox.
@@ -242,11 +238,7 @@ fn a_broken_config_file_is_exit_2_naming_file_line_and_column() {
     ];
     for (name, text, at) in cases {
         let path = sb.write(name, text);
-        let out = sb
-            .cmd()
-            .args(["-c", path.to_str().unwrap(), "health"])
-            .output()
-            .unwrap();
+        let out = sb.run(&["-c", path.to_str().unwrap(), "health"]);
         let err = assert_error(&out, 2);
         let line = err.lines().next().unwrap();
         assert!(
@@ -283,11 +275,7 @@ fn a_broken_config_from_restack_config_is_an_error_too() {
 #[test]
 fn a_missing_explicit_config_file_is_exit_2() {
     let sb = Sandbox::new();
-    let out = sb
-        .cmd()
-        .args(["-c", "does-not-exist.toml", "health"])
-        .output()
-        .unwrap();
+    let out = sb.run(&["-c", "does-not-exist.toml", "health"]);
     let err = assert_error(&out, 2);
     assert!(err.contains("does-not-exist.toml"), "{err}");
     assert!(stdout(&out).is_empty());

@@ -34,37 +34,25 @@ fn cloud_like(req: &crate::support::standin::Request, _: usize) -> Reply {
 fn extra_fields_are_welcome() {
     let sb = Sandbox::new();
     let standin = Standin::start(cloud_like);
-    let out = sb
-        .cmd()
-        .args(["--url", &standin.url, "-q", "agent", "run", "echo"])
-        .output()
-        .unwrap();
+    let out = sb.run(&["--url", &standin.url, "-q", "agent", "run", "echo"]);
     assert_eq!(code(&out), 0, "{out:?}");
     assert_eq!(stdout(&out), "run-42\n");
 
-    let out = sb
-        .cmd()
-        .args(["--url", &standin.url, "agent", "run", "echo", "--follow"])
-        .output()
-        .unwrap();
+    let out = sb.run(&["--url", &standin.url, "agent", "run", "echo", "--follow"]);
     assert_eq!(code(&out), 0, "{out:?}");
     assert_eq!(stdout_json(&out), json!({"ok": true}));
 
     // `-o json` passes the server's body through, unknown fields included.
-    let out = sb
-        .cmd()
-        .args([
-            "--url",
-            &standin.url,
-            "-o",
-            "json",
-            "status",
-            "run-42",
-            "--agent",
-            "echo",
-        ])
-        .output()
-        .unwrap();
+    let out = sb.run(&[
+        "--url",
+        &standin.url,
+        "-o",
+        "json",
+        "status",
+        "run-42",
+        "--agent",
+        "echo",
+    ]);
     assert_eq!(code(&out), 0, "{out:?}");
     assert_eq!(stdout_json(&out)["billing"], json!({"units": 3}));
 }
@@ -73,19 +61,15 @@ fn extra_fields_are_welcome() {
 fn the_request_is_what_the_spec_says() {
     let sb = Sandbox::new();
     let standin = Standin::start(cloud_like);
-    let out = sb
-        .cmd()
-        .args([
-            "--url",
-            &standin.url,
-            "agent",
-            "run",
-            "my agent",
-            "--set",
-            "a=1",
-        ])
-        .output()
-        .unwrap();
+    let out = sb.run(&[
+        "--url",
+        &standin.url,
+        "agent",
+        "run",
+        "my agent",
+        "--set",
+        "a=1",
+    ]);
     assert_eq!(code(&out), 0, "{out:?}");
     let req = &standin.requests()[0];
     assert_eq!(req.method, "POST");
@@ -98,11 +82,7 @@ fn the_request_is_what_the_spec_says() {
 fn a_schedule_answer_without_status_is_fine() {
     let sb = Sandbox::new();
     let standin = Standin::start(|_, _| Reply::json(200, json!({"runId": "run-7"})));
-    let out = sb
-        .cmd()
-        .args(["--url", &standin.url, "agent", "run", "echo"])
-        .output()
-        .unwrap();
+    let out = sb.run(&["--url", &standin.url, "agent", "run", "echo"]);
     assert_eq!(code(&out), 0, "{out:?}");
     assert!(stdout(&out).contains("run-7"), "{}", stdout(&out));
 }
@@ -111,11 +91,7 @@ fn a_schedule_answer_without_status_is_fine() {
 fn a_schedule_answer_without_a_run_id_is_exit_7() {
     let sb = Sandbox::new();
     let standin = Standin::start(|_, _| Reply::json(200, json!({"status": "queued"})));
-    let out = sb
-        .cmd()
-        .args(["--url", &standin.url, "agent", "run", "echo"])
-        .output()
-        .unwrap();
+    let out = sb.run(&["--url", &standin.url, "agent", "run", "echo"]);
     let err = assert_error(&out, 7);
     assert!(err.contains("runId"), "{err}");
 }
@@ -124,11 +100,7 @@ fn a_schedule_answer_without_a_run_id_is_exit_7() {
 fn an_html_error_page_is_exit_7_and_described_not_dumped() {
     let sb = Sandbox::new();
     let standin = Standin::start(|_, _| Reply::raw(502, "text/html", HTML_502));
-    let out = sb
-        .cmd()
-        .args(["--url", &standin.url, "agent", "run", "echo"])
-        .output()
-        .unwrap();
+    let out = sb.run(&["--url", &standin.url, "agent", "run", "echo"]);
     let err = assert_error(&out, 7);
     assert!(err.contains("502"), "{err}");
     assert!(err.contains("HTML"), "{err}");
@@ -146,11 +118,7 @@ fn an_html_page_with_a_4xx_status_keeps_that_status_meaning() {
     };
     for (status, exit) in [(404, 4), (401, 5)] {
         let standin = Standin::start(page(status));
-        let out = sb
-            .cmd()
-            .args(["--url", &standin.url, "agent", "run", "echo"])
-            .output()
-            .unwrap();
+        let out = sb.run(&["--url", &standin.url, "agent", "run", "echo"]);
         assert_error(&out, exit);
     }
 }
@@ -178,11 +146,7 @@ fn a_503_while_following_is_exit_7() {
         "POST" => Reply::json(200, json!({"runId": "r", "status": "queued"})),
         _ => Reply::raw(503, "text/plain", "upstream overloaded"),
     });
-    let out = sb
-        .cmd()
-        .args(["--url", &standin.url, "agent", "run", "echo", "--follow"])
-        .output()
-        .unwrap();
+    let out = sb.run(&["--url", &standin.url, "agent", "run", "echo", "--follow"]);
     let err = assert_error(&out, 7);
     assert!(
         err.contains("503") && err.contains("upstream overloaded"),
@@ -219,11 +183,7 @@ fn a_status_object_the_api_does_not_promise_is_exit_7() {
         json!([{"runId": "r", "status": "completed"}]),
     ] {
         let standin = Standin::start(move |_, _| Reply::json(200, body.clone()));
-        let out = sb
-            .cmd()
-            .args(["--url", &standin.url, "status", "r", "--agent", "echo"])
-            .output()
-            .unwrap();
+        let out = sb.run(&["--url", &standin.url, "status", "r", "--agent", "echo"]);
         assert_error(&out, 7);
     }
 }
@@ -232,11 +192,7 @@ fn a_status_object_the_api_does_not_promise_is_exit_7() {
 fn an_unhealthy_answer_is_exit_7() {
     let sb = Sandbox::new();
     let standin = Standin::start(|_, _| Reply::json(200, json!({"status": "degraded"})));
-    let out = sb
-        .cmd()
-        .args(["--url", &standin.url, "health"])
-        .output()
-        .unwrap();
+    let out = sb.run(&["--url", &standin.url, "health"]);
     let err = assert_error(&out, 7);
     assert!(err.contains("degraded"), "{err}");
 }

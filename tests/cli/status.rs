@@ -10,11 +10,7 @@ use crate::support::{Sandbox, Server};
 
 /// Schedules through the CLI (so the run is in the history) and waits for it to end.
 fn run_via_cli(sb: &Sandbox, server: &Server, kind: &str, name: &str, set: &str) -> String {
-    let out = sb
-        .cmd()
-        .args(["--url", &server.url, "-q", kind, "run", name, "--set", set])
-        .output()
-        .unwrap();
+    let out = sb.run(&["--url", &server.url, "-q", kind, "run", name, "--set", set]);
     assert_eq!(code(&out), 0, "{out:?}");
     let id = stdout(&out).trim().to_string();
     let plural = format!("{kind}s");
@@ -27,11 +23,7 @@ fn status_finds_the_name_in_the_history() {
     let sb = Sandbox::new();
     let server = engine(&sb);
     let id = run_via_cli(&sb, &server, "agent", "echo", "k=v");
-    let out = sb
-        .cmd()
-        .args(["--url", &server.url, "status", &id])
-        .output()
-        .unwrap();
+    let out = sb.run(&["--url", &server.url, "status", &id]);
     assert_eq!(code(&out), 0, "{out:?}");
     let text = stdout(&out);
     for want in [id.as_str(), "echo", "completed", "\"k\": \"v\""] {
@@ -44,11 +36,7 @@ fn status_of_a_workflow_from_the_history_lists_its_steps() {
     let sb = Sandbox::new();
     let server = engine(&sb);
     let id = run_via_cli(&sb, &server, "workflow", "pair", "k=v");
-    let out = sb
-        .cmd()
-        .args(["--url", &server.url, "-o", "json", "status", &id])
-        .output()
-        .unwrap();
+    let out = sb.run(&["--url", &server.url, "-o", "json", "status", &id]);
     assert_eq!(code(&out), 0, "{out:?}");
     let body = stdout_json(&out);
     assert_eq!(body["runId"], id.as_str());
@@ -91,11 +79,7 @@ fn status_of_a_run_outside_the_history_asks_for_its_name() {
     let sb = Sandbox::new();
     let server = engine(&sb);
     let id = server.schedule("agents", "echo", json!({}));
-    let out = sb
-        .cmd()
-        .args(["--url", &server.url, "status", &id])
-        .output()
-        .unwrap();
+    let out = sb.run(&["--url", &server.url, "status", &id]);
     let err = assert_error(&out, 2);
     assert!(
         err.contains("--agent") && err.contains("--workflow"),
@@ -114,11 +98,7 @@ fn status_of_an_unknown_run_is_exit_4() {
         ("--agent", "sleep", id.as_str()),
         ("--workflow", "pair", id.as_str()),
     ] {
-        let out = sb
-            .cmd()
-            .args(["--url", &server.url, "status", run, flag, name])
-            .output()
-            .unwrap();
+        let out = sb.run(&["--url", &server.url, "status", run, flag, name]);
         let err = assert_error(&out, 4);
         assert!(err.contains("not found"), "{err}");
     }
@@ -129,11 +109,7 @@ fn status_follow_watches_a_run_to_its_end() {
     let sb = Sandbox::new();
     let server = engine(&sb);
     let id = server.schedule("agents", "slow", json!({"seconds": 0.3}));
-    let out = sb
-        .cmd()
-        .args(["--url", &server.url, "status", &id, "--agent", "slow", "-f"])
-        .output()
-        .unwrap();
+    let out = sb.run(&["--url", &server.url, "status", &id, "--agent", "slow", "-f"]);
     assert_eq!(code(&out), 0, "{out:?}");
     assert_eq!(stdout_json(&out), json!({"done": true}));
 }
@@ -144,11 +120,7 @@ fn status_alone_prints_a_table_of_recent_runs_with_live_status() {
     let server = engine(&sb);
     let first = run_via_cli(&sb, &server, "agent", "echo", "n=1");
     let second = run_via_cli(&sb, &server, "workflow", "pair", "n=2");
-    let out = sb
-        .cmd()
-        .args(["--url", &server.url, "status"])
-        .output()
-        .unwrap();
+    let out = sb.run(&["--url", &server.url, "status"]);
     assert_eq!(code(&out), 0, "{out:?}");
     let text = stdout(&out);
     let lines: Vec<&str> = text.lines().collect();
@@ -174,11 +146,7 @@ fn status_alone_in_json_is_an_array() {
     let server = engine(&sb);
     let first = run_via_cli(&sb, &server, "agent", "echo", "n=1");
     let second = run_via_cli(&sb, &server, "agent", "echo", "n=2");
-    let out = sb
-        .cmd()
-        .args(["--url", &server.url, "-o", "json", "status"])
-        .output()
-        .unwrap();
+    let out = sb.run(&["--url", &server.url, "-o", "json", "status"]);
     assert_eq!(code(&out), 0, "{out:?}");
     let list = stdout_json(&out);
     let ids: Vec<&Value> = list
@@ -209,21 +177,13 @@ fn status_table_shows_only_the_current_profiles_runs() {
     );
     let cfg = cfg.to_str().unwrap();
     let schedule = |profile: &str| {
-        let out = sb
-            .cmd()
-            .args(["-c", cfg, "-p", profile, "-q", "agent", "run", "echo"])
-            .output()
-            .unwrap();
+        let out = sb.run(&["-c", cfg, "-p", profile, "-q", "agent", "run", "echo"]);
         assert_eq!(code(&out), 0, "{out:?}");
         stdout(&out).trim().to_string()
     };
     let in_a = schedule("a");
     let in_b = schedule("b");
-    let out = sb
-        .cmd()
-        .args(["-c", cfg, "-p", "a", "-o", "json", "status"])
-        .output()
-        .unwrap();
+    let out = sb.run(&["-c", cfg, "-p", "a", "-o", "json", "status"]);
     assert_eq!(code(&out), 0, "{out:?}");
     let list = stdout_json(&out);
     let ids: Vec<&str> = list
@@ -239,11 +199,7 @@ fn status_table_shows_only_the_current_profiles_runs() {
 fn status_alone_with_no_history_says_so() {
     let sb = Sandbox::new();
     let server = engine(&sb);
-    let out = sb
-        .cmd()
-        .args(["--url", &server.url, "status"])
-        .output()
-        .unwrap();
+    let out = sb.run(&["--url", &server.url, "status"]);
     assert_eq!(code(&out), 0, "{out:?}");
     assert!(out.stdout.is_empty(), "{}", stdout(&out));
     assert!(stderr(&out).contains("no runs"), "{}", stderr(&out));

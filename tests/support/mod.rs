@@ -66,6 +66,11 @@ impl Sandbox {
         c
     }
 
+    /// Runs the binary with `args` and returns what it did.
+    pub fn run(&self, args: &[&str]) -> std::process::Output {
+        self.cmd().args(args).output().expect("run restack")
+    }
+
     /// The same, as a std Command (for processes a test must signal or watch).
     pub fn std_cmd(&self) -> Command {
         let mut c = Command::new(BIN);
