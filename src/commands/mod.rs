@@ -53,7 +53,6 @@ pub fn dispatch(cli: Cli) -> Result<Exit> {
 pub struct Session {
     pub client: Client,
     pub profile: ResolvedProfile,
-    pub config: Config,
     pub embedded: Option<Embedded>,
 }
 
@@ -98,7 +97,6 @@ impl GlobalArgs {
         Ok(Session {
             client,
             profile,
-            config,
             embedded,
         })
     }
