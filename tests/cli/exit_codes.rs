@@ -17,12 +17,7 @@ fn exit_0_scheduled_completed_healthy() {
         vec!["workflow", "run", "pair", "--follow"],
         vec!["health"],
     ] {
-        let out = sb
-            .cmd()
-            .args(["--url", &server.url])
-            .args(&args)
-            .output()
-            .unwrap();
+        let out = sb.run_at(&server.url, &args);
         assert_eq!(code(&out), 0, "{args:?}: {out:?}");
     }
 }
@@ -106,12 +101,7 @@ fn exit_4_unknown_agent_workflow_or_run() {
             "0190a1b2-0000-7000-8000-000000000000",
         ),
     ] {
-        let out = sb
-            .cmd()
-            .args(["--url", &server.url])
-            .args(&args)
-            .output()
-            .unwrap();
+        let out = sb.run_at(&server.url, &args);
         let err = assert_error(&out, 4);
         assert!(err.contains(says), "{args:?}: {err}");
     }
@@ -158,12 +148,7 @@ fn exit_7_server_error() {
         vec!["agent", "run", "echo"],
         vec!["status", "r1", "--agent", "echo"],
     ] {
-        let out = sb
-            .cmd()
-            .args(["--url", &standin.url])
-            .args(&args)
-            .output()
-            .unwrap();
+        let out = sb.run_at(&standin.url, &args);
         let err = assert_error(&out, 7);
         assert!(err.contains("500"), "{args:?}: {err}");
         assert!(err.contains("database is on fire"), "{args:?}: {err}");

@@ -128,12 +128,7 @@ fn an_empty_502_is_exit_7() {
     let sb = Sandbox::new();
     let standin = Standin::start(|_, _| Reply::raw(502, "text/plain", ""));
     for args in [vec!["health"], vec!["agent", "run", "echo"]] {
-        let out = sb
-            .cmd()
-            .args(["--url", &standin.url])
-            .args(&args)
-            .output()
-            .unwrap();
+        let out = sb.run_at(&standin.url, &args);
         let err = assert_error(&out, 7);
         assert!(err.contains("502") && err.contains("empty"), "{err}");
     }
@@ -163,12 +158,7 @@ fn a_200_that_is_not_json_is_exit_7() {
         vec!["agent", "run", "echo"],
         vec!["status", "r", "--agent", "echo"],
     ] {
-        let out = sb
-            .cmd()
-            .args(["--url", &standin.url])
-            .args(&args)
-            .output()
-            .unwrap();
+        let out = sb.run_at(&standin.url, &args);
         let err = assert_error(&out, 7);
         assert!(err.contains("hello, I am a web page"), "{args:?}: {err}");
     }

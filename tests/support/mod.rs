@@ -71,6 +71,16 @@ impl Sandbox {
         self.cmd().args(args).output().expect("run restack")
     }
 
+    /// Runs the binary against the server at `url` (`--url URL ARGS...`).
+    pub fn run_at(&self, url: &str, args: &[&str]) -> std::process::Output {
+        self.cmd()
+            .arg("--url")
+            .arg(url)
+            .args(args)
+            .output()
+            .expect("run restack")
+    }
+
     /// The same, as a std Command (for processes a test must signal or watch).
     pub fn std_cmd(&self) -> Command {
         let mut c = Command::new(BIN);
