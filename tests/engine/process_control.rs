@@ -6,9 +6,23 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::fixtures::{agent, pids, sandbox};
-use crate::support::{process_alive, wait_until};
+use crate::support::{Sandbox, Server, process_alive, wait_until};
 
 const T: Duration = Duration::from_secs(30);
+
+/// An agent configured with `extra` that starts a child and sleeps a minute; returns the
+/// engine, the run, and the agent's and child's pids once both are up.
+fn long_agent_with_child(extra: &str) -> (Sandbox, Server, String, Vec<i32>) {
+    let (sb, cfg) = sandbox(&agent("probe", extra));
+    let server = sb.serve(Some(&cfg), &sb.path("engine"), &[]);
+    let id = server.schedule(
+        "agents",
+        "probe",
+        json!({"pidfile": "pids", "child": true, "sleep": 60}),
+    );
+    let pids = pids(&sb, "pids", 2);
+    (sb, server, id, pids)
+}
 
 fn assert_all_gone(pids: &[i32]) {
     for &pid in pids {
@@ -20,14 +34,7 @@ fn assert_all_gone(pids: &[i32]) {
 
 #[test]
 fn cancel_kills_the_agent_and_what_it_started() {
-    let (sb, cfg) = sandbox(&agent("probe", ""));
-    let server = sb.serve(Some(&cfg), &sb.path("engine"), &[]);
-    let id = server.schedule(
-        "agents",
-        "probe",
-        json!({"pidfile": "pids", "child": true, "sleep": 60}),
-    );
-    let pids = pids(&sb, "pids", 2);
+    let (_sb, server, id, pids) = long_agent_with_child("");
     assert!(pids.iter().all(|&p| process_alive(p)));
 
     let (code, run) = server.post(&format!("/api/agents/probe/{id}/cancel"), json!({}));
@@ -44,14 +51,7 @@ fn cancel_kills_the_agent_and_what_it_started() {
 
 #[test]
 fn timeout_kills_the_process_group_and_fails_the_run() {
-    let (sb, cfg) = sandbox(&agent("probe", "timeout = \"500ms\""));
-    let server = sb.serve(Some(&cfg), &sb.path("engine"), &[]);
-    let id = server.schedule(
-        "agents",
-        "probe",
-        json!({"pidfile": "pids", "child": true, "sleep": 60}),
-    );
-    let pids = pids(&sb, "pids", 2);
+    let (_sb, server, id, pids) = long_agent_with_child("timeout = \"500ms\"");
     let run = server.wait_done("agents", "probe", &id, T);
     assert_eq!(run["status"], "failed");
     assert_eq!(run["error"], "timed out after 500ms");
