@@ -5,8 +5,8 @@
 # side by side. Stops everything it started, by PID. See BENCHMARKS.md.
 #
 # Knobs (environment; defaults are the settings):
-#   WRK_DURATION=10  WRK_CONN=64  WRK_THREADS=2     wrk phases (seconds, connections, threads)
-#   WRK_ROUNDS=3                                     alternating health/schedule rounds (median)
+#   WRK_DURATION=5   WRK_CONN=64  WRK_THREADS=2     wrk phases (seconds, connections, threads)
+#   WRK_ROUNDS=7                                     alternating health/schedule rounds (median)
 #   E2E_N=20000      E2E_C=64                        3-step workflows end to end
 #   GROWTH_N=20000                                   echo runs for bytes/run (also the echo rate)
 #   LAT_N=500                                        sequential schedule -> completed samples
@@ -23,8 +23,8 @@ if [[ ${QUICK:-0} == 1 ]]; then
   : "${WRK_DURATION:=3}" "${E2E_N:=2000}" "${GROWTH_N:=2000}" "${LAT_N:=100}" "${FOLLOW_RUNS:=10}"
   : "${RSS_RUNS:=5}" "${SCALE_BIG:=100000}" "${FETCH_N:=1000}" "${PEER:=0}"
 fi
-WRK_DURATION=${WRK_DURATION:-10} WRK_CONN=${WRK_CONN:-64} WRK_THREADS=${WRK_THREADS:-2}
-WRK_ROUNDS=${WRK_ROUNDS:-3}
+WRK_DURATION=${WRK_DURATION:-5} WRK_CONN=${WRK_CONN:-64} WRK_THREADS=${WRK_THREADS:-2}
+WRK_ROUNDS=${WRK_ROUNDS:-7}
 E2E_N=${E2E_N:-20000} E2E_C=${E2E_C:-64} GROWTH_N=${GROWTH_N:-20000} LAT_N=${LAT_N:-500}
 FOLLOW_RUNS=${FOLLOW_RUNS:-50} RSS_RUNS=${RSS_RUNS:-20}
 SCALE_BIG=${SCALE_BIG:-1000000} SCALE_SMALL=${SCALE_SMALL:-1000} FETCH_N=${FETCH_N:-5000}

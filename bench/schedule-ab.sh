@@ -3,12 +3,13 @@
 # data dir, alternates ROUNDS x (wrk GET /health, wrk POST /api/agents/echo) of DUR seconds at 64
 # connections, and prints each round's req/s, the engine's CPU per request (from /proc) and the
 # ratio. Much shorter than bench/run.sh; build first (cargo build --release --locked).
+# CONFIG=FILE serves with that config (for example `[serve] sync = "normal"`).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BIN=$ROOT/target/release/restack
 DUR=${DUR:-5} ROUNDS=${ROUNDS:-3} PORT=${PORT:-7901}
 D=$(mktemp -d)
-"$BIN" serve --listen 127.0.0.1:$PORT --data-dir "$D/engine" -q 2> "$D/log" &
+"$BIN" serve --listen 127.0.0.1:$PORT --data-dir "$D/engine" ${CONFIG:+-c "$CONFIG"} -q 2> "$D/log" &
 P=$!
 trap 'kill $P 2> /dev/null; wait $P 2> /dev/null; rm -rf "$D"' EXIT
 for _ in $(seq 50); do curl -sf "127.0.0.1:$PORT/health" > /dev/null && break; sleep 0.1; done
