@@ -20,7 +20,7 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 if [[ ${QUICK:-0} == 1 ]]; then
-  : "${WRK_DURATION:=3}" "${E2E_N:=2000}" "${GROWTH_N:=2000}" "${LAT_N:=100}" "${FOLLOW_RUNS:=10}"
+  : "${WRK_DURATION:=3}" "${WRK_ROUNDS:=3}" "${E2E_N:=2000}" "${GROWTH_N:=2000}" "${LAT_N:=100}" "${FOLLOW_RUNS:=10}"
   : "${RSS_RUNS:=5}" "${SCALE_BIG:=100000}" "${FETCH_N:=1000}" "${PEER:=0}"
 fi
 WRK_DURATION=${WRK_DURATION:-5} WRK_CONN=${WRK_CONN:-64} WRK_THREADS=${WRK_THREADS:-2}
