@@ -5,6 +5,7 @@
 //! `cargo bench --bench loadgen -- MODE ARGS`; run it without arguments for the modes.
 
 mod client;
+mod commit;
 mod e2e;
 mod fetch;
 mod scale;
@@ -22,7 +23,9 @@ const USAGE: &str = "usage: loadgen MODE ARGS
                                 writes a sample of their IDs to IDS
   scale   BIN CONFIG DATA_DIR IDS N
                                 start-up time (spawn -> /health answers, median of 3) of
-                                `BIN serve` on DATA_DIR, then `fetch` with N requests";
+                                `BIN serve` on DATA_DIR, then `fetch` with N requests
+  commit  BATCH...              the writer's CPU per echo run when each commit carries BATCH
+                                runs (and the previous BATCH runs' ends), sync = full";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args()
@@ -53,6 +56,7 @@ fn main() -> Result<()> {
         "fetch" => rt.block_on(fetch::run(arg(0)?, arg(1)?, arg(2)?, num(3)?, "fetch")),
         "seed" => rt.block_on(seed::run(arg(0)?, num(1)?, arg(2)?)),
         "scale" => rt.block_on(scale::run(arg(0)?, arg(1)?, arg(2)?, arg(3)?, num(4)?)),
+        "commit" => commit::run(&(0..rest.len()).map(num).collect::<Result<Vec<_>>>()?),
         other => bail!("unknown mode {other:?}\n{USAGE}"),
     }
 }

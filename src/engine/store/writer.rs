@@ -106,7 +106,9 @@ pub fn run(mut conn: Connection, rx: Receiver<Job>, notifier: Arc<Notifier>) {
     }
 }
 
-fn apply(tx: &Transaction, op: &Op) -> rusqlite::Result<bool> {
+/// One write inside the open transaction. Public so that the benchmark's commit-cost replay
+/// (`loadgen commit`) runs exactly these statements at batch sizes it chooses.
+pub fn apply(tx: &Transaction, op: &Op) -> rusqlite::Result<bool> {
     let n = match op {
         Op::Insert(r) => tx
             .prepare_cached(
