@@ -2,80 +2,102 @@
 //! ([`restack::engine::store::writer::apply`]) on the engine's schema, each commit inserting
 //! BATCH echo runs and finishing the previous commit's BATCH, as `POST /api/agents/echo` under
 //! load does. Prints the writer's CPU per run (user and system, from `getrusage`), so the fixed
-//! per-commit part (WAL frames, the `fsync`) shows as the difference between batch sizes.
+//! per-commit part shows as the difference between batch sizes; then the WAL frames (page
+//! writes) one commit appends, by the B-tree each page belongs to (SQLite's `dbstat`).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Result;
-use restack::api::{Kind, RunStatus};
 use restack::engine::notify::Notifier;
+use restack::engine::store::Store;
 use restack::engine::store::writer::apply;
-use restack::engine::store::{NewRun, Op, Store};
+use rusqlite::Connection;
 
-/// Runs per batch size: enough for many checkpoints, a few seconds at the smallest batch.
+use crate::echo_ops::{finish, insert};
+
+/// Runs per batch size for the timing: many checkpoints, a few seconds at the smallest batch.
 const RUNS: usize = 40_000;
+/// Commits whose frames are counted, after the timing.
+const COUNTED: usize = 50;
 
 pub fn run(batches: &[usize]) -> Result<()> {
     for &batch in batches {
         let dir = tempfile::tempdir()?;
         // The engine creates and migrates the database; the replay then writes it directly.
         Store::open(dir.path(), true, Arc::new(Notifier::default()))?.close();
-        let mut conn = rusqlite::Connection::open(dir.path().join("restack.db"))?;
+        let db = dir.path().join("restack.db");
+        let mut conn = Connection::open(&db)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
+        let mut previous = Vec::new();
+
         let (cpu0, t0) = (cpu(), Instant::now());
-        let mut previous: Vec<String> = Vec::new();
-        let mut commits = 0;
-        for chunk in 0..RUNS / batch {
-            let tx = conn.transaction()?;
-            let ids: Vec<String> = (0..batch)
-                .map(|_| uuid::Uuid::now_v7().to_string())
-                .collect();
-            for id in &ids {
-                apply(&tx, &insert(id, chunk as i64))?;
-            }
-            for id in previous.drain(..) {
-                apply(&tx, &finish(id))?;
-            }
-            tx.commit()?;
-            previous = ids;
-            commits += 1;
+        for _ in 0..RUNS / batch {
+            commit(&mut conn, batch, &mut previous)?;
         }
         let (cpu1, wall) = (cpu(), t0.elapsed().as_secs_f64());
-        let runs = (commits * batch) as f64;
+        let commits = (RUNS / batch) as f64;
+        let runs = commits * batch as f64;
         println!(
             "commit_batch_{batch}: {:.0} runs/s, writer cpu per run {:.1} us (user {:.1}, system {:.1}), wall per commit {:.0} us",
             runs / wall,
             (cpu1.0 + cpu1.1 - cpu0.0 - cpu0.1) / runs * 1e6,
             (cpu1.0 - cpu0.0) / runs * 1e6,
             (cpu1.1 - cpu0.1) / runs * 1e6,
-            wall / commits as f64 * 1e6,
+            wall / commits * 1e6,
+        );
+
+        // Keep every frame in the WAL from here on, and read back what each commit appended.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        let page_size: u64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+        let wal = dir.path().join("restack.db-wal");
+        let mut frames: BTreeMap<String, usize> = BTreeMap::new();
+        for _ in 0..COUNTED {
+            let start = std::fs::metadata(&wal).map_or(0, |m| m.len()).max(32);
+            commit(&mut conn, batch, &mut previous)?;
+            let owner: BTreeMap<u32, String> = conn
+                .prepare("SELECT pageno, name FROM dbstat")?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            let bytes = std::fs::read(&wal)?;
+            for frame in bytes[start as usize..].chunks(24 + page_size as usize) {
+                let page = u32::from_be_bytes(frame[..4].try_into()?);
+                let name = owner.get(&page).map_or("(freed)", String::as_str);
+                *frames.entry(name.to_string()).or_default() += 1;
+            }
+        }
+        let per_commit = |n: usize| n as f64 / COUNTED as f64;
+        let by_tree: Vec<String> = frames
+            .iter()
+            .map(|(name, &n)| format!("{name} {:.2}", per_commit(n)))
+            .collect();
+        println!(
+            "commit_batch_{batch}_wal_frames: {:.2} per commit ({})",
+            per_commit(frames.values().sum()),
+            by_tree.join(", ")
         );
     }
     Ok(())
 }
 
-fn insert(id: &str, at: i64) -> Op {
-    Op::Insert(NewRun {
-        id: id.to_string(),
-        kind: Kind::Agent,
-        name: "echo".into(),
-        input: r#"{"x":1}"#.into(),
-        created_at: 1_700_000_000_000 + at,
-    })
-}
-
-fn finish(id: String) -> Op {
-    Op::Finish {
-        id,
-        status: RunStatus::Completed,
-        output: Some(r#"{"x":1}"#.into()),
-        error: None,
-        at: 1_700_000_000_001,
-        canceled: false,
-        step: None,
+/// One group commit: BATCH new runs, and the ends of the previous commit's runs.
+fn commit(conn: &mut Connection, batch: usize, previous: &mut Vec<String>) -> Result<()> {
+    let tx = conn.transaction()?;
+    let ids: Vec<String> = (0..batch)
+        .map(|_| uuid::Uuid::now_v7().to_string())
+        .collect();
+    for id in &ids {
+        apply(&tx, &insert(id.clone(), 1_700_000_000_000))?;
     }
+    for id in previous.drain(..) {
+        apply(&tx, &finish(id, 1_700_000_000_001))?;
+    }
+    tx.commit()?;
+    *previous = ids;
+    Ok(())
 }
 
 /// This process's (user, system) CPU seconds.

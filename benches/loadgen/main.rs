@@ -7,6 +7,7 @@
 mod client;
 mod commit;
 mod e2e;
+mod echo_ops;
 mod fetch;
 mod scale;
 mod seed;
@@ -25,7 +26,8 @@ const USAGE: &str = "usage: loadgen MODE ARGS
                                 start-up time (spawn -> /health answers, median of 3) of
                                 `BIN serve` on DATA_DIR, then `fetch` with N requests
   commit  BATCH...              the writer's CPU per echo run when each commit carries BATCH
-                                runs (and the previous BATCH runs' ends), sync = full";
+                                runs (and the previous BATCH runs' ends), sync = full; then
+                                the WAL frames one such commit writes, by B-tree";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args()

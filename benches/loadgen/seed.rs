@@ -7,9 +7,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Result;
-use restack::api::{Kind, RunStatus, now_ms};
+use restack::api::now_ms;
 use restack::engine::notify::Notifier;
-use restack::engine::store::{NewRun, Op, Store};
+use restack::engine::store::Store;
+
+use crate::echo_ops::{finish, insert};
 
 /// Runs written between two waits for the writer; bounds the queued ops held in memory.
 const CHUNK: usize = 50_000;
@@ -24,7 +26,6 @@ pub async fn run(dir: &str, n: usize, ids_file: &str) -> Result<()> {
     let store = Store::open(dir, false, Arc::new(Notifier::default()))?;
     let every = (n / SAMPLE).max(1);
     let mut ids = std::io::BufWriter::new(std::fs::File::create(ids_file)?);
-    let input = r#"{"x":1}"#.to_string();
     let mut done = 0;
     while done < n {
         let end = (done + CHUNK).min(n);
@@ -35,26 +36,12 @@ pub async fn run(dir: &str, n: usize, ids_file: &str) -> Result<()> {
             if i % every == 0 {
                 writeln!(ids, "{id}")?;
             }
-            store.write_later(Op::Insert(NewRun {
-                id: id.clone(),
-                kind: Kind::Agent,
-                name: "echo".into(),
-                input: input.clone(),
-                created_at: at,
-            }));
-            let finish = Op::Finish {
-                id,
-                status: RunStatus::Completed,
-                output: Some(input.clone()),
-                error: None,
-                at,
-                canceled: false,
-                step: None,
-            };
+            store.write_later(insert(id.clone(), at));
+            let end_op = finish(id, at);
             if i + 1 == end {
-                last = Some(finish);
+                last = Some(end_op);
             } else {
-                store.write_later(finish);
+                store.write_later(end_op);
             }
         }
         // Waiting for the chunk's last write waits for everything queued before it.

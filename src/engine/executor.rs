@@ -240,7 +240,7 @@ impl Inner {
         }
     }
 
-    async fn drive_agent(&self, run: ActiveRun, token: &CancellationToken) {
+    async fn drive_agent(&self, mut run: ActiveRun, token: &CancellationToken) {
         let Some(agent) = self.catalog.agents.get(&run.name).cloned() else {
             self.finish(
                 &run.id,
@@ -255,7 +255,7 @@ impl Inner {
                 &agent,
                 Slot::Run(&run.id),
                 &run.input,
-                &mut run.attempt.clone(),
+                &mut run.attempt,
                 run.wake_at,
                 token,
             )
