@@ -1,7 +1,6 @@
 //! What one group commit costs the writer, by batch size: replays the writer's own statements
 //! ([`restack::engine::store::writer::apply`]) on the engine's schema, each commit inserting
-//! BATCH echo runs and finishing the previous commit's BATCH, as `POST /api/agents/echo` under
-//! load does. Prints the writer's CPU per run (user and system, from `getrusage`), so the fixed
+//! BATCH completed echo runs, as `POST /api/agents/echo` under load does. Prints the writer's CPU per run (user and system, from `getrusage`), so the fixed
 //! per-commit part shows as the difference between batch sizes; then the WAL frames (page
 //! writes) one commit appends, by the B-tree each page belongs to (SQLite's `dbstat`).
 
@@ -15,7 +14,7 @@ use restack::engine::store::Store;
 use restack::engine::store::writer::apply;
 use rusqlite::Connection;
 
-use crate::echo_ops::{finish, insert};
+use crate::echo_ops::echo_run;
 
 /// Runs per batch size for the timing: many checkpoints, a few seconds at the smallest batch.
 const RUNS: usize = 40_000;
@@ -31,11 +30,10 @@ pub fn run(batches: &[usize]) -> Result<()> {
         let mut conn = Connection::open(&db)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
-        let mut previous = Vec::new();
 
         let (cpu0, t0) = (cpu(), Instant::now());
         for _ in 0..RUNS / batch {
-            commit(&mut conn, batch, &mut previous)?;
+            commit(&mut conn, batch)?;
         }
         let (cpu1, wall) = (cpu(), t0.elapsed().as_secs_f64());
         let commits = (RUNS / batch) as f64;
@@ -57,7 +55,7 @@ pub fn run(batches: &[usize]) -> Result<()> {
         let mut frames: BTreeMap<String, usize> = BTreeMap::new();
         for _ in 0..COUNTED {
             let start = std::fs::metadata(&wal).map_or(0, |m| m.len()).max(32);
-            commit(&mut conn, batch, &mut previous)?;
+            commit(&mut conn, batch)?;
             let owner: BTreeMap<u32, String> = conn
                 .prepare("SELECT pageno, name FROM dbstat")?
                 .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
@@ -83,20 +81,16 @@ pub fn run(batches: &[usize]) -> Result<()> {
     Ok(())
 }
 
-/// One group commit: BATCH new runs, and the ends of the previous commit's runs.
-fn commit(conn: &mut Connection, batch: usize, previous: &mut Vec<String>) -> Result<()> {
+/// One group commit of BATCH new echo runs.
+fn commit(conn: &mut Connection, batch: usize) -> Result<()> {
     let tx = conn.transaction()?;
-    let ids: Vec<String> = (0..batch)
-        .map(|_| uuid::Uuid::now_v7().to_string())
-        .collect();
-    for id in &ids {
-        apply(&tx, &insert(id.clone(), 1_700_000_000_000))?;
-    }
-    for id in previous.drain(..) {
-        apply(&tx, &finish(id, 1_700_000_000_001))?;
+    for _ in 0..batch {
+        apply(
+            &tx,
+            &echo_run(uuid::Uuid::now_v7().to_string(), 1_700_000_000_000),
+        )?;
     }
     tx.commit()?;
-    *previous = ids;
     Ok(())
 }
 

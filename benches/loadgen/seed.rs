@@ -11,7 +11,7 @@ use restack::api::now_ms;
 use restack::engine::notify::Notifier;
 use restack::engine::store::Store;
 
-use crate::echo_ops::{finish, insert};
+use crate::echo_ops::echo_run;
 
 /// Runs written between two waits for the writer; bounds the queued ops held in memory.
 const CHUNK: usize = 50_000;
@@ -36,12 +36,11 @@ pub async fn run(dir: &str, n: usize, ids_file: &str) -> Result<()> {
             if i % every == 0 {
                 writeln!(ids, "{id}")?;
             }
-            store.write_later(insert(id.clone(), at));
-            let end_op = finish(id, at);
+            let op = echo_run(id, at);
             if i + 1 == end {
-                last = Some(end_op);
+                last = Some(op);
             } else {
-                store.write_later(end_op);
+                store.write_later(op);
             }
         }
         // Waiting for the chunk's last write waits for everything queued before it.

@@ -76,6 +76,22 @@ impl AgentDef {
     pub fn is_command(&self) -> bool {
         matches!(self.imp, AgentImpl::Command(_))
     }
+
+    /// The output of a built-in that takes no time (`echo`), known when the run is scheduled.
+    /// Such a run is stored completed by its insert: one write where a run otherwise costs
+    /// three (insert, start, finish), and nothing left to execute or to recover. `None` for
+    /// everything else, and for an output its `output_schema` refuses (the normal path then
+    /// fails the run with the reason).
+    pub fn instant_output(&self, input: &Value) -> Option<Value> {
+        let output = match self.imp {
+            AgentImpl::Echo => input.clone(),
+            AgentImpl::Sleep | AgentImpl::Command(_) => return None,
+        };
+        match &self.output_schema {
+            Some(s) if s.check(&output).is_err() => None,
+            _ => Some(output),
+        }
+    }
 }
 
 pub enum StepDef {

@@ -107,24 +107,13 @@ impl Executor {
         }
     }
 
+    /// False for the executor of a read-only embedded engine, which runs nothing.
+    pub fn executes(&self) -> bool {
+        self.inner.enabled
+    }
+
     pub fn dispatch(&self, run: ActiveRun) {
         if !self.inner.enabled || self.inner.stopping.is_cancelled() {
-            return;
-        }
-        if run.kind == Kind::Agent
-            && let Some(AgentImpl::Echo) = self.inner.catalog.agents.get(&run.name).map(|a| &a.imp)
-        {
-            // An instant built-in needs no task, no cancel handle and no wait: its end is queued
-            // for the next commit. Should the engine die first, recovery finds it queued.
-            self.inner.store.write_later(Op::Finish {
-                status: RunStatus::Completed,
-                output: Some(run.input.to_string()),
-                error: None,
-                at: now_ms(),
-                canceled: false,
-                step: None,
-                id: run.id,
-            });
             return;
         }
         let inner = self.inner.clone();

@@ -95,7 +95,7 @@ fn json_output_is_the_schedule_answer_alone() {
     let out = sb.run(&["--url", &server.url, "-o", "json", "agent", "run", "echo"]);
     assert_eq!(code(&out), 0, "{out:?}");
     let body = stdout_json(&out);
-    assert_eq!(body["status"], "queued");
+    assert_eq!(body["status"], "completed", "echo is stored completed");
     assert_eq!(body["runId"], runs(&server)[0]["runId"]);
 }
 

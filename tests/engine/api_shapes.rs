@@ -29,10 +29,26 @@ fn health_is_ok() {
 fn schedule_answers_with_a_run_id_and_queued() {
     let sb = Sandbox::new();
     let server = sb.serve(None, &sb.path("engine"), &[]);
-    let (code, body) = server.post("/api/agents/echo", json!({"input": {"a": 1}}));
+    let (code, body) = server.post("/api/agents/sleep", json!({"input": {"seconds": 30}}));
     assert_eq!(code, 200, "{body}");
     assert_eq!(body["status"], "queued");
     assert!(!body["runId"].as_str().unwrap().is_empty());
+}
+
+#[test]
+fn an_instant_builtin_is_completed_by_the_time_its_schedule_answers() {
+    let sb = Sandbox::new();
+    let server = sb.serve(None, &sb.path("engine"), &[]);
+    let (code, body) = server.post("/api/agents/echo", json!({"input": {"a": 1}}));
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["status"], "completed");
+    let id = body["runId"].as_str().unwrap();
+    // No waiting: the insert that the 200 stands for already holds the output.
+    let (code, run) = server.get(&format!("/api/agents/echo/{id}"));
+    assert_eq!(code, 200, "{run}");
+    assert_eq!(run["status"], "completed", "{run}");
+    assert_eq!(run["output"], json!({"a": 1}));
+    assert_eq!(run["createdAt"], run["completedAt"]);
 }
 
 #[test]

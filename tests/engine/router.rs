@@ -46,8 +46,9 @@ async fn schedule_then_long_poll_through_the_router() {
     let engine = Engine::open(settings(&sb), true).unwrap();
     let app = engine.router();
 
-    let req = Request::post("/api/agents/echo")
-        .body(Body::empty())
+    let req = Request::post("/api/agents/sleep")
+        .header("content-type", "application/json")
+        .body(Body::from(r#"{"input": {"seconds": 0.2}}"#))
         .unwrap();
     let (status, body) = call(&app, req).await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -56,7 +57,7 @@ async fn schedule_then_long_poll_through_the_router() {
 
     let mut run = Value::Null;
     for _ in 0..20 {
-        let req = Request::get(format!("/api/agents/echo/{id}?wait=5"))
+        let req = Request::get(format!("/api/agents/sleep/{id}?wait=5"))
             .body(Body::empty())
             .unwrap();
         let (status, body) = call(&app, req).await;
@@ -67,7 +68,7 @@ async fn schedule_then_long_poll_through_the_router() {
         }
     }
     assert_eq!(run["status"], "completed", "{run}");
-    assert_eq!(run["output"], json!({}));
+    assert_eq!(run["output"], json!({"sleptSeconds": 0.2}));
     engine.close(Duration::from_secs(1)).await;
 }
 

@@ -44,34 +44,50 @@ pub async fn schedule(
         .catalog
         .check_input(kind, &name, &input)
         .map_err(EngineError::BadRequest)?;
+    // An engine that executes nothing (a read-only embedded one) leaves even an instant run
+    // queued, like every other run it stores.
+    let output = match kind {
+        Kind::Agent if state.executor.executes() => state
+            .catalog
+            .agents
+            .get(&name)
+            .and_then(|a| a.instant_output(&input)),
+        _ => None,
+    };
+    let status = match output {
+        Some(_) => RunStatus::Completed,
+        None => RunStatus::Queued,
+    };
     let run = NewRun {
         id: uuid::Uuid::now_v7().to_string(),
         kind,
-        name,
+        name: name.clone(),
         input: input.to_string(),
         created_at: now_ms(),
+        output: output.map(|o| o.to_string()),
     };
     let id = run.id.clone();
-    let name = run.name.clone();
     // Answer only after the commit: a 200 means the run is on disk.
     state
         .store
         .write(Op::Insert(run))
         .await
         .map_err(|e| EngineError::Unavailable(format!("cannot store the run: {e}")))?;
-    state.executor.dispatch(ActiveRun {
-        id: id.clone(),
-        kind,
-        name,
-        input,
-        status: RunStatus::Queued,
-        attempt: 0,
-        wake_at: None,
-        recovered: false,
-    });
+    if status == RunStatus::Queued {
+        state.executor.dispatch(ActiveRun {
+            id: id.clone(),
+            kind,
+            name,
+            input,
+            status,
+            attempt: 0,
+            wake_at: None,
+            recovered: false,
+        });
+    }
     Ok(Json(ScheduleResponse {
         run_id: id,
-        status: Some(RunStatus::Queued),
+        status: Some(status),
     }))
 }
 

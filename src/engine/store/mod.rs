@@ -27,6 +27,9 @@ pub struct NewRun {
     pub name: String,
     pub input: String,
     pub created_at: i64,
+    /// An instant built-in's output: the run is stored already completed, started and ended
+    /// at `created_at`.
+    pub output: Option<String>,
 }
 
 /// A run as stored.

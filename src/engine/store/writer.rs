@@ -110,11 +110,26 @@ pub fn run(mut conn: Connection, rx: Receiver<Job>, notifier: Arc<Notifier>) {
 /// (`loadgen commit`) runs exactly these statements at batch sizes it chooses.
 pub fn apply(tx: &Transaction, op: &Op) -> rusqlite::Result<bool> {
     let n = match op {
-        Op::Insert(r) => tx
-            .prepare_cached(
-                "INSERT INTO runs (id, kind, name, status, input, created_at) VALUES (?1, ?2, ?3, 0, ?4, ?5)",
+        Op::Insert(r) => {
+            let (status, ended) = match r.output {
+                Some(_) => (RunStatus::Completed, Some(r.created_at)),
+                None => (RunStatus::Queued, None),
+            };
+            tx.prepare_cached(
+                "INSERT INTO runs (id, kind, name, status, input, output, created_at, started_at, completed_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
             )?
-            .execute(params![r.id, r.kind as i64, r.name, r.input, r.created_at])?,
+            .execute(params![
+                r.id,
+                r.kind as i64,
+                r.name,
+                status.code(),
+                r.input,
+                r.output,
+                r.created_at,
+                ended
+            ])?
+        }
         Op::Start {
             id,
             attempt,
