@@ -1,8 +1,9 @@
 //! What one group commit costs the writer, by batch size: replays the writer's own statements
 //! ([`restack::engine::store::writer::apply`]) on the engine's schema, each commit inserting
-//! BATCH completed echo runs, as `POST /api/agents/echo` under load does. Prints the writer's CPU per run (user and system, from `getrusage`), so the fixed
-//! per-commit part shows as the difference between batch sizes; then the WAL frames (page
-//! writes) one commit appends, by the B-tree each page belongs to (SQLite's `dbstat`).
+//! BATCH completed echo runs, as `POST /api/agents/echo` under load does. Prints the writer's
+//! CPU per run (user and system, from `getrusage`), so the fixed per-commit part shows as the
+//! difference between batch sizes; then the WAL frames (page writes) one commit appends, by the
+//! B-tree each page belongs to (SQLite's `dbstat`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -76,10 +76,13 @@ fn the_readme_main_job_runs_on_the_embedded_engine() {
 fn an_embedded_run_scheduled_without_follow_finishes_when_followed_later() {
     let sb = Sandbox::new();
     let out = sb.run(&[
-        "-p", "embedded", "-q", "agent", "run", "echo", "--set", "later=1",
+        "-p", "embedded", "-o", "json", "agent", "run", "echo", "--set", "later=1",
     ]);
     assert_eq!(code(&out), 0, "{out:?}");
-    let id = stdout(&out).trim().to_string();
+    let answer = stdout_json(&out);
+    // An engine that runs nothing stores even an instant `echo` queued, as its note says.
+    assert_eq!(answer["status"], "queued", "{answer}");
+    let id = answer["runId"].as_str().unwrap().to_string();
     let out = sb.run(&["-p", "embedded", "status", &id, "--follow"]);
     assert_eq!(code(&out), 0, "{out:?}");
     assert_eq!(stdout_json(&out), json!({"later": 1}));
