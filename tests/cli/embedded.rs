@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde_json::json;
 
-use super::fixtures::{assert_error, code, stderr, stdout, stdout_json};
+use super::fixtures::{assert_error, code, stderr, stdout_json};
 use crate::support::Sandbox;
 
 /// Copies the repository's `examples/` into the sandbox, so the example config's relative
