@@ -26,8 +26,8 @@ const USAGE: &str = "usage: loadgen MODE ARGS
                                 start-up time (spawn -> /health answers, median of 3) of
                                 `BIN serve` on DATA_DIR, then `fetch` with N requests
   commit  BATCH...              the writer's CPU per echo run when each commit carries BATCH
-                                runs (and the previous BATCH runs' ends), sync = full; then
-                                the WAL frames one such commit writes, by B-tree";
+                                completed echo runs, sync = full; then the WAL frames one
+                                such commit writes, by B-tree";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args()

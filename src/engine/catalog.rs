@@ -76,22 +76,6 @@ impl AgentDef {
     pub fn is_command(&self) -> bool {
         matches!(self.imp, AgentImpl::Command(_))
     }
-
-    /// The output of a built-in that takes no time (`echo`), known when the run is scheduled.
-    /// Such a run is stored completed by its insert: one write where a run otherwise costs
-    /// three (insert, start, finish), and nothing left to execute or to recover. `None` for
-    /// everything else, and for an output its `output_schema` refuses (the normal path then
-    /// fails the run with the reason).
-    pub fn instant_output(&self, input: &Value) -> Option<Value> {
-        let output = match self.imp {
-            AgentImpl::Echo => input.clone(),
-            AgentImpl::Sleep | AgentImpl::Command(_) => return None,
-        };
-        match &self.output_schema {
-            Some(s) if s.check(&output).is_err() => None,
-            _ => Some(output),
-        }
-    }
 }
 
 pub enum StepDef {
@@ -192,6 +176,22 @@ impl Catalog {
             Kind::Agent => self.agents.contains_key(name),
             Kind::Workflow => self.workflows.contains_key(name),
         }
+    }
+
+    /// Whether a run is finished the moment it is scheduled, its output being its input: an
+    /// `echo` agent run (not a workflow step), unless an `output_schema` refuses that output (the
+    /// normal path then fails the run with the reason). Such a run is stored completed by its
+    /// insert: one write where a run otherwise costs three (insert, start, finish), and nothing
+    /// left to execute or to recover.
+    pub fn echoes_at_schedule(&self, kind: Kind, name: &str, input: &Value) -> bool {
+        let Some(agent) = self.agents.get(name).filter(|_| kind == Kind::Agent) else {
+            return false;
+        };
+        matches!(agent.imp, AgentImpl::Echo)
+            && agent
+                .output_schema
+                .as_ref()
+                .is_none_or(|s| s.check(input).is_ok())
     }
 
     /// Checks an input at schedule time: the agent's schema, or for a workflow its own schema

@@ -44,27 +44,22 @@ pub async fn schedule(
         .catalog
         .check_input(kind, &name, &input)
         .map_err(EngineError::BadRequest)?;
-    // An engine that executes nothing (a read-only embedded one) leaves even an instant run
-    // queued, like every other run it stores.
-    let output = match kind {
-        Kind::Agent if state.executor.executes() => state
-            .catalog
-            .agents
-            .get(&name)
-            .and_then(|a| a.instant_output(&input)),
-        _ => None,
+    // An engine that executes nothing (a read-only embedded one) leaves even an echo queued,
+    // like every other run it stores.
+    let done = state.executor.executes() && state.catalog.echoes_at_schedule(kind, &name, &input);
+    let status = if done {
+        RunStatus::Completed
+    } else {
+        RunStatus::Queued
     };
-    let status = match output {
-        Some(_) => RunStatus::Completed,
-        None => RunStatus::Queued,
-    };
+    let input_text = input.to_string();
     let run = NewRun {
         id: uuid::Uuid::now_v7().to_string(),
         kind,
         name: name.clone(),
-        input: input.to_string(),
+        output: done.then(|| input_text.clone()),
+        input: input_text,
         created_at: now_ms(),
-        output: output.map(|o| o.to_string()),
     };
     let id = run.id.clone();
     // Answer only after the commit: a 200 means the run is on disk.
@@ -73,7 +68,7 @@ pub async fn schedule(
         .write(Op::Insert(run))
         .await
         .map_err(|e| EngineError::Unavailable(format!("cannot store the run: {e}")))?;
-    if status == RunStatus::Queued {
+    if !done {
         state.executor.dispatch(ActiveRun {
             id: id.clone(),
             kind,
@@ -149,10 +144,7 @@ pub async fn get(
     };
     // `since`: the status the caller last saw. Without it, the status at request time; with
     // it, a change that happened between the caller's two requests is not slept through.
-    let since = match query.get("since") {
-        None => None,
-        Some(s) => Some(parse_status(s)?),
-    };
+    let since = query.get("since").map(|s| parse_status(s)).transpose()?;
     let mut row = load(&state, kind, &name, &id)?;
     let initial = since.unwrap_or(row.status);
     if wait > 0.0 && !row.status.is_terminal() && row.status == initial {
@@ -243,7 +235,6 @@ pub async fn list(
     State(state): State<AppState>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<RunList>, EngineError> {
-    let bad = |what: &str, v: &str| EngineError::BadRequest(format!("invalid {what} {v:?}"));
     let mut filter = RunFilter {
         limit: 50,
         ..Default::default()
@@ -275,12 +266,13 @@ pub async fn list(
     }))
 }
 
+fn bad(what: &str, value: &str) -> EngineError {
+    EngineError::BadRequest(format!("invalid {what} {value:?}"))
+}
+
 fn parse_status(s: &str) -> Result<RunStatus, EngineError> {
-    serde_json::from_value::<RunStatus>(Value::String(s.to_string())).map_err(|_| {
-        EngineError::BadRequest(format!(
-            "invalid status {s:?} (queued, running, completed or failed)"
-        ))
-    })
+    serde_json::from_value::<RunStatus>(Value::String(s.to_string()))
+        .map_err(|_| bad("status (queued, running, completed or failed)", s))
 }
 
 pub async fn cancel(
