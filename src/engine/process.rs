@@ -55,7 +55,9 @@ pub async fn run(inv: Invocation<'_>, mut log: impl FnMut(String) + Send) -> Out
         .process_group(0)
         .kill_on_drop(true);
     // If the engine dies (kill -9), its agents die with it instead of running on unseen while
-    // the restarted engine retries them.
+    // the restarted engine retries them. The signal follows the thread that forks, so this
+    // spawn must stay on a runtime worker (they live as long as the engine), never on a
+    // blocking-pool thread, which exits when idle.
     // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
     #[cfg(target_os = "linux")]
     unsafe {
