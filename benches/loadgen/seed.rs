@@ -30,22 +30,16 @@ pub async fn run(dir: &str, n: usize, ids_file: &str) -> Result<()> {
     while done < n {
         let end = (done + CHUNK).min(n);
         let at = now_ms();
-        let mut last = None;
         for i in done..end {
-            let id = uuid::Uuid::now_v7().to_string();
+            // Waiting for the chunk's last write waits for everything queued before it.
+            let id = if i + 1 == end {
+                store.insert(echo_run(at)).await?
+            } else {
+                store.insert_later(echo_run(at))?
+            };
             if i % every == 0 {
                 writeln!(ids, "{id}")?;
             }
-            let op = echo_run(id, at);
-            if i + 1 == end {
-                last = Some(op);
-            } else {
-                store.write_later(op);
-            }
-        }
-        // Waiting for the chunk's last write waits for everything queued before it.
-        if let Some(op) = last {
-            store.write(op).await?;
         }
         done = end;
     }

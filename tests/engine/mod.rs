@@ -11,4 +11,5 @@ mod resume;
 mod router;
 mod schemas;
 mod shutdown;
+mod storage;
 mod workflows;

@@ -54,18 +54,16 @@ pub async fn schedule(
     };
     let input_text = input.to_string();
     let run = NewRun {
-        id: uuid::Uuid::now_v7().to_string(),
         kind,
         name: name.clone(),
         output: done.then(|| input_text.clone()),
         input: input_text,
         created_at: now_ms(),
     };
-    let id = run.id.clone();
     // Answer only after the commit: a 200 means the run is on disk.
-    state
+    let id = state
         .store
-        .write(Op::Insert(run))
+        .insert(run)
         .await
         .map_err(|e| EngineError::Unavailable(format!("cannot store the run: {e}")))?;
     if !done {
@@ -255,7 +253,14 @@ pub async fn list(
             .filter(|n| (1..=1000).contains(n))
             .ok_or_else(|| bad("limit (1 to 1000)", l))?;
     }
-    filter.before = query.get("before").filter(|v| !v.is_empty()).cloned();
+    if let Some(b) = query.get("before").filter(|v| !v.is_empty()) {
+        filter.before = Some(
+            state
+                .store
+                .cursor(b)?
+                .ok_or_else(|| bad("before (a run ID, as in a page's `next`)", b))?,
+        );
+    }
     let rows = state.store.list_runs(&filter)?;
     let next = (rows.len() == filter.limit)
         .then(|| rows.last().map(|r| r.id.clone()))

@@ -3,7 +3,8 @@
 //! Writes go through the group-commit writer thread ([`writer`]); reads use a small pool of
 //! read connections, which WAL lets run beside the writer. Nothing here knows about HTTP.
 
-mod schema;
+pub mod ids;
+pub mod schema;
 pub mod writer;
 
 use std::path::{Path, PathBuf};
@@ -16,13 +17,13 @@ use tokio::sync::oneshot;
 
 use crate::api::{Kind, RunStatus};
 use crate::engine::notify::Notifier;
+use ids::{LEGACY_SEQ_END, Mint};
 use writer::Job;
 pub use writer::Op;
 
-/// A run as it is scheduled.
+/// A run as it is scheduled. Its ID comes from the store ([`Store::insert`]).
 #[derive(Debug, Clone)]
 pub struct NewRun {
-    pub id: String,
     pub kind: Kind,
     pub name: String,
     pub input: String,
@@ -78,7 +79,8 @@ pub struct RunFilter {
     pub kind: Option<Kind>,
     pub name: Option<String>,
     pub status: Option<RunStatus>,
-    pub before: Option<String>,
+    /// Only runs older than this one: a `seq` from [`Store::cursor`].
+    pub before: Option<i64>,
     pub limit: usize,
 }
 
@@ -89,12 +91,20 @@ pub struct Store {
 
 struct Inner {
     path: PathBuf,
-    tx: Mutex<Option<Sender<Job>>>,
+    outbox: Mutex<Option<Outbox>>,
     readers: Mutex<Vec<Connection>>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
-const RUN_COLUMNS: &str = "id, kind, name, status, input, output, error, created_at, started_at, completed_at, attempt, wake_at, canceled";
+/// The way into the writer. New runs get their IDs under the same lock that queues them, so
+/// runs are committed in ID order.
+struct Outbox {
+    tx: Sender<Job>,
+    mint: Mint,
+}
+
+/// Every query names the runs table `r`, because listing by name joins it.
+const RUN_COLUMNS: &str = "r.id, r.kind, r.name, r.status, r.input, r.output, r.error, r.created_at, r.started_at, r.completed_at, r.attempt, r.wake_at, r.canceled";
 
 impl Store {
     /// Opens (creating and migrating) `restack.db` in `dir` and starts the writer thread.
@@ -113,6 +123,9 @@ impl Store {
         // (8192 pages made the low-load workflow latency ~1 ms worse).
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         schema::migrate(&mut conn).with_context(|| format!("cannot migrate {}", path.display()))?;
+        // The highest row number: a seek to the table's last page, not a scan.
+        let last: i64 =
+            conn.query_row("SELECT coalesce(max(seq), 0) FROM runs", [], |r| r.get(0))?;
         let (tx, rx) = std::sync::mpsc::channel();
         let writer = std::thread::Builder::new()
             .name("restack-writer".into())
@@ -120,7 +133,10 @@ impl Store {
         Ok(Store {
             inner: Arc::new(Inner {
                 path,
-                tx: Mutex::new(Some(tx)),
+                outbox: Mutex::new(Some(Outbox {
+                    tx,
+                    mint: Mint::after(last),
+                })),
                 readers: Mutex::new(Vec::new()),
                 writer: Mutex::new(Some(writer)),
             }),
@@ -131,6 +147,41 @@ impl Store {
         &self.inner.path
     }
 
+    /// Stores a new run and answers its ID once the run is committed.
+    pub async fn insert(&self, run: NewRun) -> Result<String> {
+        let (reply, rx) = oneshot::channel();
+        let id = self.queue_insert(run, Some(reply))?;
+        Self::committed(rx).await?;
+        Ok(id)
+    }
+
+    /// Queues a new run nobody waits for (the benchmark's seeding); its ID at once.
+    pub fn insert_later(&self, run: NewRun) -> Result<String> {
+        self.queue_insert(run, None)
+    }
+
+    fn queue_insert(
+        &self,
+        run: NewRun,
+        reply: Option<oneshot::Sender<Result<bool, String>>>,
+    ) -> Result<String> {
+        let mut guard = self.inner.outbox.lock().unwrap_or_else(|e| e.into_inner());
+        let outbox = guard
+            .as_mut()
+            .ok_or_else(|| anyhow!("the engine is stopping"))?;
+        let (seq, id) = outbox.mint.next_id();
+        let op = Op::Insert {
+            seq,
+            id: id.clone(),
+            run,
+        };
+        outbox
+            .tx
+            .send(Job { op, reply })
+            .map_err(|_| anyhow!("the database writer has stopped"))?;
+        Ok(id)
+    }
+
     /// Queues a write and waits for its commit. `Ok(false)`: it matched nothing (for example a
     /// finish after a cancel).
     pub async fn write(&self, op: Op) -> Result<bool> {
@@ -139,6 +190,10 @@ impl Store {
             op,
             reply: Some(reply),
         })?;
+        Self::committed(rx).await
+    }
+
+    async fn committed(rx: oneshot::Receiver<Result<bool, String>>) -> Result<bool> {
         rx.await
             .map_err(|_| anyhow!("the database writer has stopped"))?
             .map_err(|e| anyhow!("database write failed: {e}"))
@@ -150,18 +205,20 @@ impl Store {
     }
 
     fn send(&self, job: Job) -> Result<()> {
-        let guard = self.inner.tx.lock().unwrap_or_else(|e| e.into_inner());
-        let tx = guard
+        let guard = self.inner.outbox.lock().unwrap_or_else(|e| e.into_inner());
+        let outbox = guard
             .as_ref()
             .ok_or_else(|| anyhow!("the engine is stopping"))?;
-        tx.send(job)
+        outbox
+            .tx
+            .send(job)
             .map_err(|_| anyhow!("the database writer has stopped"))
     }
 
     /// Stops the writer after it has committed everything queued so far.
     pub fn close(&self) {
         self.inner
-            .tx
+            .outbox
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take();
@@ -206,10 +263,30 @@ impl Store {
 
     pub fn get_run(&self, id: &str) -> Result<Option<RunRow>> {
         self.read(|c| {
-            c.prepare_cached(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"))?
-                .query_row([id], run_row)
-                .optional()
+            if let Some(seq) = ids::seq_of(id) {
+                let row = c
+                    .prepare_cached(&format!(
+                        "SELECT {RUN_COLUMNS} FROM runs r WHERE r.seq = ?1"
+                    ))?
+                    .query_row([seq], run_row)
+                    .optional()?;
+                if let Some(row) = row.filter(|r| r.id == id) {
+                    return Ok(Some(row));
+                }
+            }
+            c.prepare_cached(&format!(
+                "SELECT {RUN_COLUMNS} FROM runs r INDEXED BY runs_legacy_id
+                 WHERE r.id = ?1 AND r.seq < {LEGACY_SEQ_END}"
+            ))?
+            .query_row([id], run_row)
+            .optional()
         })
+    }
+
+    /// Where a listing that continues after run `id` starts, or `None` when `id` is no run ID.
+    /// An ID minted here that is not (or no longer) stored still marks a point in time.
+    pub fn cursor(&self, id: &str) -> Result<Option<i64>> {
+        Ok(self.read(|c| locate(c, id))?.or_else(|| ids::seq_of(id)))
     }
 
     pub fn steps(&self, id: &str) -> Result<Vec<StepWrite>> {
@@ -239,7 +316,7 @@ impl Store {
     pub fn active_runs(&self) -> Result<Vec<RunRow>> {
         self.read(|c| {
             let mut stmt = c.prepare(&format!(
-                "SELECT {RUN_COLUMNS} FROM runs INDEXED BY runs_active WHERE status < 2"
+                "SELECT {RUN_COLUMNS} FROM runs r INDEXED BY runs_active WHERE r.status < 2"
             ))?;
             let mut rows: Vec<RunRow> = stmt
                 .query_map([], run_row)?
@@ -249,31 +326,69 @@ impl Store {
         })
     }
 
+    /// Newest first. By name, the runs the writer has indexed come through `runs_by_name` and
+    /// the few committed since (at most a batch or so) are scanned; otherwise the table is read
+    /// backwards from the newest row.
     pub fn list_runs(&self, f: &RunFilter) -> Result<Vec<RunRow>> {
-        let mut sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE 1 = 1");
+        let mut cond = String::new();
         let mut args: Vec<rusqlite::types::Value> = Vec::new();
         if let Some(k) = f.kind {
             args.push((k as i64).into());
-            sql.push_str(&format!(" AND kind = ?{}", args.len()));
-        }
-        if let Some(n) = &f.name {
-            args.push(n.clone().into());
-            sql.push_str(&format!(" AND name = ?{}", args.len()));
+            cond.push_str(&format!(" AND r.kind = ?{}", args.len()));
         }
         if let Some(s) = f.status {
             args.push(s.code().into());
-            sql.push_str(&format!(" AND status = ?{}", args.len()));
+            cond.push_str(&format!(" AND r.status = ?{}", args.len()));
         }
-        if let Some(b) = &f.before {
-            args.push(b.clone().into());
-            sql.push_str(&format!(" AND id < ?{}", args.len()));
-        }
-        args.push((f.limit as i64).into());
-        sql.push_str(&format!(" ORDER BY id DESC LIMIT ?{}", args.len()));
+        // Below the cursor: the newest row a page may hold.
+        let below = f.before.map_or(i64::MAX, |b| b - 1);
+        let limit = f.limit as i64;
+        let Some(name) = &f.name else {
+            args.extend([below.into(), limit.into()]);
+            let sql = format!(
+                "SELECT {RUN_COLUMNS} FROM runs r WHERE r.seq <= ?{}{cond}
+                 ORDER BY r.seq DESC LIMIT ?{}",
+                args.len() - 1,
+                args.len()
+            );
+            return self.read(|c| query_runs(c, &sql, args));
+        };
+        args.push(name.clone().into());
+        let n = args.len();
+        let (from, to, limit_at) = (n + 1, n + 2, n + 3);
+        let tail = format!(
+            "SELECT {RUN_COLUMNS} FROM runs r
+             WHERE r.seq > ?{from} AND r.seq <= ?{to} AND r.name = ?{n}{cond}
+             ORDER BY r.seq DESC LIMIT ?{limit_at}"
+        );
+        let indexed = format!(
+            "SELECT {RUN_COLUMNS} FROM runs_by_name n JOIN runs r ON r.seq = n.seq
+             WHERE n.name = ?{n} AND n.seq > ?{from} AND n.seq <= ?{to}{cond}
+             ORDER BY n.seq DESC LIMIT ?{limit_at}"
+        );
         self.read(|c| {
-            c.prepare_cached(&sql)?
-                .query_map(rusqlite::params_from_iter(args), run_row)?
-                .collect()
+            // One snapshot for the watermark and both reads.
+            let tx = c.unchecked_transaction()?;
+            let through: i64 = tx.query_row(
+                "SELECT value FROM meta WHERE key = 'by_name_through'",
+                [],
+                |r| r.get(0),
+            )?;
+            let range = |from: i64, to: i64, limit: i64| {
+                let mut a = args.clone();
+                a.extend([from.into(), to.into(), limit.into()]);
+                a
+            };
+            let mut rows = query_runs(&tx, &tail, range(through, below, limit))?;
+            let rest = limit - rows.len() as i64;
+            if rest > 0 {
+                rows.extend(query_runs(
+                    &tx,
+                    &indexed,
+                    range(i64::MIN, below.min(through), rest),
+                )?);
+            }
+            Ok(rows)
         })
     }
 
@@ -294,6 +409,34 @@ impl Store {
             .collect()
         })
     }
+}
+
+/// The row number of run `id`, whichever kind of ID it has.
+fn locate(c: &Connection, id: &str) -> rusqlite::Result<Option<i64>> {
+    if let Some(seq) = ids::seq_of(id) {
+        let stored: Option<String> = c
+            .prepare_cached("SELECT id FROM runs WHERE seq = ?1")?
+            .query_row([seq], |r| r.get(0))
+            .optional()?;
+        if stored.as_deref() == Some(id) {
+            return Ok(Some(seq));
+        }
+    }
+    c.prepare_cached(&format!(
+        "SELECT seq FROM runs INDEXED BY runs_legacy_id WHERE id = ?1 AND seq < {LEGACY_SEQ_END}"
+    ))?
+    .query_row([id], |r| r.get(0))
+    .optional()
+}
+
+fn query_runs(
+    c: &Connection,
+    sql: &str,
+    args: Vec<rusqlite::types::Value>,
+) -> rusqlite::Result<Vec<RunRow>> {
+    c.prepare_cached(sql)?
+        .query_map(rusqlite::params_from_iter(args), run_row)?
+        .collect()
 }
 
 fn run_row(r: &Row) -> rusqlite::Result<RunRow> {
@@ -317,3 +460,6 @@ fn run_row(r: &Row) -> rusqlite::Result<RunRow> {
         canceled: r.get(12)?,
     })
 }
+
+#[cfg(test)]
+mod tests;
