@@ -300,7 +300,10 @@ round=$(median_round "${FETCH_ROUNDS[@]}")
 for n in "$SCALE_SMALL" "$SCALE_BIG"; do
   say "fetch_${n}_p50_ms" "$(get "$OUT/scale_${n}_$round.txt" fetch_p50_ms)"
   say "startup_${n}_ms" "$(get "$OUT/scale_${n}_$round.txt" startup_p50_ms)"
+  say "list_by_name_${n}_p50_ms" "$(get "$OUT/scale_${n}_$round.txt" list_p50_ms)"
 done
+say list_by_name_big_vs_small_ratio "$(div "$(get "$OUT/scale_${SCALE_BIG}_$round.txt" list_p50_ms)" \
+  "$(get "$OUT/scale_${SCALE_SMALL}_$round.txt" list_p50_ms)")  (no target: 20 runs older than a random stored one)"
 say fetch_big_vs_small_ratio_rounds "$(in_round_order "${FETCH_ROUNDS[@]}")"
 check fetch_big_vs_small_ratio "${FETCH_ROUNDS[round - 1]%% *}" "<=" 1.25 \
   "($SCALE_BIG vs $SCALE_SMALL stored; median of $SCALE_ROUNDS alternating rounds)"

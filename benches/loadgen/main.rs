@@ -24,7 +24,8 @@ const USAGE: &str = "usage: loadgen MODE ARGS
                                 writes a sample of their IDs to IDS
   scale   BIN CONFIG DATA_DIR IDS N
                                 start-up time (spawn -> /health answers, median of 3) of
-                                `BIN serve` on DATA_DIR, then `fetch` with N requests
+                                `BIN serve` on DATA_DIR, then `fetch` with N requests, then
+                                N/5 pages of `GET /api/runs?name=echo&limit=20&before=ID`
   commit  BATCH...              the writer's CPU per echo run when each commit carries BATCH
                                 completed echo runs, sync = full; then the WAL frames one
                                 such commit writes, by B-tree";

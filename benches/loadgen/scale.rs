@@ -1,5 +1,6 @@
 //! A large store must not slow the engine's start or its reads: start-up time of `restack
-//! serve` on a seeded data directory, then the fetch latency on it.
+//! serve` on a seeded data directory, then the fetch latency on it, then a page of a listing
+//! by name.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -27,7 +28,10 @@ pub async fn run(bin: &str, config: &str, dir: &str, ids: &str, n: usize) -> Res
         }
         let result = match result {
             Ok(()) if i + 1 == STARTS => {
-                fetch::run(&url, "/api/agents/echo", ids, n, "fetch").await
+                match fetch::run(&url, "/api/agents/echo", ids, n, "fetch").await {
+                    Ok(()) => fetch::list(&url, ids, n / 5, "list").await,
+                    err => err,
+                }
             }
             other => other,
         };
