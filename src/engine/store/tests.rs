@@ -112,3 +112,56 @@ async fn listing_by_name_is_whole_on_both_sides_of_the_index_watermark() {
         .unwrap();
     assert_eq!(Some(through), ids::seq_of(&ids.last().unwrap().1));
 }
+
+/// Another process may checkpoint the database while the engine writes (the benchmark does, to
+/// measure its size; so may a backup tool). The writer's transactions read before they write
+/// (to find a run's row), and a deferred transaction that has read cannot become a writer once
+/// the WAL has been reset under it: SQLite fails it at once with "database is locked", and the
+/// whole group commit with it. Every write must still succeed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_survive_another_connection_checkpointing_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), false, Arc::new(Notifier::default())).unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let checkpointer = {
+        let (path, stop) = (dir.path().join("restack.db"), stop.clone());
+        std::thread::spawn(move || {
+            let conn = Connection::open(path).unwrap();
+            conn.busy_timeout(std::time::Duration::from_secs(5))
+                .unwrap();
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+                    .unwrap();
+                n += 1;
+            }
+            n
+        })
+    };
+    let mut runs = Vec::new();
+    for n in 0..200 {
+        let mut run = echo(n);
+        run.kind = Kind::Agent;
+        runs.push(store.insert(run).await.unwrap());
+    }
+    let writes = runs.iter().map(|id| {
+        let store = store.clone();
+        let id = id.clone();
+        tokio::spawn(async move {
+            store
+                .write(Op::Start {
+                    id,
+                    attempt: 1,
+                    at: 1_700_000_000_001,
+                    wake_at: None,
+                })
+                .await
+        })
+    });
+    for w in writes.collect::<Vec<_>>() {
+        assert!(w.await.unwrap().unwrap(), "the start was not applied");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(checkpointer.join().unwrap() > 0);
+    store.close();
+}

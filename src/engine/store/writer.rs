@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::time::Duration;
 
-use rusqlite::{Connection, Transaction, params};
+use rusqlite::{Connection, Transaction, TransactionBehavior, params};
 use tokio::sync::oneshot;
 
 use super::{NewLog, NewRun, StepWrite, locate};
@@ -120,7 +120,7 @@ pub fn run(mut conn: Connection, rx: Receiver<Job>, notifier: Arc<Notifier>) {
             .filter(|j| matches!(j.op, Op::Insert { .. }))
             .count();
         let committed = (|| -> rusqlite::Result<()> {
-            let tx = conn.transaction()?;
+            let tx = begin(&mut conn)?;
             for job in &batch {
                 results.push(apply(&tx, &job.op).map_err(|e| e.to_string()));
             }
@@ -185,7 +185,7 @@ impl Names {
     /// could not (it is tried again later; listings stay correct meanwhile, only slower).
     fn catch_up(&mut self, conn: &mut Connection) -> bool {
         let result = (|| -> rusqlite::Result<(i64, usize)> {
-            let tx = conn.transaction()?;
+            let tx = begin(conn)?;
             let mut last = self.through;
             let mut n = 0;
             {
@@ -227,6 +227,14 @@ impl Names {
             }
         }
     }
+}
+
+/// The writer's transactions take the write lock at `BEGIN`, waiting (busy timeout) for
+/// anyone else who holds it. A deferred one would read first (updates find their run's row)
+/// and then fail at once with "database is locked" if another connection had checkpointed the
+/// WAL in between, failing the whole group commit.
+fn begin(conn: &mut Connection) -> rusqlite::Result<Transaction<'_>> {
+    conn.transaction_with_behavior(TransactionBehavior::Immediate)
 }
 
 /// One write inside the open transaction. Public so that the benchmark's commit-cost replay
