@@ -35,10 +35,16 @@ pub async fn schedule(http: &reqwest::Client, url: &str, path: &str) -> Result<S
         .context("schedule answered no runId")
 }
 
-/// Long-polls the run until it ends; Ok only when it completed.
+/// Long-polls the run until it ends; Ok only when it completed. A run that has not ended after
+/// `GIVE_UP` is an error, so that a stuck engine fails the benchmark instead of hanging it.
 pub async fn await_end(http: &reqwest::Client, url: &str, path: &str, id: &str) -> Result<()> {
+    const GIVE_UP: std::time::Duration = std::time::Duration::from_secs(120);
     let poll = format!("{url}{path}/{id}?wait=30");
+    let deadline = std::time::Instant::now() + GIVE_UP;
     loop {
+        if std::time::Instant::now() > deadline {
+            bail!("run {id} had not ended after {GIVE_UP:?}");
+        }
         let resp = http.get(&poll).send().await?;
         let status = resp.status();
         let body: Value = resp.json().await.context("fetch answered no JSON")?;
