@@ -165,3 +165,45 @@ async fn writes_survive_another_connection_checkpointing_the_database() {
     assert!(checkpointer.join().unwrap() > 0);
     store.close();
 }
+
+/// Under a stream of schedules the writer indexes names in slices between commits; a listing
+/// taken at any moment of it is whole, and the index is complete once the writer stops.
+#[tokio::test]
+async fn listing_by_name_is_whole_while_the_writer_indexes_a_stream_of_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), true, Arc::new(Notifier::default())).unwrap();
+    let mut ids = Vec::new();
+    for n in 0..10_000 {
+        let id = if n % 500 == 499 {
+            store.insert(echo(n)).await.unwrap()
+        } else {
+            store.insert_later(echo(n)).unwrap()
+        };
+        ids.push((n, id));
+        if n % 500 == 499 {
+            let evens: Vec<String> = ids
+                .iter()
+                .rev()
+                .filter(|(n, _)| echo(*n).name == "even")
+                .map(|(_, id)| id.clone())
+                .collect();
+            assert_eq!(
+                list(&store, "even", None, 300),
+                evens,
+                "after {} runs",
+                n + 1
+            );
+        }
+    }
+    store.close();
+    let conn = Connection::open(dir.path().join("restack.db")).unwrap();
+    let (through, indexed): (i64, i64) = conn
+        .query_row(
+            "SELECT (SELECT value FROM meta), (SELECT count(*) FROM runs_by_name)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(Some(through), ids::seq_of(&ids.last().unwrap().1));
+    assert_eq!(indexed, 10_000);
+}
