@@ -1,5 +1,10 @@
 use clap::Parser;
 
+mod alloc;
+
+#[global_allocator]
+static ALLOCATOR: alloc::Chosen = alloc::Chosen;
+
 fn main() {
     let cli = restack::cli::Cli::parse();
     let code = match restack::commands::dispatch(cli) {
