@@ -19,51 +19,31 @@ static ENGINE: AtomicBool = AtomicBool::new(false);
 
 pub struct Chosen;
 
-fn engine() -> bool {
-    ENGINE.load(Ordering::Relaxed)
+fn chosen() -> &'static dyn GlobalAlloc {
+    if ENGINE.load(Ordering::Relaxed) {
+        &MiMalloc
+    } else {
+        &System
+    }
 }
 
 // SAFETY: each call goes to one allocator, and which one never changes after the first
 // allocation, so a block is always freed or resized by the allocator that made it.
 unsafe impl GlobalAlloc for Chosen {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        unsafe {
-            if engine() {
-                MiMalloc.alloc(layout)
-            } else {
-                System.alloc(layout)
-            }
-        }
+        unsafe { chosen().alloc(layout) }
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        unsafe {
-            if engine() {
-                MiMalloc.alloc_zeroed(layout)
-            } else {
-                System.alloc_zeroed(layout)
-            }
-        }
+        unsafe { chosen().alloc_zeroed(layout) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe {
-            if engine() {
-                MiMalloc.dealloc(ptr, layout)
-            } else {
-                System.dealloc(ptr, layout)
-            }
-        }
+        unsafe { chosen().dealloc(ptr, layout) }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        unsafe {
-            if engine() {
-                MiMalloc.realloc(ptr, layout, new_size)
-            } else {
-                System.realloc(ptr, layout, new_size)
-            }
-        }
+        unsafe { chosen().realloc(ptr, layout, new_size) }
     }
 }
 
