@@ -165,21 +165,15 @@ impl Store {
         run: NewRun,
         reply: Option<oneshot::Sender<Result<bool, String>>>,
     ) -> Result<String> {
-        let mut guard = self.inner.outbox.lock().unwrap_or_else(|e| e.into_inner());
-        let outbox = guard
-            .as_mut()
-            .ok_or_else(|| anyhow!("the engine is stopping"))?;
-        let (seq, id) = outbox.mint.next_id();
-        let op = Op::Insert {
-            seq,
-            id: id.clone(),
-            run,
-        };
-        outbox
-            .tx
-            .send(Job { op, reply })
-            .map_err(|_| anyhow!("the database writer has stopped"))?;
-        Ok(id)
+        self.send_with(|mint| {
+            let (seq, id) = mint.next_id();
+            let op = Op::Insert {
+                seq,
+                id: id.clone(),
+                run,
+            };
+            (Job { op, reply }, id)
+        })
     }
 
     /// Queues a write and waits for its commit. `Ok(false)`: it matched nothing (for example a
@@ -205,14 +199,22 @@ impl Store {
     }
 
     fn send(&self, job: Job) -> Result<()> {
-        let guard = self.inner.outbox.lock().unwrap_or_else(|e| e.into_inner());
+        self.send_with(|_| (job, ()))
+    }
+
+    /// Builds the job under the outbox's lock (an insert takes its ID there) and queues it;
+    /// answers what the builder returns beside the job.
+    fn send_with<T>(&self, build: impl FnOnce(&mut Mint) -> (Job, T)) -> Result<T> {
+        let mut guard = self.inner.outbox.lock().unwrap_or_else(|e| e.into_inner());
         let outbox = guard
-            .as_ref()
+            .as_mut()
             .ok_or_else(|| anyhow!("the engine is stopping"))?;
+        let (job, answer) = build(&mut outbox.mint);
         outbox
             .tx
             .send(job)
-            .map_err(|_| anyhow!("the database writer has stopped"))
+            .map_err(|_| anyhow!("the database writer has stopped"))?;
+        Ok(answer)
     }
 
     /// Stops the writer after it has committed everything queued so far.
@@ -263,22 +265,13 @@ impl Store {
 
     pub fn get_run(&self, id: &str) -> Result<Option<RunRow>> {
         self.read(|c| {
-            if let Some(seq) = ids::seq_of(id) {
-                let row = c
-                    .prepare_cached(&format!(
-                        "SELECT {RUN_COLUMNS} FROM runs r WHERE r.seq = ?1"
-                    ))?
-                    .query_row([seq], run_row)
-                    .optional()?;
-                if let Some(row) = row.filter(|r| r.id == id) {
-                    return Ok(Some(row));
-                }
-            }
+            let Some(seq) = locate(c, id)? else {
+                return Ok(None);
+            };
             c.prepare_cached(&format!(
-                "SELECT {RUN_COLUMNS} FROM runs r INDEXED BY runs_legacy_id
-                 WHERE r.id = ?1 AND r.seq < {LEGACY_SEQ_END}"
+                "SELECT {RUN_COLUMNS} FROM runs r WHERE r.seq = ?1"
             ))?
-            .query_row([id], run_row)
+            .query_row([seq], run_row)
             .optional()
         })
     }

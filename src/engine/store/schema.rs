@@ -50,7 +50,7 @@ const MIGRATIONS: &[&str] = &[
     // one B-tree. Existing runs keep their IDs, numbered in ID order below `LEGACY_SEQ_END`,
     // and are found through `runs_legacy_id`, which no new run enters. Listing by name goes
     // through `runs_by_name`, which the writer fills behind the commits up to
-    // `meta.by_name_through` (see `writer::index_names`).
+    // `meta.by_name_through` (see `writer::Names`).
     "CREATE TABLE runs2 (
         seq          INTEGER PRIMARY KEY,
         id           TEXT NOT NULL,

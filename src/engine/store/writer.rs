@@ -21,7 +21,7 @@ const MAX_BATCH: usize = 4096;
 const NAMES_SLICE: usize = 256;
 
 /// New runs the by-name index may fall behind by before the writer indexes some even though
-/// writes are waiting. Listing by name scans these (about a millisecond for 4 096).
+/// writes are waiting. Listing by name scans these, so this bounds that scan.
 const NAMES_BEHIND_MAX: usize = 4096;
 
 /// How long the writer must have nothing to do before it indexes the names of fewer runs.
