@@ -265,14 +265,13 @@ impl Store {
 
     pub fn get_run(&self, id: &str) -> Result<Option<RunRow>> {
         self.read(|c| {
-            let Some(seq) = locate(c, id)? else {
-                return Ok(None);
-            };
-            c.prepare_cached(&format!(
-                "SELECT {RUN_COLUMNS} FROM runs r WHERE r.seq = ?1"
-            ))?
-            .query_row([seq], run_row)
-            .optional()
+            at_run(c, id, |seq| {
+                c.prepare_cached(&format!(
+                    "SELECT {RUN_COLUMNS} FROM runs r WHERE r.seq = ?1 AND r.id = ?2"
+                ))?
+                .query_row(params![seq, id], run_row)
+                .optional()
+            })
         })
     }
 
@@ -362,11 +361,7 @@ impl Store {
         self.read(|c| {
             // One snapshot for the watermark and both reads.
             let tx = c.unchecked_transaction()?;
-            let through: i64 = tx.query_row(
-                "SELECT value FROM meta WHERE key = 'by_name_through'",
-                [],
-                |r| r.get(0),
-            )?;
+            let through = by_name_through(&tx)?;
             let range = |from: i64, to: i64, limit: i64| {
                 let mut a = args.clone();
                 a.extend([from.into(), to.into(), limit.into()]);
@@ -404,22 +399,46 @@ impl Store {
     }
 }
 
+/// Does `at(seq)` at the row of run `id`, whichever kind of ID it has, and answers what it
+/// found there. `at` must itself require the row's `id` (`WHERE seq = ?1 AND id = ?2`): an ID
+/// minted here names its row, and that condition confirms it in the same lookup, so a read or
+/// a write touches the row once. An older ID (or one whose row `at` found nothing in) is then
+/// looked up in the legacy index.
+fn at_run<T>(
+    c: &Connection,
+    id: &str,
+    mut at: impl FnMut(i64) -> rusqlite::Result<Option<T>>,
+) -> rusqlite::Result<Option<T>> {
+    if let Some(seq) = ids::seq_of(id)
+        && let Some(found) = at(seq)?
+    {
+        return Ok(Some(found));
+    }
+    let legacy: Option<i64> = c
+        .prepare_cached(&format!(
+            "SELECT seq FROM runs INDEXED BY runs_legacy_id WHERE id = ?1 AND seq < {LEGACY_SEQ_END}"
+        ))?
+        .query_row([id], |r| r.get(0))
+        .optional()?;
+    legacy.map_or(Ok(None), at)
+}
+
 /// The row number of run `id`, whichever kind of ID it has.
 fn locate(c: &Connection, id: &str) -> rusqlite::Result<Option<i64>> {
-    if let Some(seq) = ids::seq_of(id) {
-        let stored: Option<String> = c
-            .prepare_cached("SELECT id FROM runs WHERE seq = ?1")?
-            .query_row([seq], |r| r.get(0))
-            .optional()?;
-        if stored.as_deref() == Some(id) {
-            return Ok(Some(seq));
-        }
-    }
-    c.prepare_cached(&format!(
-        "SELECT seq FROM runs INDEXED BY runs_legacy_id WHERE id = ?1 AND seq < {LEGACY_SEQ_END}"
-    ))?
-    .query_row([id], |r| r.get(0))
-    .optional()
+    at_run(c, id, |seq| {
+        c.prepare_cached("SELECT seq FROM runs WHERE seq = ?1 AND id = ?2")?
+            .query_row(params![seq, id], |r| r.get(0))
+            .optional()
+    })
+}
+
+/// The highest `seq` the by-name index covers (see `writer::Names`).
+fn by_name_through(c: &Connection) -> rusqlite::Result<i64> {
+    c.query_row(
+        "SELECT value FROM meta WHERE key = 'by_name_through'",
+        [],
+        |r| r.get(0),
+    )
 }
 
 fn query_runs(

@@ -21,6 +21,10 @@ fn echo(n: usize) -> NewRun {
     }
 }
 
+fn open(dir: &tempfile::TempDir, sync_full: bool) -> Store {
+    Store::open(dir.path(), sync_full, Arc::new(Notifier::default())).unwrap()
+}
+
 fn list(store: &Store, name: &str, kind: Option<Kind>, limit: usize) -> Vec<String> {
     let mut out = Vec::new();
     let mut before = None;
@@ -45,7 +49,7 @@ fn list(store: &Store, name: &str, kind: Option<Kind>, limit: usize) -> Vec<Stri
 #[tokio::test]
 async fn listing_by_name_is_whole_on_both_sides_of_the_index_watermark() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), false, Arc::new(Notifier::default())).unwrap();
+    let store = open(&dir, false);
     let mut ids = Vec::new();
     for n in 0..30 {
         ids.push((n, store.insert(echo(n)).await.unwrap()));
@@ -91,7 +95,7 @@ async fn listing_by_name_is_whole_on_both_sides_of_the_index_watermark() {
     check("indexed through the 12th run");
 
     // A writer that starts on such a store finishes the index when it has nothing else to do.
-    let store = Store::open(dir.path(), false, Arc::new(Notifier::default())).unwrap();
+    let store = open(&dir, false);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while conn
         .query_row("SELECT count(*) FROM runs_by_name", [], |r| {
@@ -121,7 +125,7 @@ async fn listing_by_name_is_whole_on_both_sides_of_the_index_watermark() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_survive_another_connection_checkpointing_the_database() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), false, Arc::new(Notifier::default())).unwrap();
+    let store = open(&dir, false);
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let checkpointer = {
         let (path, stop) = (dir.path().join("restack.db"), stop.clone());
@@ -171,7 +175,7 @@ async fn writes_survive_another_connection_checkpointing_the_database() {
 #[tokio::test]
 async fn listing_by_name_is_whole_while_the_writer_indexes_a_stream_of_runs() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), true, Arc::new(Notifier::default())).unwrap();
+    let store = open(&dir, true);
     let mut ids = Vec::new();
     for n in 0..10_000 {
         let id = if n % 500 == 499 {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use rusqlite::{Connection, Transaction, TransactionBehavior, params};
 use tokio::sync::oneshot;
 
-use super::{NewLog, NewRun, StepWrite, locate};
+use super::{NewLog, NewRun, StepWrite, at_run, by_name_through};
 use crate::api::RunStatus;
 use crate::engine::notify::Notifier;
 
@@ -182,11 +182,7 @@ struct Names {
 
 impl Names {
     fn load(conn: &Connection) -> rusqlite::Result<Names> {
-        let through: i64 = conn.query_row(
-            "SELECT value FROM meta WHERE key = 'by_name_through'",
-            [],
-            |r| r.get(0),
-        )?;
+        let through = by_name_through(conn)?;
         let behind: i64 =
             conn.query_row("SELECT count(*) FROM runs WHERE seq > ?1", [through], |r| {
                 r.get(0)
@@ -293,15 +289,20 @@ pub fn apply(tx: &Transaction, op: &Op) -> rusqlite::Result<bool> {
             attempt,
             at,
             wake_at,
-        } => tx
-            .prepare_cached(
-                "UPDATE runs SET status = 1, attempt = ?2, started_at = coalesce(started_at, ?3), wake_at = ?4
-                 WHERE seq = ?1 AND status < 2",
+        } => update(tx, id, |seq| {
+            tx.prepare_cached(
+                "UPDATE runs SET status = 1, attempt = ?3, started_at = coalesce(started_at, ?4), wake_at = ?5
+                 WHERE seq = ?1 AND id = ?2 AND status < 2",
             )?
-            .execute(params![locate(tx, id)?, attempt, at, wake_at])?,
-        Op::Requeue { id, attempt } => tx
-            .prepare_cached("UPDATE runs SET status = 0, attempt = ?2, wake_at = NULL WHERE seq = ?1 AND status < 2")?
-            .execute(params![locate(tx, id)?, attempt])?,
+            .execute(params![seq, id, attempt, at, wake_at])
+        })?,
+        Op::Requeue { id, attempt } => update(tx, id, |seq| {
+            tx.prepare_cached(
+                "UPDATE runs SET status = 0, attempt = ?3, wake_at = NULL
+                 WHERE seq = ?1 AND id = ?2 AND status < 2",
+            )?
+            .execute(params![seq, id, attempt])
+        })?,
         Op::Finish {
             id,
             status,
@@ -311,13 +312,22 @@ pub fn apply(tx: &Transaction, op: &Op) -> rusqlite::Result<bool> {
             canceled,
             step,
         } => {
-            let n = tx
-                .prepare_cached(
-                    "UPDATE runs SET status = ?2, output = ?3, error = ?4, completed_at = ?5,
-                        started_at = coalesce(started_at, ?5), canceled = ?6
-                     WHERE seq = ?1 AND status < 2",
+            let n = update(tx, id, |seq| {
+                tx.prepare_cached(
+                    "UPDATE runs SET status = ?3, output = ?4, error = ?5, completed_at = ?6,
+                        started_at = coalesce(started_at, ?6), canceled = ?7
+                     WHERE seq = ?1 AND id = ?2 AND status < 2",
                 )?
-                .execute(params![locate(tx, id)?, status.code(), output, error, at, canceled])?;
+                .execute(params![
+                    seq,
+                    id,
+                    status.code(),
+                    output,
+                    error,
+                    at,
+                    canceled
+                ])
+            })?;
             if n > 0
                 && let Some(s) = step
             {
@@ -326,11 +336,13 @@ pub fn apply(tx: &Transaction, op: &Op) -> rusqlite::Result<bool> {
             n
         }
         Op::Step(s) => {
-            let n = tx
-                .prepare_cached(
-                    "UPDATE runs SET status = 1, started_at = coalesce(started_at, ?2) WHERE seq = ?1 AND status < 2",
+            let n = update(tx, &s.run_id, |seq| {
+                tx.prepare_cached(
+                    "UPDATE runs SET status = 1, started_at = coalesce(started_at, ?3)
+                     WHERE seq = ?1 AND id = ?2 AND status < 2",
                 )?
-                .execute(params![locate(tx, &s.run_id)?, s.started_at.or(s.completed_at)])?;
+                .execute(params![seq, s.run_id, s.started_at.or(s.completed_at)])
+            })?;
             if n > 0 {
                 write_step(tx, s)?;
             }
@@ -347,6 +359,16 @@ pub fn apply(tx: &Transaction, op: &Op) -> rusqlite::Result<bool> {
         }
     };
     Ok(n > 0)
+}
+
+/// Runs `set(seq)`, an `UPDATE` of one row that also requires its `id` (see [`at_run`]), on
+/// run `id`'s row; answers the rows it changed, 0 when the run is unknown or already ended.
+fn update(
+    tx: &Transaction,
+    id: &str,
+    mut set: impl FnMut(i64) -> rusqlite::Result<usize>,
+) -> rusqlite::Result<usize> {
+    Ok(at_run(tx, id, |seq| Ok(Some(set(seq)?).filter(|&n| n > 0)))?.unwrap_or(0))
 }
 
 fn write_step(tx: &Transaction, s: &StepWrite) -> rusqlite::Result<usize> {
