@@ -93,7 +93,7 @@ pub enum WorkflowCommand {
     Run(RunArgs),
 }
 
-/// `5s`, `2m`, `1h30m`.
+/// `5s`, `2m`, `1h30m`: the config's parser, with examples in the error.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 30s, 5m, 1h)"))
+    crate::config::parse_duration(s).map_err(|e| format!("{e:#} (examples: 30s, 5m, 1h)"))
 }

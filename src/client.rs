@@ -16,13 +16,34 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// The long-poll asked of the server per request while following.
 const LONG_POLL: Duration = Duration::from_secs(25);
 
+/// How long `--follow` keeps retrying a server that fails transiently (5xx, a lost connection)
+/// before it gives up; a follow can last hours, and one blip should not end it.
+const RETRY_FOR: Duration = Duration::from_secs(60);
+const RETRY_FIRST: Duration = Duration::from_millis(500);
+const RETRY_MAX: Duration = Duration::from_secs(8);
+
 pub struct Client {
     http: reqwest::Client,
     base: String,
     token: Option<String>,
     verbose: bool,
-    /// Names the way back when the server cannot be reached.
+    pub origin: Origin,
+}
+
+/// How messages name the server, and the way back to it in hints.
+pub struct Origin {
+    /// The server as the user knows it: its URL, or the embedded engine and its data directory.
+    pub label: String,
     pub profile: String,
+    /// The command line that reaches the same server again (`restack -p cloud`).
+    pub again: String,
+}
+
+/// What a follow reports while it watches.
+pub enum Watch {
+    Status(RunStatus),
+    /// A transient failure, and how long until the next try.
+    Retrying(String, Duration),
 }
 
 /// A response body, parsed, with the raw value kept for `-o json`.
@@ -32,7 +53,7 @@ pub struct Answer<T> {
 }
 
 impl Client {
-    pub fn new(base: &str, token: Option<String>, profile: &str, verbose: bool) -> Result<Client> {
+    pub fn new(base: &str, token: Option<String>, origin: Origin, verbose: bool) -> Result<Client> {
         let mut builder = reqwest::Client::builder()
             .user_agent(concat!("restack/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(5));
@@ -44,7 +65,7 @@ impl Client {
             base: base.trim_end_matches('/').to_string(),
             token,
             verbose,
-            profile: profile.to_string(),
+            origin,
         })
     }
 
@@ -92,14 +113,29 @@ impl Client {
     }
 
     fn unreachable(&self, e: &reqwest::Error) -> Failure {
-        let why = if e.is_timeout() {
-            "the request timed out".to_string()
-        } else {
-            root_cause(e)
-        };
-        Failure::new(Exit::Unreachable, format!("cannot reach {}: {why}", self.base)).with_hint(format!(
+        let label = &self.origin.label;
+        if e.is_timeout() {
+            return Failure::new(
+                Exit::Unreachable,
+                format!("{label} did not answer in time: the request timed out"),
+            )
+            .with_hint(format!(
+                "the server accepted the connection but is slow or stuck; `{} health` times it",
+                self.origin.again
+            ))
+            .transient();
+        }
+        let failure = Failure::new(
+            Exit::Unreachable,
+            format!("cannot reach {label}: {}", root_cause(e)),
+        )
+        .transient();
+        if !e.is_connect() {
+            return failure;
+        }
+        failure.with_hint(format!(
             "is a server running there? Start one with `restack serve`, or pick another profile with --profile (this is `{}`; `-p embedded` runs the engine in-process)",
-            self.profile
+            self.origin.profile
         ))
     }
 
@@ -114,7 +150,7 @@ impl Client {
     ) -> Result<Value> {
         let (status, bytes) = self.send(method, path, body, timeout).await?;
         if !status.is_success() {
-            let mut failure = http_failure(status, &bytes, what, &self.base);
+            let mut failure = http_failure(status, &bytes, what, &self.origin.label);
             if failure.exit == Exit::Unauthorized && self.token.is_some() {
                 failure = failure.with_hint(
                     "a token was sent and refused: check RESTACK_API_BEARER_TOKEN, or the profile's token_env / token",
@@ -128,7 +164,7 @@ impl Client {
                 Exit::Server,
                 format!(
                     "{} answered {what} with {}, not the JSON object the API promises",
-                    self.base,
+                    self.origin.label,
                     describe_body(&bytes)
                 ),
             )
@@ -169,7 +205,7 @@ impl Client {
                 Exit::Server,
                 format!(
                     "{} answered the schedule call without a runId: {raw}",
-                    self.base
+                    self.origin.label
                 ),
             )
         })?;
@@ -200,29 +236,43 @@ impl Client {
                 Exit::Server,
                 format!(
                     "{} answered with a run-status object the API does not promise: {e}",
-                    self.base
+                    self.origin.label
                 ),
             )
         })?;
         Ok(Answer { typed, raw })
     }
 
-    /// Watches a run until it ends or `timeout` passes (exit 6). `on_status` sees every status,
-    /// the first one included.
+    /// Watches a run until it ends or `timeout` passes (exit 6). `watch` sees every status,
+    /// the first one included, and every retry. The deadline bounds each request too, so a
+    /// stuck server cannot hold the command past it. Transient failures (5xx, a lost
+    /// connection) are retried with back-off for up to [`RETRY_FOR`], or until the deadline.
     pub async fn follow(
         &self,
         kind: Kind,
         name: &str,
         id: &str,
         timeout: Option<Duration>,
-        mut on_status: impl FnMut(RunStatus),
+        mut watch: impl FnMut(Watch),
     ) -> Result<Answer<RunInfo>> {
         let started = Instant::now();
-        let deadline = timeout.map(|t| started + t);
+        // A timeout too large for the clock is no timeout.
+        let deadline = timeout.and_then(|t| started.checked_add(t));
         let mut backoff = Duration::from_millis(50);
         let mut last: Option<RunStatus> = None;
+        // While the server fails: since when, the next pause, and the latest failure.
+        let mut failing: Option<(Instant, Duration, anyhow::Error)> = None;
         loop {
             let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            if remaining.is_some_and(|r| r.is_zero()) {
+                return Err(match failing {
+                    Some((_, _, e)) => e.context(format!(
+                        "--timeout reached after {} while retrying",
+                        fmt_secs(started.elapsed())
+                    )),
+                    None => self.timed_out(id, started, last),
+                });
+            }
             // The first look answers at once, so the live status shows from the start; then
             // each request long-polls until the status changes.
             let wait = match (last, remaining) {
@@ -231,28 +281,42 @@ impl Client {
                 (Some(s), None) => Some((LONG_POLL, s)),
             };
             let asked = Instant::now();
-            let answer = self
-                .run(kind, name, id, wait.filter(|(w, _)| !w.is_zero()))
-                .await?;
+            let look = self.run(kind, name, id, wait);
+            let result = match remaining {
+                Some(r) => match tokio::time::timeout(r, look).await {
+                    Ok(result) => result,
+                    Err(_) => return Err(self.timed_out(id, started, last)),
+                },
+                None => look.await,
+            };
+            let answer = match result {
+                Ok(answer) => answer,
+                Err(e) if Failure::is_transient(&e) => {
+                    let (since, pause) = failing.map_or((asked, RETRY_FIRST), |(s, p, _)| (s, p));
+                    if since.elapsed() >= RETRY_FOR {
+                        return Err(e.context(format!(
+                            "gave up watching run {id} after {} of failures",
+                            fmt_secs(since.elapsed())
+                        )));
+                    }
+                    let pause = match deadline {
+                        Some(d) => pause.min(d.saturating_duration_since(Instant::now())),
+                        None => pause,
+                    };
+                    watch(Watch::Retrying(format!("{e:#}"), pause));
+                    tokio::time::sleep(pause).await;
+                    failing = Some((since, (pause * 2).clamp(RETRY_FIRST, RETRY_MAX), e));
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            failing = None;
             let status = answer.typed.status;
             if last != Some(status) {
-                on_status(status);
+                watch(Watch::Status(status));
             }
             if status.is_terminal() {
                 return Ok(answer);
-            }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Err(Failure::new(
-                    Exit::Timeout,
-                    format!(
-                        "--timeout reached after {}: run {id} is still {status}",
-                        fmt_secs(started.elapsed())
-                    ),
-                )
-                .with_hint(format!(
-                    "the run goes on; `restack status {id} --follow` watches it again"
-                ))
-                .into());
             }
             // A server that ignores `wait` answers at once with nothing new: poll it gently.
             let ignored_wait =
@@ -269,6 +333,25 @@ impl Client {
             }
             last = Some(status);
         }
+    }
+
+    fn timed_out(&self, id: &str, started: Instant, last: Option<RunStatus>) -> anyhow::Error {
+        let state = match last {
+            Some(status) => format!("run {id} is still {status}"),
+            None => format!("{} had not answered about run {id}", self.origin.label),
+        };
+        Failure::new(
+            Exit::Timeout,
+            format!(
+                "--timeout reached after {}: {state}",
+                fmt_secs(started.elapsed())
+            ),
+        )
+        .with_hint(format!(
+            "the run goes on; `{} status {id} --follow` watches it again",
+            self.origin.again
+        ))
+        .into()
     }
 }
 
@@ -304,9 +387,45 @@ fn parse_run(raw: &Value, kind: Kind, name: &str, id: &str) -> Result<RunInfo, S
     if normalized.get(kind.name_field()).is_none() {
         normalized[kind.name_field()] = Value::String(name.into());
     }
+    for key in ["runId", kind.name_field()] {
+        if !normalized[key].is_string() {
+            return Err(format!("its `{key}` is not a string"));
+        }
+    }
+    lenient_extras(&mut normalized);
     // A non-object output from a lax server is kept, under `output`, as it came.
     let info: RunInfo = serde_json::from_value(normalized).map_err(|e| e.to_string())?;
     Ok(info)
+}
+
+/// What the spec promises (`runId`, the name, `status`) must be right; the rest only informs,
+/// so an `error` that is not a string is shown as its message or its JSON, and an extension
+/// field of an unexpected type is left out of the typed view (`-o json` still shows it).
+fn lenient_extras(run: &mut Value) {
+    let Some(fields) = run.as_object_mut() else {
+        return;
+    };
+    match fields.get("error") {
+        None | Some(Value::String(_)) | Some(Value::Null) => {}
+        Some(other) => {
+            let text = other
+                .get("message")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .unwrap_or_else(|| other.to_string());
+            fields.insert("error".into(), Value::String(text));
+        }
+    }
+    fn fits<T: serde::de::DeserializeOwned>(v: &Value) -> bool {
+        v.is_null() || T::deserialize(v).is_ok()
+    }
+    fields.retain(|key, v| match key.as_str() {
+        "createdAt" | "startedAt" | "completedAt" => fits::<String>(v),
+        "attempt" => fits::<u32>(v),
+        "canceled" => fits::<bool>(v),
+        "steps" => fits::<Vec<crate::api::StepInfo>>(v),
+        _ => true,
+    });
 }
 
 /// The failure for a non-2xx answer, with the server's own message when it sent one.
@@ -325,7 +444,16 @@ pub fn http_failure(status: StatusCode, body: &[u8], what: &str, base: &str) -> 
             )),
         )
         .with_hint("set RESTACK_API_BEARER_TOKEN, or the profile's token_env, to a valid token"),
-        404 => Failure::new(Exit::NotFound, with(&format!("{what} not found at {base}"))),
+        // Our engine's message says the same as ours; another server's may add something.
+        404 => {
+            let m = format!("{what} not found at {base}");
+            match &detail {
+                Some(d) if !d.contains("not found") => {
+                    Failure::new(Exit::NotFound, format!("{m}: {d}"))
+                }
+                _ => Failure::new(Exit::NotFound, m),
+            }
+        }
         400 | 413 | 422 => Failure::new(
             Exit::Usage,
             with(&format!(
@@ -339,7 +467,13 @@ pub fn http_failure(status: StatusCode, body: &[u8], what: &str, base: &str) -> 
                 "server error from {base} (HTTP {s}): {}",
                 detail.unwrap_or_else(|| describe_body(body))
             ),
-        ),
+        )
+        .transient(),
+        429 => Failure::new(
+            Exit::Server,
+            with(&format!("{base} is rate-limiting (HTTP 429)")),
+        )
+        .transient(),
         s => Failure::new(
             Exit::Server,
             with(&format!("unexpected answer from {base} (HTTP {s})")),

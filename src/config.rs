@@ -148,7 +148,11 @@ impl Config {
     pub fn load(explicit: Option<&Path>) -> Result<Config> {
         let (path, must_exist) = match explicit {
             Some(p) => (Some(p.to_path_buf()), true),
-            None => (default_path(), std::env::var_os("RESTACK_CONFIG").is_some()),
+            // An empty RESTACK_CONFIG is unset, as `default_path` reads it.
+            None => (
+                default_path(),
+                std::env::var_os("RESTACK_CONFIG").is_some_and(|p| !p.is_empty()),
+            ),
         };
         let Some(path) = path else {
             return Ok(Config::empty());
@@ -206,9 +210,9 @@ impl Config {
             dir,
             file,
         };
-        config
-            .check()
-            .map_err(|e| Failure::usage(format!("invalid config file {}: {e}", path.display())))?;
+        config.check().map_err(|e| {
+            Failure::usage(format!("invalid config file {}: {e:#}", path.display()))
+        })?;
         Ok(config)
     }
 
@@ -360,10 +364,18 @@ impl Config {
                 .unwrap_or_else(|| DEFAULT_LOCAL_URL.to_string());
             Target::Url(url.trim_end_matches('/').to_string())
         };
-        let env_token = |var: &str| std::env::var(var).ok().filter(|t| !t.is_empty());
+        let env_token = |var: &str| {
+            let t = std::env::var(var).ok()?;
+            (!t.trim().is_empty()).then(|| (t, var.to_string()))
+        };
         let token = env_token("RESTACK_API_BEARER_TOKEN")
             .or_else(|| profile.token_env.as_deref().and_then(env_token))
-            .or(profile.token.clone());
+            .or_else(|| {
+                let t = profile.token.clone()?;
+                Some((t, format!("profile `{name}`'s token")))
+            })
+            .map(|(t, from)| clean_token(&t, &from))
+            .transpose()?;
         Ok(ResolvedProfile {
             name,
             target,
@@ -394,7 +406,11 @@ impl Config {
             data_dir,
             max_concurrency: s.max_concurrency.unwrap_or(16),
             max_body_bytes: s.max_body_bytes.unwrap_or(1024 * 1024),
-            token: std::env::var(token_var).ok().filter(|t| !t.is_empty()),
+            // Trimmed like the client's, so one exported value works on both sides.
+            token: match std::env::var(token_var) {
+                Ok(t) if !t.trim().is_empty() => Some(clean_token(&t, token_var)?),
+                _ => None,
+            },
             shutdown_grace: match &s.shutdown_grace {
                 Some(g) => parse_duration(g)?,
                 None => Duration::from_secs(10),
@@ -437,6 +453,19 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
         .unwrap_or(0)
         + 1;
     (line, col)
+}
+
+/// A token pasted from a file often ends in a line break; anything else that is not printable
+/// cannot go into a header, and is the user's to fix rather than a network failure.
+fn clean_token(token: &str, from: &str) -> Result<String> {
+    let t = token.trim();
+    if t.chars().any(|c| c.is_control()) {
+        return Err(Failure::usage(format!(
+            "the token from {from} holds a control character (a line break?), which no HTTP header can carry"
+        ))
+        .into());
+    }
+    Ok(t.to_string())
 }
 
 fn check_url(url: &str) -> Result<()> {

@@ -26,6 +26,9 @@ pub struct Failure {
     pub exit: Exit,
     pub message: String,
     pub hint: Option<String>,
+    /// A server error or a lost connection that may clear up: a watcher retries these, a
+    /// schedule never does (it could store the run twice).
+    pub transient: bool,
 }
 
 impl Failure {
@@ -34,6 +37,7 @@ impl Failure {
             exit,
             message: message.into(),
             hint: None,
+            transient: false,
         }
     }
 
@@ -44,6 +48,16 @@ impl Failure {
     pub fn with_hint(mut self, hint: impl Into<String>) -> Failure {
         self.hint = Some(hint.into());
         self
+    }
+
+    pub fn transient(mut self) -> Failure {
+        self.transient = true;
+        self
+    }
+
+    /// Whether `err` holds a [`Failure`] that may clear up on its own.
+    pub fn is_transient(err: &anyhow::Error) -> bool {
+        err.downcast_ref::<Failure>().is_some_and(|f| f.transient)
     }
 }
 

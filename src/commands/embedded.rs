@@ -9,7 +9,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 use crate::config::Config;
-use crate::engine::Engine;
+use crate::engine::{DirInUse, Engine};
 use crate::error::Failure;
 
 pub struct Embedded {
@@ -34,9 +34,14 @@ impl Embedded {
         let data_dir = settings.data_dir.clone();
         let token = settings.token.clone();
         let engine = Engine::open(settings, execute).map_err(|e| {
-            Failure::usage(format!("cannot start the embedded engine: {e:#}")).with_hint(
-                "another engine holds this data directory; talk to it with `-p local` (or --url), or set [serve] data_dir",
-            )
+            let failure = Failure::usage(format!("cannot start the embedded engine: {e:#}"));
+            if e.chain().any(|c| c.is::<DirInUse>()) {
+                failure.with_hint(
+                    "another engine holds this data directory; talk to it with `-p local` (or --url), or set [serve] data_dir",
+                )
+            } else {
+                failure.with_hint("the engine's settings are the config's [serve] section")
+            }
         })?;
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);

@@ -27,6 +27,15 @@ impl HealthArgs {
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_string();
+        // Only a healthy answer is a result; anything else is an error, with nothing on stdout.
+        if status != "ok" {
+            let said = if status.is_empty() {
+                "answered without a status".to_string()
+            } else {
+                format!("says its status is {status:?}, not \"ok\"")
+            };
+            return Err(Failure::new(Exit::Server, format!("{label} {said}")).into());
+        }
         let rtt_ms = (rtt.as_secs_f64() * 1000.0 * 10.0).round() / 10.0;
         if g.json() {
             output::json(
@@ -36,13 +45,6 @@ impl HealthArgs {
             output::out(&format!(
                 "{status}: {label} (profile {profile}) in {rtt_ms} ms"
             ));
-        }
-        if status != "ok" {
-            return Err(Failure::new(
-                Exit::Server,
-                format!("{label} says its status is {status:?}, not \"ok\""),
-            )
-            .into());
         }
         Ok(Exit::Ok)
     }

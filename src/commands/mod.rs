@@ -11,7 +11,7 @@ pub mod status;
 use anyhow::Result;
 
 use crate::cli::{AgentCommand, Cli, Command, Format, GlobalArgs, WorkflowCommand};
-use crate::client::Client;
+use crate::client::{Client, Origin};
 use crate::config::{Config, ResolvedProfile, Target};
 use crate::error::Exit;
 use embedded::Embedded;
@@ -73,13 +73,13 @@ impl GlobalArgs {
         let verbose = self.verbose > 0;
         let (client, embedded) = match &profile.target {
             Target::Url(url) => (
-                Client::new(url, profile.token.clone(), &profile.name, verbose)?,
+                self.client(url, profile.token.clone(), &profile, url.clone())?,
                 None,
             ),
             Target::Embedded => {
                 let engine = Embedded::start(&config, execute, self.verbose).await?;
-                let client =
-                    Client::new(&engine.url, engine.token.clone(), &profile.name, verbose)?;
+                let label = format!("the embedded engine ({})", engine.data_dir.display());
+                let client = self.client(&engine.url, engine.token.clone(), &profile, label)?;
                 (client, Some(engine))
             }
         };
@@ -100,15 +100,54 @@ impl GlobalArgs {
             embedded,
         })
     }
+
+    /// A client for `url`, named `label` in messages.
+    pub fn client(
+        &self,
+        url: &str,
+        token: Option<String>,
+        profile: &ResolvedProfile,
+        label: String,
+    ) -> Result<Client> {
+        let origin = Origin {
+            label,
+            profile: profile.name.clone(),
+            again: self.again(),
+        };
+        Client::new(url, token, origin, self.verbose > 0)
+    }
+
+    /// The start of a command line that reaches the same server with the same config, for
+    /// hints: `restack -c ./ci.toml -p cloud`.
+    pub fn again(&self) -> String {
+        let mut line = String::from("restack");
+        if let Some(c) = &self.config {
+            line.push_str(&format!(" -c {}", shell_word(&c.display().to_string())));
+        }
+        if let Some(p) = &self.profile {
+            line.push_str(&format!(" -p {}", shell_word(p)));
+        }
+        if let Some(u) = self.url.as_deref().filter(|u| !u.is_empty()) {
+            line.push_str(&format!(" --url {}", shell_word(u)));
+        }
+        line
+    }
+}
+
+/// `word` as the shell reads it back: bare when it is safe, else in single quotes.
+fn shell_word(word: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "-_./:@%+=,".contains(c);
+    if !word.is_empty() && word.chars().all(safe) {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
 }
 
 impl Session {
     /// What to call the server in messages: its URL, or the embedded engine's data directory.
     pub fn label(&self) -> String {
-        match &self.embedded {
-            Some(e) => format!("embedded engine ({})", e.data_dir.display()),
-            None => self.client.base().to_string(),
-        }
+        self.client.origin.label.clone()
     }
 
     /// Runs `f` and then stops the embedded engine, whatever `f` returned.

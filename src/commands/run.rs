@@ -11,13 +11,14 @@ use serde_json::{Map, Value};
 use super::Session;
 use crate::api::{Kind, RunInfo, RunStatus, now_ms, rfc3339_ms};
 use crate::cli::{GlobalArgs, parse_duration};
-use crate::client::{Answer, fmt_secs};
+use crate::client::{Answer, Client, Watch, fmt_secs};
 use crate::error::{Exit, Failure};
 use crate::{history, output};
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// The agent or workflow to run
+    #[arg(value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub name: String,
     /// Input: a JSON file, `-` for stdin, or inline JSON starting with `{`
     #[arg(short, long, value_name = "PATH|-|JSON")]
@@ -70,12 +71,10 @@ impl RunArgs {
                     "Scheduled {kind} {} run {id} ({status})",
                     self.name
                 ));
-                let profile = if g.profile.is_some() {
-                    format!(" -p {}", s.profile.name)
-                } else {
-                    String::new()
-                };
-                output::out(&format!("Follow it: restack{profile} status {id} --follow"));
+                output::out(&format!(
+                    "Follow it: {} status {id} --follow",
+                    s.client.origin.again
+                ));
                 if s.embedded.is_some() {
                     eprintln!(
                         "note: the embedded engine stops with this command; the run starts the next time an engine opens {} (`restack serve`, or a command with --follow)",
@@ -88,14 +87,14 @@ impl RunArgs {
             }
             return Ok(Exit::Ok);
         }
-        follow(s, kind, &self.name, &id, self.timeout, g).await
+        follow(&s.client, kind, &self.name, &id, self.timeout, g).await
     }
 }
 
 /// Watches a run to its end and reports it: the output object (or, with `-o json`, the whole
 /// status object) on stdout; exit 1 when it failed.
 pub async fn follow(
-    s: &Session,
+    client: &Client,
     kind: Kind,
     name: &str,
     id: &str,
@@ -104,18 +103,18 @@ pub async fn follow(
 ) -> Result<Exit> {
     let started = Instant::now();
     let mut progress = Progress::new(g, id);
-    let result = s
-        .client
-        .follow(kind, name, id, timeout, |status| {
-            progress.update(status, started.elapsed())
+    let result = client
+        .follow(kind, name, id, timeout, |event| match event {
+            Watch::Status(status) => progress.update(status, started.elapsed()),
+            Watch::Retrying(why, pause) => progress.retrying(&why, pause),
         })
         .await;
     progress.done();
     let Answer { typed: info, raw } = result?;
-    report_end(&info, &raw, g)
+    report_end(&info, &raw, g, &client.origin.again)
 }
 
-pub fn report_end(info: &RunInfo, raw: &Value, g: &GlobalArgs) -> Result<Exit> {
+fn report_end(info: &RunInfo, raw: &Value, g: &GlobalArgs, again: &str) -> Result<Exit> {
     if g.json() {
         output::json(raw);
     }
@@ -132,7 +131,7 @@ pub fn report_end(info: &RunInfo, raw: &Value, g: &GlobalArgs) -> Result<Exit> {
                 Exit::RunFailed,
                 format!("{} run {} failed: {why}", info.kind(), info.run_id),
             )
-            .with_hint(format!("`restack status {}` shows the run", info.run_id))
+            .with_hint(format!("`{again} status {}` shows the run", info.run_id))
             .into())
         }
     }
@@ -171,6 +170,16 @@ impl Progress {
             Progress::Spinner(bar, id) => bar.set_message(format!("run {id}: {status}")),
             Progress::Lines(id) => eprintln!("run {id}: {status} ({})", fmt_secs(elapsed)),
             Progress::Silent => {}
+        }
+    }
+
+    /// A transient failure shows even with -q: the command is slower than it should be, and
+    /// says why.
+    fn retrying(&mut self, why: &str, pause: Duration) {
+        let line = format!("warning: {why}; retrying in {}", fmt_secs(pause));
+        match self {
+            Progress::Spinner(bar, _) => bar.println(line),
+            _ => eprintln!("{line}"),
         }
     }
 

@@ -1,6 +1,7 @@
 //! `restack status [RUN_ID]`: one run in detail (optionally followed), or a table of this
 //! profile's recent runs with their live status.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::Result;
@@ -10,19 +11,20 @@ use serde_json::{Value, json};
 use super::Session;
 use crate::api::Kind;
 use crate::cli::{GlobalArgs, parse_duration};
-use crate::client::fmt_secs;
+use crate::client::{Client, fmt_secs};
 use crate::error::{Exit, Failure};
 use crate::{history, output};
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     /// The run to show; without it, a table of recent runs of this profile
+    #[arg(value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub run_id: Option<String>,
     /// The run's agent (otherwise taken from the local history)
-    #[arg(long, value_name = "NAME", conflicts_with = "workflow")]
+    #[arg(long, value_name = "NAME", conflicts_with = "workflow", value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub agent: Option<String>,
     /// The run's workflow (otherwise taken from the local history)
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub workflow: Option<String>,
     /// Watch the run until it ends; the exit status reflects the run
     #[arg(short, long, requires = "run_id")]
@@ -46,12 +48,12 @@ impl StatusArgs {
     }
 
     async fn one(&self, id: &str, g: &GlobalArgs, s: &Session) -> Result<Exit> {
-        let (kind, name) = match (&self.agent, &self.workflow) {
-            (Some(a), _) => (Kind::Agent, a.clone()),
-            (None, Some(w)) => (Kind::Workflow, w.clone()),
+        let (kind, name, entry) = match (&self.agent, &self.workflow) {
+            (Some(a), _) => (Kind::Agent, a.clone(), None),
+            (None, Some(w)) => (Kind::Workflow, w.clone(), None),
             (None, None) => {
                 match history::find(id, &s.profile.name) {
-                    Some(e) => (e.kind, e.name),
+                    Some(e) => (e.kind, e.name.clone(), Some(e)),
                     None => {
                         return Err(Failure::usage(format!("run {id} is not in the local history, so its agent or workflow is unknown"))
                         .with_hint("pass --agent NAME or --workflow NAME")
@@ -60,10 +62,34 @@ impl StatusArgs {
                 }
             }
         };
-        if self.follow {
-            return super::run::follow(s, kind, &name, id, self.timeout, g).await;
+        if let Some(e) = entry
+            .as_ref()
+            .filter(|e| e.profile != s.profile.name && !g.quiet)
+        {
+            eprintln!(
+                "note: run {id} was scheduled with profile `{}`, not `{}`; asking {}",
+                e.profile,
+                s.profile.name,
+                s.label()
+            );
         }
-        let answer = s.client.run(kind, &name, id, None).await?;
+        let elsewhere = match entry.filter(|e| e.profile == s.profile.name) {
+            Some(e) => match recorded_elsewhere(&e.url, g, s) {
+                Some(url) => {
+                    if !g.quiet {
+                        eprintln!("note: run {id} was scheduled at {url}; asking there");
+                    }
+                    Some(g.client(&url, s.profile.token.clone(), &s.profile, url.clone())?)
+                }
+                None => None,
+            },
+            None => None,
+        };
+        let client = elsewhere.as_ref().unwrap_or(&s.client);
+        if self.follow {
+            return super::run::follow(client, kind, &name, id, self.timeout, g).await;
+        }
+        let answer = client.run(kind, &name, id, None).await?;
         if g.json() {
             output::json(&answer.raw);
         } else {
@@ -77,18 +103,40 @@ impl StatusArgs {
 
     async fn recent(&self, g: &GlobalArgs, s: &Session) -> Result<Exit> {
         let entries = history::recent(&s.profile.name, self.limit);
-        // Ask for every run at once; the answers come back in any order.
-        let lookups = entries
-            .iter()
-            .map(|e| s.client.run(e.kind, &e.name, &e.run_id, None));
+        // Each run is asked for where it was scheduled (a run scheduled with --url lives on
+        // that server), all at once; the answers come back in any order.
+        let mut clients: BTreeMap<String, Client> = BTreeMap::new();
+        for e in &entries {
+            if let Some(url) = recorded_elsewhere(&e.url, g, s)
+                && !clients.contains_key(&url)
+            {
+                let client = g.client(&url, s.profile.token.clone(), &s.profile, url.clone())?;
+                clients.insert(url, client);
+            }
+        }
+        let lookups = entries.iter().map(|e| {
+            let client = recorded_elsewhere(&e.url, g, s)
+                .and_then(|url| clients.get(&url))
+                .unwrap_or(&s.client);
+            client.run(e.kind, &e.name, &e.run_id, None)
+        });
         let answers = futures_util::future::join_all(lookups).await;
-        // Failures of the server as a whole fail the command; a run it no longer knows is a row.
-        let unreachable = |a: &Result<_>| match a {
+        // Failures of the server as a whole fail the command: it cannot be reached, refuses
+        // us, or answered no lookup at all. A run it no longer knows is a row.
+        let whole = |a: &Result<_>| match a {
             Err(e) => anyhow::Error::downcast_ref::<Failure>(e)
                 .is_some_and(|f| matches!(f.exit, Exit::Unreachable | Exit::Unauthorized)),
             Ok(_) => false,
         };
-        if let Some(i) = answers.iter().position(unreachable) {
+        let fatal = answers.iter().position(whole).or_else(|| {
+            let lost = |a: &Result<_>| match a {
+                Err(e) => anyhow::Error::downcast_ref::<Failure>(e)
+                    .is_none_or(|f| f.exit != Exit::NotFound),
+                Ok(_) => false,
+            };
+            (!answers.is_empty() && answers.iter().all(lost)).then_some(0)
+        });
+        if let Some(i) = fatal {
             return Err(answers
                 .into_iter()
                 .nth(i)
@@ -97,13 +145,14 @@ impl StatusArgs {
         }
         let color = output::color_enabled(g.no_color);
         if g.json() {
+            // A run that could not be looked up keeps its place, with `status` null and why.
             let list: Vec<Value> = entries
                 .iter()
                 .zip(&answers)
                 .map(|(e, a)| match a {
                     Ok(a) => a.raw.clone(),
                     Err(err) => json!({
-                        "runId": e.run_id, e.kind.name_field(): e.name, "status": "unknown", "error": format!("{err:#}")
+                        "runId": e.run_id, e.kind.name_field(): e.name, "status": null, "error": format!("{err:#}")
                     }),
                 })
                 .collect();
@@ -155,4 +204,11 @@ impl StatusArgs {
         output::out(&output::runs_table(&rows));
         Ok(Exit::Ok)
     }
+}
+
+/// Where a run recorded in the history lives, when that is not the server this command talks
+/// to: a run scheduled with `--url` is asked for at that URL, unless `--url` names one now.
+fn recorded_elsewhere(recorded: &str, g: &GlobalArgs, s: &Session) -> Option<String> {
+    let is_url = recorded.starts_with("http://") || recorded.starts_with("https://");
+    (g.url.is_none() && is_url && recorded != s.client.base()).then(|| recorded.to_string())
 }

@@ -5,10 +5,18 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
 use std::path::Path;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result};
 
 pub struct DirLock {
     _file: File,
+}
+
+/// Another engine holds the directory: the one start-up failure with an obvious way out.
+#[derive(Debug, thiserror::Error)]
+#[error("data directory {dir} is in use by another restack engine{who}")]
+pub struct DirInUse {
+    dir: String,
+    who: String,
 }
 
 impl DirLock {
@@ -32,10 +40,11 @@ impl DirLock {
             } else {
                 format!(" (pid {holder})")
             };
-            return Err(anyhow!(
-                "data directory {} is in use by another restack engine{who}",
-                dir.display()
-            ));
+            return Err(DirInUse {
+                dir: dir.display().to_string(),
+                who,
+            }
+            .into());
         }
         file.set_len(0)?;
         file.rewind()?;

@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::EngineSettings;
 use catalog::Catalog;
 use executor::Executor;
+pub use lock::DirInUse;
 use lock::DirLock;
 use notify::Notifier;
 use store::Store;

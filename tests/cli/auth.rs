@@ -25,6 +25,27 @@ fn verbose_shows_bearer_stars_and_never_the_token() {
     assert!(!err.contains(TOKEN) && !stdout(&out).contains(TOKEN));
 }
 
+/// A token pasted from a file with its line break still works; one with a break inside is a
+/// usage error that names where it came from, not a network failure.
+#[test]
+fn a_token_with_a_line_break_is_trimmed_or_refused() {
+    let sb = Sandbox::new();
+    let server = engine_with_env(&sb, &[("RESTACK_API_BEARER_TOKEN", TOKEN)]);
+    let with = |token: String| {
+        sb.cmd()
+            .args(["--url", &server.url, "agent", "run", "echo", "-q"])
+            .env("RESTACK_API_BEARER_TOKEN", token)
+            .output()
+            .unwrap()
+    };
+    let out = with(format!("{TOKEN}\r\n"));
+    assert_eq!(code(&out), 0, "{out:?}");
+    let out = with(format!("{TOKEN}\nsecond-line"));
+    let err = assert_error(&out, 2);
+    assert!(err.contains("RESTACK_API_BEARER_TOKEN"), "{err}");
+    assert!(!err.contains(TOKEN), "{err}");
+}
+
 #[test]
 fn a_token_from_the_profile_is_used_and_hidden() {
     let sb = Sandbox::new();

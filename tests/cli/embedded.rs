@@ -109,6 +109,20 @@ fn the_embedded_profile_refuses_a_data_dir_a_server_holds() {
 }
 
 #[test]
+fn an_embedded_data_dir_that_cannot_be_made_says_so_without_blaming_another_engine() {
+    let sb = Sandbox::new();
+    sb.write(
+        "blocked",
+        "a file, where the data directory's parent should be",
+    );
+    sb.write("dir.toml", "[serve]\ndata_dir = \"blocked/data\"\n");
+    let out = sb.run(&["-c", "dir.toml", "-p", "embedded", "agent", "run", "echo"]);
+    let err = assert_error(&out, 2);
+    assert!(err.contains("cannot create data directory"), "{err}");
+    assert!(!err.contains("another engine"), "{err}");
+}
+
+#[test]
 fn embedded_failures_have_the_same_exit_codes() {
     let sb = Sandbox::new();
     sb.write(

@@ -45,6 +45,8 @@ fn exit_2_usage_errors() {
         vec!["-p", "no-such-profile", "health"],
         vec!["-c", bad_toml.to_str().unwrap(), "health"],
         vec!["--url", "not a url", "health"],
+        vec!["agent", "run", ""],
+        vec!["status", "", "--agent", "echo"],
     ] {
         // Each fails before any request, so no --url is needed.
         let out = sb.cmd().args(&args).output().unwrap();
@@ -104,6 +106,7 @@ fn exit_4_unknown_agent_workflow_or_run() {
         let out = sb.run_at(&server.url, &args);
         let err = assert_error(&out, 4);
         assert!(err.contains(says), "{args:?}: {err}");
+        assert_eq!(err.matches("not found").count(), 1, "said once: {err}");
     }
     assert_eq!(runs(&server), Vec::<serde_json::Value>::new());
 }

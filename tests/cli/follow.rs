@@ -44,8 +44,12 @@ fn without_follow_it_prints_the_run_id_and_how_to_follow_it() {
     let id = runs(&server)[0]["runId"].as_str().unwrap().to_string();
     let text = stdout(&out);
     assert!(text.contains(&id), "{text}");
+    // The hint reaches the same server: it carries the --url this command was given.
     assert!(
-        text.contains(&format!("restack status {id} --follow")),
+        text.contains(&format!(
+            "restack --url {} status {id} --follow",
+            server.url
+        )),
         "{text}"
     );
 }
@@ -176,7 +180,10 @@ fn timeout_is_exit_6_and_the_run_goes_on() {
     );
     let id = run["runId"].as_str().unwrap();
     assert!(
-        err.contains(&format!("restack status {id} --follow")),
+        err.contains(&format!(
+            "restack --url {} status {id} --follow",
+            server.url
+        )),
         "{err}"
     );
 }

@@ -7,6 +7,7 @@ mod embedded;
 mod exit_codes;
 mod fixtures;
 mod follow;
+mod follow_failures;
 mod follow_fallback;
 mod health;
 mod profiles;

@@ -258,6 +258,40 @@ fn a_broken_config_file_is_exit_2_naming_file_line_and_column() {
     }
 }
 
+/// A file that parses but says something impossible: the error says what, not only where.
+#[test]
+fn an_invalid_value_in_the_config_says_why() {
+    let sb = Sandbox::new();
+    for (text, why) in [
+        (
+            "[profiles.a]\nurl = \"ftp://x\"\n",
+            "the scheme must be http or https",
+        ),
+        (
+            "[agents.x]\ncommand = [\"true\"]\ntimeout = \"5 parsecs\"\n",
+            "invalid duration",
+        ),
+    ] {
+        let path = sb.write("why.toml", text);
+        let out = sb.run(&["-c", path.to_str().unwrap(), "health"]);
+        let err = assert_error(&out, 2);
+        assert!(err.contains(why), "{text}: {err}");
+    }
+}
+
+#[test]
+fn an_empty_restack_config_counts_as_unset() {
+    let sb = Sandbox::new();
+    let server = engine(&sb);
+    let out = sb
+        .cmd()
+        .env("RESTACK_CONFIG", "")
+        .args(["--url", &server.url, "health"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{out:?}");
+}
+
 #[test]
 fn a_broken_config_from_restack_config_is_an_error_too() {
     let sb = Sandbox::new();

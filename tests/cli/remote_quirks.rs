@@ -55,6 +55,33 @@ fn extra_fields_are_welcome() {
     ]);
     assert_eq!(code(&out), 0, "{out:?}");
     assert_eq!(stdout_json(&out)["billing"], json!({"units": 3}));
+    // ... in the server's own order.
+    let text = stdout(&out);
+    let at = |key: &str| text.find(&format!("\"{key}\"")).unwrap_or(usize::MAX);
+    assert!(
+        at("runId") < at("agentId")
+            && at("agentId") < at("agentName")
+            && at("output") < at("billing"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_failed_run_with_an_error_object_is_still_a_failed_run() {
+    let sb = Sandbox::new();
+    let standin = Standin::start(|req, _| {
+        if req.method == "POST" {
+            return Reply::json(200, json!({"runId": "r", "status": "queued"}));
+        }
+        Reply::json(
+            200,
+            json!({"runId": "r", "status": "failed", "attempt": "two",
+                   "error": {"code": 3, "message": "the model said no"}}),
+        )
+    });
+    let out = sb.run_at(&standin.url, &["agent", "run", "echo", "--follow"]);
+    let err = assert_error(&out, 1);
+    assert!(err.contains("the model said no"), "{err}");
 }
 
 #[test]
@@ -135,21 +162,6 @@ fn an_empty_502_is_exit_7() {
 }
 
 #[test]
-fn a_503_while_following_is_exit_7() {
-    let sb = Sandbox::new();
-    let standin = Standin::start(|req, _| match req.method.as_str() {
-        "POST" => Reply::json(200, json!({"runId": "r", "status": "queued"})),
-        _ => Reply::raw(503, "text/plain", "upstream overloaded"),
-    });
-    let out = sb.run(&["--url", &standin.url, "agent", "run", "echo", "--follow"]);
-    let err = assert_error(&out, 7);
-    assert!(
-        err.contains("503") && err.contains("upstream overloaded"),
-        "{err}"
-    );
-}
-
-#[test]
 fn a_200_that_is_not_json_is_exit_7() {
     let sb = Sandbox::new();
     let standin = Standin::start(|_, _| Reply::raw(200, "text/plain", "hello, I am a web page"));
@@ -185,4 +197,15 @@ fn an_unhealthy_answer_is_exit_7() {
     let out = sb.run(&["--url", &standin.url, "health"]);
     let err = assert_error(&out, 7);
     assert!(err.contains("degraded"), "{err}");
+    assert!(out.stdout.is_empty(), "{}", stdout(&out));
+}
+
+#[test]
+fn a_health_answer_without_a_status_is_exit_7_and_prints_nothing() {
+    let sb = Sandbox::new();
+    let standin = Standin::start(|_, _| Reply::json(200, json!({"runId": "r1", "foo": 1})));
+    let out = sb.run(&["--url", &standin.url, "health"]);
+    let err = assert_error(&out, 7);
+    assert!(err.contains("without a status"), "{err}");
+    assert!(out.stdout.is_empty(), "{}", stdout(&out));
 }

@@ -204,3 +204,49 @@ fn status_alone_with_no_history_says_so() {
     assert!(out.stdout.is_empty(), "{}", stdout(&out));
     assert!(stderr(&out).contains("no runs"), "{}", stderr(&out));
 }
+
+/// A run scheduled with `--url` lives on that server: `status` asks there, for one run and in
+/// the table, even without the flag (here the profile itself points where nothing listens).
+#[test]
+fn status_asks_for_a_run_where_it_was_scheduled() {
+    let sb = Sandbox::new();
+    let server = engine(&sb);
+    let id = run_via_cli(&sb, &server, "agent", "echo", "k=v");
+    let cfg = sb.write(
+        "elsewhere.toml",
+        &format!(
+            "[profiles.local]\nurl = \"{}\"\n",
+            super::fixtures::closed_url()
+        ),
+    );
+    let cfg = cfg.to_str().unwrap();
+    let out = sb.run(&["-c", cfg, "status", &id]);
+    assert_eq!(code(&out), 0, "{out:?}");
+    assert!(stdout(&out).contains("completed"), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains(&format!("scheduled at {}", server.url)),
+        "{}",
+        stderr(&out)
+    );
+    let out = sb.run(&["-c", cfg, "-o", "json", "status"]);
+    assert_eq!(code(&out), 0, "{out:?}");
+    assert_eq!(stdout_json(&out)[0]["status"], "completed");
+}
+
+/// A server that answers every lookup with a 5xx has shown nothing: the table fails with its
+/// error rather than printing rows of unknowns with exit 0.
+#[test]
+fn status_table_fails_when_the_server_answers_no_lookup() {
+    use crate::support::standin::{Reply, Standin};
+    let sb = Sandbox::new();
+    let standin = Standin::start(|req, _| match req.method.as_str() {
+        "POST" => Reply::json(200, json!({"runId": "r-1", "status": "queued"})),
+        _ => Reply::raw(500, "text/plain", "database on fire"),
+    });
+    let out = sb.run_at(&standin.url, &["agent", "run", "echo", "-q"]);
+    assert_eq!(code(&out), 0, "{out:?}");
+    let out = sb.run_at(&standin.url, &["status"]);
+    let err = assert_error(&out, 7);
+    assert!(err.contains("database on fire"), "{err}");
+    assert!(out.stdout.is_empty(), "{}", stdout(&out));
+}

@@ -1,0 +1,113 @@
+//! `--follow` against a server that fails for a while or stops answering: a watch can last
+//! hours, so a transient failure (5xx, a dropped connection) is retried with back-off and said
+//! on stderr, a lasting one ends it with the server's error, and `--timeout` bounds the wait
+//! even when the server never answers.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::fixtures::{assert_error, code, stderr, stdout_json};
+use crate::support::Sandbox;
+use crate::support::standin::{Reply, Standin};
+
+/// Schedules anything; answers the first `failures` looks with a 503, then `completed`.
+fn flaky_server(failures: usize) -> Standin {
+    let looks = Arc::new(AtomicUsize::new(0));
+    Standin::start(move |req, _| {
+        if req.method == "POST" {
+            return Reply::json(200, json!({"runId": "r-1", "status": "queued"}));
+        }
+        if looks.fetch_add(1, Ordering::SeqCst) < failures {
+            Reply::raw(503, "text/plain", "upstream overloaded")
+        } else {
+            Reply::json(
+                200,
+                json!({"runId": "r-1", "status": "completed", "output": {"ok": true}}),
+            )
+        }
+    })
+}
+
+#[test]
+fn a_503_while_following_is_retried_and_said() {
+    let sb = Sandbox::new();
+    let standin = flaky_server(2);
+    let out = sb.run_at(&standin.url, &["agent", "run", "echo", "--follow"]);
+    assert_eq!(code(&out), 0, "{out:?}");
+    assert_eq!(stdout_json(&out), json!({"ok": true}));
+    let err = stderr(&out);
+    let warnings: Vec<_> = err.lines().filter(|l| l.starts_with("warning:")).collect();
+    assert_eq!(warnings.len(), 2, "{err}");
+    assert!(
+        warnings.iter().all(|w| w.contains("503")
+            && w.contains("upstream overloaded")
+            && w.contains("retrying")),
+        "{err}"
+    );
+    // The schedule itself is never retried: one POST, however the looks went.
+    let posts = standin
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST")
+        .count();
+    assert_eq!(posts, 1);
+}
+
+#[test]
+fn a_server_that_keeps_failing_ends_the_follow_at_its_timeout_with_its_error() {
+    let sb = Sandbox::new();
+    let standin = flaky_server(usize::MAX);
+    let out = sb.run_at(
+        &standin.url,
+        &["agent", "run", "echo", "--follow", "--timeout", "1500ms"],
+    );
+    let err = assert_error(&out, 7);
+    assert!(err.contains("--timeout reached"), "{err}");
+    assert!(
+        err.contains("503") && err.contains("upstream overloaded"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn timeout_holds_against_a_server_that_stops_answering() {
+    let sb = Sandbox::new();
+    // Imitates a stuck server: it reads each look and never answers it.
+    let standin = Standin::start(|req, _| {
+        if req.method == "POST" {
+            return Reply::json(200, json!({"runId": "r-1", "status": "queued"}));
+        }
+        std::thread::sleep(Duration::from_secs(300));
+        Reply::json(500, json!({}))
+    });
+    let out = sb.run_at(
+        &standin.url,
+        &["agent", "run", "echo", "--follow", "--timeout", "1s"],
+    );
+    let err = assert_error(&out, 6);
+    assert!(err.contains("had not answered about run r-1"), "{err}");
+    assert!(err.contains("the run goes on"), "{err}");
+}
+
+#[test]
+fn a_timeout_too_long_for_the_clock_means_no_timeout() {
+    let sb = Sandbox::new();
+    let standin = flaky_server(0);
+    let out = sb.run_at(
+        &standin.url,
+        &[
+            "agent",
+            "run",
+            "echo",
+            "--follow",
+            "--timeout",
+            "500000000000y",
+        ],
+    );
+    assert_eq!(code(&out), 0, "{out:?}");
+    assert_eq!(stdout_json(&out), json!({"ok": true}));
+}
