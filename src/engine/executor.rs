@@ -5,7 +5,7 @@
 //! point the engine dies at, the store says where to pick up: a queued run is dispatched again, a
 //! workflow resumes at its first unfinished step, a timer keeps its stored wake-up time.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,6 +19,9 @@ use super::catalog::{AgentDef, AgentImpl, Catalog, StepDef};
 use super::process::{self, Invocation, Outcome};
 use super::store::{NewLog, Op, RunRow, StepWrite, Store};
 use crate::api::{Kind, RunStatus, now_ms};
+
+/// Why an agent found running at start-up, with no attempts left, failed.
+const INTERRUPTED: &str = "interrupted by engine restart";
 
 /// A run handed to a driver: fresh from a schedule call, or found unfinished at start-up.
 #[derive(Debug, Clone)]
@@ -59,7 +62,8 @@ struct Inner {
 enum Step {
     Done(Value),
     Failed(String),
-    /// Canceled by a user or interrupted by shutdown: the driver writes nothing more.
+    /// Canceled by a user or interrupted by shutdown: the driver writes nothing more (the cancel
+    /// wrote the run's end; a shutdown's kill requeued the attempt before returning this).
     Stopped,
 }
 
@@ -156,6 +160,17 @@ impl Executor {
             return Ok((0, 0));
         }
         let rows = self.inner.store.active_runs()?;
+        let running: HashSet<&str> = rows
+            .iter()
+            .filter(|r| r.status == RunStatus::Running)
+            .map(|r| r.id.as_str())
+            .collect();
+        let killed = process::kill_leftovers(&running);
+        if killed > 0 {
+            tracing::warn!(
+                "stopped {killed} processes left running by agents of the previous engine"
+            );
+        }
         let (mut resumed, mut failed) = (0, 0);
         for row in rows {
             match self.inner.recovery_verdict(&row) {
@@ -188,6 +203,12 @@ impl Executor {
     }
 }
 
+/// Whether an agent attempt that a restart cut short may not be retried: built-ins always
+/// resume (they have no process to lose), command agents while retries are left.
+fn out_of_attempts(agent: &AgentDef, attempts: u32) -> bool {
+    agent.is_command() && attempts > agent.retries
+}
+
 fn active_from_row(row: RunRow) -> ActiveRun {
     ActiveRun {
         input: serde_json::from_str(&row.input).unwrap_or_else(|_| json!({})),
@@ -217,13 +238,10 @@ impl Inner {
                         row.name
                     ));
                 };
-                let resumable = row.status == RunStatus::Queued
-                    || matches!(agent.imp, AgentImpl::Sleep | AgentImpl::Echo)
-                    || row.attempt <= agent.retries;
-                if resumable {
-                    Ok(())
+                if row.status == RunStatus::Running && out_of_attempts(agent, row.attempt) {
+                    Err(INTERRUPTED.into())
                 } else {
-                    Err("interrupted by engine restart".into())
+                    Ok(())
                 }
             }
         }
@@ -316,8 +334,12 @@ impl Inner {
                         .await;
                         return;
                     };
-                    if resume.is_some() && agent.is_command() && attempts > agent.retries {
-                        Step::Failed("interrupted by engine restart".into())
+                    if resume.is_some() && out_of_attempts(&agent, attempts) {
+                        Step::Failed(INTERRUPTED.into())
+                    } else if let Err(e) = self.catalog.check_input(Kind::Agent, name, &prev) {
+                        // The workflow's input was checked against its first step when it was
+                        // scheduled; a later step's comes from the step before it.
+                        Step::Failed(e)
                     } else {
                         let wake = resume.and_then(|s| s.wake_at);
                         self.invoke(
@@ -585,14 +607,24 @@ impl Inner {
         }]));
     }
 
-    /// Writes and waits for the commit; false when the run has already ended (canceled) or the
-    /// write failed, and the driver must stop.
+    /// Writes and waits for the commit; false when the run has already ended (canceled), and
+    /// the driver must stop. A failed write (the database locked by another program past the
+    /// busy timeout, a full disk) is retried with back-off until it commits or the engine
+    /// stops: giving up would leave the run `running` with nothing driving it until a restart.
     async fn record(&self, op: Op) -> bool {
-        match self.store.write(op).await {
-            Ok(applied) => applied,
-            Err(e) => {
-                tracing::error!("{e:#}");
-                false
+        let mut pause = Duration::from_millis(100);
+        loop {
+            match self.store.write(op.clone()).await {
+                Ok(applied) => return applied,
+                Err(e) => {
+                    tracing::error!("{e:#}; retrying in {}", humantime::format_duration(pause));
+                    tokio::select! {
+                        _ = tokio::time::sleep(pause) => {}
+                        // What was not written is redone from the store at the next start.
+                        _ = self.stopping.cancelled() => return false,
+                    }
+                    pause = (pause * 2).min(Duration::from_secs(5));
+                }
             }
         }
     }

@@ -14,7 +14,7 @@ pub mod notify;
 mod process;
 pub mod store;
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,6 +30,9 @@ pub use lock::DirInUse;
 use lock::DirLock;
 use notify::Notifier;
 use store::Store;
+
+/// The least time open requests get to finish at a stop, even when agents get no grace.
+const DRAIN_AT_LEAST: Duration = Duration::from_secs(1);
 
 pub use http::router;
 
@@ -107,21 +110,40 @@ impl Engine {
         let (resumed, failed) = self.state.executor.recover().await?;
         self.banner(addr, resumed, failed);
         let stopping = self.state.stopping.clone();
-        let app = self.router();
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                stopping.cancel();
-            })
-            .await?;
-        tracing::info!(
-            "stopping: no new requests; running agents get {}",
-            humantime::format_duration(self.settings.shutdown_grace)
-        );
-        self.state
-            .executor
-            .shutdown(self.settings.shutdown_grace)
-            .await;
+        let grace = self.settings.shutdown_grace;
+        let server = axum::serve(listener, self.router()).with_graceful_shutdown(async move {
+            shutdown.await;
+            stopping.cancel();
+        });
+        // Once the stop begins, the HTTP side drains while the agents get their grace period,
+        // side by side; a request still open past the grace period (a client that never
+        // finishes sending) is cut off rather than holding the stop.
+        let stopping = &self.state.stopping;
+        let http = async {
+            let served = tokio::select! {
+                served = server.into_future() => served,
+                _ = async {
+                    stopping.cancelled().await;
+                    tokio::time::sleep(grace.max(DRAIN_AT_LEAST)).await;
+                } => {
+                    tracing::warn!("requests still open after the grace period; closing them");
+                    Ok(())
+                }
+            };
+            // Serving that ended on its own (an error) stops the rest too.
+            stopping.cancel();
+            served
+        };
+        let work = async {
+            stopping.cancelled().await;
+            tracing::info!(
+                "stopping: no new requests; running agents get {}",
+                humantime::format_duration(grace)
+            );
+            self.state.executor.shutdown(grace).await;
+        };
+        let (served, ()) = tokio::join!(http, work);
+        served?;
         self.state.store.close();
         tracing::info!("stopped");
         Ok(())

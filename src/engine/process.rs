@@ -7,7 +7,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio_util::sync::CancellationToken;
 
 use super::catalog::CommandSpec;
@@ -55,7 +55,8 @@ pub async fn run(inv: Invocation<'_>, mut log: impl FnMut(String) + Send) -> Out
         .process_group(0)
         .kill_on_drop(true);
     // If the engine dies (kill -9), its agents die with it instead of running on unseen while
-    // the restarted engine retries them. The signal follows the thread that forks, so this
+    // the restarted engine retries them (what they started in turn is found by
+    // `kill_leftovers` at the next start). The signal follows the thread that forks, so this
     // spawn must stay on a runtime worker (they live as long as the engine), never on a
     // blocking-pool thread, which exits when idle.
     // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
@@ -100,6 +101,9 @@ pub async fn run(inv: Invocation<'_>, mut log: impl FnMut(String) + Send) -> Out
                 Ok(0) | Err(_) => return Ok(buf),
                 Ok(n) => {
                     if buf.len() + n > OUTPUT_CAP {
+                        // Stop it now: the run fails for its output, not for the broken pipe
+                        // the agent would die of next.
+                        kill_group();
                         return Err(());
                     }
                     buf.extend_from_slice(&chunk[..n]);
@@ -115,17 +119,16 @@ pub async fn run(inv: Invocation<'_>, mut log: impl FnMut(String) + Send) -> Out
         let mut raw = Vec::new();
         let mut count = 0usize;
         loop {
-            raw.clear();
-            match lines.read_until(b'\n', &mut raw).await {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {
+            match read_line_capped(&mut lines, &mut raw).await {
+                Ok(None) | Err(_) => break,
+                Ok(Some(cut)) => {
                     let mut line = String::from_utf8_lossy(&raw).trim_end().to_string();
-                    if line.len() > LOG_LINE_CAP {
-                        let mut cut = LOG_LINE_CAP;
-                        while !line.is_char_boundary(cut) {
-                            cut -= 1;
+                    if cut || line.len() > LOG_LINE_CAP {
+                        let mut end = LOG_LINE_CAP.min(line.len());
+                        while !line.is_char_boundary(end) {
+                            end -= 1;
                         }
-                        line.truncate(cut);
+                        line.truncate(end);
                         line.push('…');
                     }
                     if !line.is_empty() {
@@ -183,6 +186,7 @@ pub async fn run(inv: Invocation<'_>, mut log: impl FnMut(String) + Send) -> Out
         },
     };
 
+    let too_much = Outcome::Failed(format!("output exceeds {OUTPUT_CAP} bytes"));
     match status {
         Err(None) => Outcome::Failed(format!(
             "timed out after {}",
@@ -190,6 +194,7 @@ pub async fn run(inv: Invocation<'_>, mut log: impl FnMut(String) + Send) -> Out
         )),
         Err(Some(())) => Outcome::Canceled,
         Ok(Err(e)) => Outcome::Failed(format!("cannot wait for {argv0}: {e}")),
+        Ok(Ok(_)) if stdout.is_err() => too_much,
         Ok(Ok(status)) => {
             if !status.success() {
                 let how = match status.code() {
@@ -205,10 +210,87 @@ pub async fn run(inv: Invocation<'_>, mut log: impl FnMut(String) + Send) -> Out
                     format!("{how}: {last_line}")
                 });
             }
-            let Ok(stdout) = stdout else {
-                return Outcome::Failed(format!("output exceeds {OUTPUT_CAP} bytes"));
-            };
-            parse_output(&stdout)
+            match stdout {
+                Ok(stdout) => parse_output(&stdout),
+                Err(()) => too_much,
+            }
+        }
+    }
+}
+
+/// Kills what is left of the agent attempts of `run_ids` after an engine died without
+/// stopping them (kill -9, a crash): the agent itself died with the engine, but a process it
+/// started in the background lives on and would do the work again beside the retry. Every
+/// such process inherited `RESTACK_RUN_ID`, which is how it is found. Returns how many.
+#[cfg(target_os = "linux")]
+pub fn kill_leftovers(run_ids: &std::collections::HashSet<&str>) -> usize {
+    if run_ids.is_empty() {
+        return 0;
+    }
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    let me = std::process::id();
+    let mut killed = 0;
+    for entry in procs.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        // Other users' processes are unreadable, and are not ours to kill anyway.
+        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
+            continue;
+        };
+        let left_over = environ
+            .split(|&b| b == 0)
+            .filter_map(|kv| kv.strip_prefix(b"RESTACK_RUN_ID="))
+            .any(|v| std::str::from_utf8(v).is_ok_and(|v| run_ids.contains(v)));
+        if left_over {
+            // SAFETY: kill(2) on a process ID; no memory involved.
+            unsafe {
+                libc::kill(pid as i32, libc::SIGKILL);
+            }
+            killed += 1;
+        }
+    }
+    killed
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn kill_leftovers(_: &std::collections::HashSet<&str>) -> usize {
+    0
+}
+
+/// One stderr line into `raw`, keeping at most [`LOG_LINE_CAP`] bytes of it however long it
+/// runs (an agent may write megabytes with no line break). `None` at the end of the stream;
+/// `Some(true)` when the line was cut.
+async fn read_line_capped<R: AsyncBufRead + Unpin>(
+    r: &mut R,
+    raw: &mut Vec<u8>,
+) -> std::io::Result<Option<bool>> {
+    raw.clear();
+    let mut cut = false;
+    loop {
+        let buf = r.fill_buf().await?;
+        if buf.is_empty() {
+            return Ok((!raw.is_empty() || cut).then_some(cut));
+        }
+        let (len, ends) = match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (buf.len(), false),
+        };
+        let keep = len.min((LOG_LINE_CAP + 1).saturating_sub(raw.len()));
+        raw.extend_from_slice(&buf[..keep]);
+        cut |= keep < len;
+        r.consume(len);
+        if ends {
+            return Ok(Some(cut));
         }
     }
 }

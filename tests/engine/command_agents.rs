@@ -89,3 +89,39 @@ fn stderr_lines_are_the_runs_logs() {
             .all(|l| l["attempt"] == 1 && l["at"].is_string())
     );
 }
+
+/// An agent's output streams are bounded: stderr with no line break is kept as one line cut at
+/// 8 KiB (not held whole in memory), and stdout past the cap fails the run for that reason,
+/// not for the broken pipe the agent would die of.
+#[test]
+fn endless_lines_are_cut_and_too_much_stdout_fails_for_it() {
+    let (sb, _) = sandbox("");
+    let cfg = sb.write(
+        "big.toml",
+        r#"
+[agents.chatty]
+command = ["python3", "-c", "import sys; sys.stderr.write('y' * (4 << 20)); print('{}')"]
+
+[agents.flood]
+command = ["python3", "-c", "import sys; sys.stdout.write('x' * (9 << 20))"]
+"#,
+    );
+    let server = sb.serve(Some(&cfg), &sb.path("engine"), &[]);
+    let id = server.schedule("agents", "chatty", json!({}));
+    let run = server.wait_done("agents", "chatty", &id, T);
+    assert_eq!(run["status"], "completed", "{run}");
+    let (_, logs) = server.get(&format!("/api/agents/chatty/{id}/logs"));
+    let lines = logs["lines"].as_array().expect("lines");
+    assert_eq!(lines.len(), 1, "{logs}");
+    let line = lines[0]["line"].as_str().unwrap();
+    assert!(
+        line.len() <= 8 * 1024 + 4 && line.ends_with('…'),
+        "{}",
+        line.len()
+    );
+
+    let id = server.schedule("agents", "flood", json!({}));
+    let run = server.wait_done("agents", "flood", &id, T);
+    assert_eq!(run["status"], "failed", "{run}");
+    assert_eq!(run["error"], "output exceeds 8388608 bytes", "{run}");
+}

@@ -153,3 +153,62 @@ fn an_agent_dies_with_a_killed_engine_instead_of_running_on_unseen() {
         (!crate::support::process_alive(pid)).then_some(())
     });
 }
+
+/// The agent dies with a killed engine, but what it started in the background does not; the
+/// next engine stops it before retrying the run, so the work does not happen twice at once.
+#[test]
+fn what_a_killed_engines_agent_started_is_stopped_at_the_next_start() {
+    let (sb, cfg) = sandbox(&agent("long", "retries = 1"));
+    let data = sb.path("engine");
+    let mut server = sb.serve(Some(&cfg), &data, &[]);
+    server.schedule(
+        "agents",
+        "long",
+        json!({"pidfile": "pids", "child": true, "gate": "never"}),
+    );
+    let pids = super::fixtures::pids(&sb, "pids", 2);
+    let (agent_pid, child) = (pids[0], pids[1]);
+    server.kill9();
+    wait_until("the agent to die with the engine", T, || {
+        (!crate::support::process_alive(agent_pid)).then_some(())
+    });
+    assert!(
+        crate::support::process_alive(child),
+        "the child outlives the engine"
+    );
+    let server = sb.serve(Some(&cfg), &data, &[]);
+    wait_until("the next engine to stop the left-over child", T, || {
+        (!crate::support::process_alive(child)).then_some(())
+    });
+    assert!(server.logs().contains("left running"), "{}", server.logs());
+}
+
+/// Another program holding the database's write lock past the busy timeout fails a write; the
+/// run's driver retries it instead of leaving the run `running` until a restart.
+#[test]
+fn a_write_that_fails_while_another_program_holds_the_database_is_retried() {
+    let (sb, cfg) = sandbox("");
+    let data = sb.path("engine");
+    let server = sb.serve(Some(&cfg), &data, &[]);
+    let id = server.schedule("agents", "sleep", serde_json::json!({"seconds": 1}));
+    // Holds the write lock for longer than the engine's 5 s busy timeout, then lets go.
+    let holder = "import sqlite3, sys, time\n\
+        c = sqlite3.connect(sys.argv[1], isolation_level=None)\n\
+        c.execute('BEGIN IMMEDIATE')\n\
+        open(sys.argv[2], 'w').close()\n\
+        time.sleep(6.5)\n\
+        c.execute('COMMIT')\n";
+    let mut lock = std::process::Command::new(crate::support::PY)
+        .args(["-c", holder])
+        .arg(data.join("restack.db"))
+        .arg(sb.path("locked"))
+        .spawn()
+        .unwrap();
+    wait_until("the lock to be held", Duration::from_secs(10), || {
+        sb.path("locked").exists().then_some(())
+    });
+    let run = server.wait_done("agents", "sleep", &id, Duration::from_secs(60));
+    assert_eq!(run["status"], "completed", "{run}");
+    assert!(server.logs().contains("retrying in"), "{}", server.logs());
+    lock.wait().unwrap();
+}

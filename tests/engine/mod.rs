@@ -6,6 +6,7 @@ mod errors;
 mod examples;
 mod extensions;
 mod fixtures;
+mod hangups;
 mod process_control;
 mod resume;
 mod router;

@@ -44,3 +44,25 @@ fn sigterm_lets_the_running_agent_finish_and_leaves_the_queue_for_the_next_start
     assert_eq!(run["status"], "completed", "{run}");
     assert_eq!(sb.read("marks"), "gated 1\ngated 1\n");
 }
+
+/// A client that never finishes sending its request does not hold the stop: open requests get
+/// the grace period, then the engine goes on stopping.
+#[test]
+fn a_half_sent_request_does_not_hold_the_stop() {
+    use std::io::Write;
+    let (sb, cfg) = sandbox("[serve]\nshutdown_grace = \"1s\"\n");
+    let mut server = sb.serve(Some(&cfg), &sb.path("engine"), &[]);
+    let addr = server.url.trim_start_matches("http://").to_string();
+    let mut stuck = std::net::TcpStream::connect(&addr).unwrap();
+    write!(
+        stuck,
+        "POST /api/agents/echo HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{"
+    )
+    .unwrap();
+    // Connections are accepted in order: once a later one is answered, the stuck one is in.
+    let (code, _) = server.get("/health");
+    assert_eq!(code, 200);
+    let exit = server.terminate(T);
+    assert_eq!(exit, Some(0), "{}", server.logs());
+    drop(stuck);
+}

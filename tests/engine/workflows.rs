@@ -95,3 +95,41 @@ fn workflow_logs_hold_the_step_events() {
     }
     assert!(lines.iter().any(|l| l.contains("wakes at")), "{lines:?}");
 }
+
+/// A step's input is the step before it's output, so it is checked against the step's agent
+/// when the step starts; only the first step's is known when the workflow is scheduled.
+#[test]
+fn a_later_steps_input_is_checked_against_its_agents_schema() {
+    let (sb, cfg) =
+        sandbox("[workflows.nap]\nsteps = [{ agent = \"echo\" }, { agent = \"sleep\" }]\n");
+    let server = sb.serve(Some(&cfg), &sb.path("engine"), &[]);
+    let id = server.schedule("workflows", "nap", json!({"x": 1}));
+    let run = server.wait_done("workflows", "nap", &id, T);
+    assert_eq!(run["status"], "failed", "{run}");
+    let error = run["error"].as_str().unwrap();
+    assert!(
+        error.contains("step 2") && error.contains("input_schema of agent `sleep`"),
+        "{error}"
+    );
+    assert_eq!(run["steps"][0]["status"], "completed");
+    assert_eq!(run["steps"][1]["status"], "failed");
+}
+
+/// A canceled workflow's running step ends with it: no step shows `running` afterwards.
+#[test]
+fn cancel_ends_the_running_step_too() {
+    let (sb, cfg) = sandbox(&format!(
+        "{}[workflows.one]\nsteps = [{{ agent = \"long\" }}]\n",
+        agent("long", "")
+    ));
+    let server = sb.serve(Some(&cfg), &sb.path("engine"), &[]);
+    let id = server.schedule("workflows", "one", json!({"pidfile": "pids", "sleep": 60}));
+    super::fixtures::pids(&sb, "pids", 1);
+    let (code, run) = server.post(&format!("/api/workflows/one/{id}/cancel"), json!({}));
+    assert_eq!(code, 200, "{run}");
+    assert_eq!(run["canceled"], true);
+    let step = &run["steps"][0];
+    assert_eq!(step["status"], "failed", "{run}");
+    assert_eq!(step["error"], "canceled", "{run}");
+    assert!(step["completedAt"].is_string(), "{run}");
+}

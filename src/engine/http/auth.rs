@@ -14,13 +14,19 @@ pub async fn require_token(State(state): State<AppState>, req: Request, next: Ne
             .headers()
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
+            .and_then(bearer);
         if !given.is_some_and(|g| constant_time_eq(g.as_bytes(), expected.as_bytes())) {
             return EngineError::Unauthorized.into_response();
         }
     }
     next.run(req).await
+}
+
+/// The credentials of a `Bearer` authorization; the scheme's name is case-insensitive
+/// (RFC 9110), so `bearer x` counts too.
+fn bearer(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim_start().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
 /// Equal-length inputs take the same time whatever their content; only the length leaks.
@@ -33,7 +39,16 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::constant_time_eq;
+    use super::{bearer, constant_time_eq};
+
+    #[test]
+    fn reads_the_bearer_scheme_in_any_case() {
+        assert_eq!(bearer("Bearer t0k"), Some("t0k"));
+        assert_eq!(bearer("bearer t0k"), Some("t0k"));
+        assert_eq!(bearer("BEARER  t0k "), Some("t0k"));
+        assert_eq!(bearer("Basic dXNlcg=="), None);
+        assert_eq!(bearer("Bearer"), None);
+    }
 
     #[test]
     fn compares_tokens() {

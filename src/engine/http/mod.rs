@@ -20,8 +20,6 @@ use super::AppState;
 use super::error::EngineError;
 use crate::api::ErrorBody;
 
-pub use openapi::DOCUMENT as OPENAPI_DOCUMENT;
-
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/openapi.json", get(openapi::document))

@@ -60,24 +60,31 @@ pub async fn schedule(
         input: input_text,
         created_at: now_ms(),
     };
-    // Answer only after the commit: a 200 means the run is on disk.
-    let id = state
-        .store
-        .insert(run)
+    // Answer only after the commit: a 200 means the run is on disk. A run that still has work
+    // to do is stored and started by a task of its own, because a client that hangs up drops
+    // this handler mid-await, and the run it stored must not sit queued until a restart.
+    let stored = if done {
+        state.store.insert(run).await
+    } else {
+        let st = state.clone();
+        tokio::spawn(async move {
+            let id = st.store.insert(run).await?;
+            st.executor.dispatch(ActiveRun {
+                id: id.clone(),
+                kind,
+                name,
+                input,
+                status,
+                attempt: 0,
+                wake_at: None,
+                recovered: false,
+            });
+            Ok(id)
+        })
         .await
-        .map_err(|e| EngineError::Unavailable(format!("cannot store the run: {e}")))?;
-    if !done {
-        state.executor.dispatch(ActiveRun {
-            id: id.clone(),
-            kind,
-            name,
-            input,
-            status,
-            attempt: 0,
-            wake_at: None,
-            recovered: false,
-        });
-    }
+        .unwrap_or_else(|e| Err(anyhow::anyhow!("the scheduling task failed: {e}")))
+    };
+    let id = stored.map_err(|e| EngineError::Unavailable(format!("cannot store the run: {e}")))?;
     Ok(Json(ScheduleResponse {
         run_id: id,
         status: Some(status),
@@ -292,25 +299,36 @@ pub async fn cancel(
             row.status
         )));
     }
-    let applied = state
-        .store
-        .write(Op::Finish {
-            id: id.clone(),
-            status: RunStatus::Failed,
-            output: None,
-            error: Some("canceled".into()),
-            at: now_ms(),
-            canceled: true,
-            step: None,
-        })
-        .await
-        .map_err(|e| EngineError::Unavailable(e.to_string()))?;
+    // The end is written and the process killed by a task of its own, so a client that hangs
+    // up cannot leave a run marked canceled whose agent goes on.
+    let st = state.clone();
+    let run_id = id.clone();
+    let applied = tokio::spawn(async move {
+        let applied = st
+            .store
+            .write(Op::Finish {
+                id: run_id.clone(),
+                status: RunStatus::Failed,
+                output: None,
+                error: Some("canceled".into()),
+                at: now_ms(),
+                canceled: true,
+                step: None,
+            })
+            .await?;
+        if applied {
+            st.executor.cancel(&run_id);
+        }
+        Ok(applied)
+    })
+    .await
+    .unwrap_or_else(|e| Err(anyhow::anyhow!("the cancel task failed: {e}")))
+    .map_err(|e| EngineError::Unavailable(e.to_string()))?;
     if !applied {
         return Err(EngineError::Conflict(format!(
             "run `{id}` ended before it could be canceled"
         )));
     }
-    state.executor.cancel(&id);
     render(&state, load(&state, kind, &name, &id)?)
 }
 

@@ -380,10 +380,15 @@ impl Store {
         })
     }
 
+    /// A run's newest `limit` log lines, oldest first: when there are more, the end (where an
+    /// agent says why it failed) matters more than the start.
     pub fn logs(&self, id: &str, limit: usize) -> Result<Vec<NewLog>> {
         self.read(|c| {
             c.prepare_cached(
-                "SELECT run_id, at, step, attempt, line FROM logs WHERE run_id = ?1 ORDER BY id LIMIT ?2",
+                "SELECT run_id, at, step, attempt, line FROM
+                   (SELECT id, run_id, at, step, attempt, line FROM logs WHERE run_id = ?1
+                    ORDER BY id DESC LIMIT ?2)
+                 ORDER BY id",
             )?
             .query_map(params![id, limit as i64], |r| {
                 Ok(NewLog {

@@ -211,3 +211,29 @@ async fn listing_by_name_is_whole_while_the_writer_indexes_a_stream_of_runs() {
     assert_eq!(Some(through), ids::seq_of(&ids.last().unwrap().1));
     assert_eq!(indexed, 10_000);
 }
+
+/// Past the limit, a run's logs are its newest lines (where an agent says why it failed), in
+/// the order they were written.
+#[tokio::test]
+async fn logs_past_the_limit_are_the_newest_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir, false);
+    let id = store.insert(echo(1)).await.unwrap();
+    let lines = (0..5)
+        .map(|i| NewLog {
+            run_id: id.clone(),
+            at: i,
+            step: None,
+            attempt: Some(1),
+            line: format!("line {i}"),
+        })
+        .collect();
+    store.write(Op::Logs(lines)).await.unwrap();
+    let got: Vec<String> = store
+        .logs(&id, 3)
+        .unwrap()
+        .into_iter()
+        .map(|l| l.line)
+        .collect();
+    assert_eq!(got, ["line 2", "line 3", "line 4"]);
+}

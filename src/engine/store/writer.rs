@@ -28,7 +28,7 @@ const NAMES_BEHIND_MAX: usize = 4096;
 const IDLE: Duration = Duration::from_millis(20);
 
 /// A write. Each changes at most one run, and the run's waiters are woken after the commit.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Op {
     /// A new run; `seq` and `id` come from the store's [`super::ids::Mint`].
     Insert {
@@ -43,7 +43,8 @@ pub enum Op {
         at: i64,
         wake_at: Option<i64>,
     },
-    /// Back to queued (graceful shutdown, or a retry that waits for a slot).
+    /// Back to queued: an attempt that a graceful shutdown's kill cut short, to run again at
+    /// the next start.
     Requeue {
         id: String,
         attempt: u32,
@@ -171,7 +172,7 @@ pub fn run(mut conn: Connection, rx: Receiver<Job>, notifier: Arc<Notifier>) {
 /// transaction, rather than inside each group commit, where its B-tree cost a tenth of the
 /// schedule throughput. `meta.by_name_through` is the highest `seq` it covers; a listing reads
 /// the index up to there and scans the table above it. Runs are committed in `seq` order (see
-/// `Store::insert`), so nothing is ever left below the watermark.
+/// `Store::send_with`), so nothing is ever left below the watermark.
 struct Names {
     /// The connection's own `synchronous` setting, restored after each catch-up.
     synchronous: i64,
@@ -332,6 +333,15 @@ pub fn apply(tx: &Transaction, op: &Op) -> rusqlite::Result<bool> {
                 && let Some(s) = step
             {
                 write_step(tx, s)?;
+            }
+            // A canceled workflow's unfinished step ends with it, so its status shows no step
+            // still running.
+            if n > 0 && *canceled {
+                tx.prepare_cached(
+                    "UPDATE steps SET status = 3, error = 'canceled', completed_at = ?2
+                     WHERE run_id = ?1 AND status < 2",
+                )?
+                .execute(params![id, at])?;
             }
             n
         }
