@@ -133,3 +133,33 @@ fn cancel_ends_the_running_step_too() {
     assert_eq!(step["error"], "canceled", "{run}");
     assert!(step["completedAt"].is_string(), "{run}");
 }
+
+/// A step retried once: its start is logged under the first attempt, its end under the second.
+#[test]
+fn a_retried_steps_events_carry_their_own_attempts() {
+    let (sb, cfg) = sandbox(&format!(
+        "{}[workflows.again]\nsteps = [{{ agent = \"flaky\" }}]\n",
+        agent("flaky", "retries = 1")
+    ));
+    let server = sb.serve(Some(&cfg), &sb.path("engine"), &[]);
+    let id = server.schedule("workflows", "again", json!({"fail_attempts": 1}));
+    let run = server.wait_done("workflows", "again", &id, T);
+    assert_eq!(run["status"], "completed", "{run}");
+    let (_, logs) = server.get(&format!("/api/workflows/again/{id}/logs"));
+    let attempt_of = |what: &str| {
+        logs["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| {
+                l["line"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with(&format!("step 1 (agent flaky) {what}"))
+            })
+            .map(|l| l["attempt"].clone())
+            .unwrap_or_else(|| panic!("no `{what}` line: {logs}"))
+    };
+    assert_eq!(attempt_of("started"), json!(1), "{logs}");
+    assert_eq!(attempt_of("completed"), json!(2), "{logs}");
+}

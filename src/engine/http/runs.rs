@@ -360,30 +360,31 @@ pub async fn logs(
             let Some(st) = stored.iter().find(|x| x.idx == s.index) else {
                 continue;
             };
-            let event = |at: i64, line: String| {
+            let event = |at: i64, attempt: Option<u32>, line: String| {
                 (
                     at,
                     LogLine {
                         at: rfc3339_ms(at),
                         step: Some(s.index),
-                        attempt: s.attempt,
+                        attempt,
                         line,
                     },
                 )
             };
+            // The step's start is its first attempt's; its end, its last attempt's.
             if let Some(at) = st.started_at {
                 let mut line = format!("step {} ({}) started", s.index + 1, s.step);
                 if let Some(w) = &s.wake_at {
                     line.push_str(&format!("; wakes at {w}"));
                 }
-                lines.push(event(at, line));
+                lines.push(event(at, s.attempt.map(|a| a.min(1)), line));
             }
             if let Some(at) = st.completed_at {
                 let line = match &s.error {
                     Some(e) => format!("step {} ({}) failed: {e}", s.index + 1, s.step),
                     None => format!("step {} ({}) {}", s.index + 1, s.step, s.status),
                 };
-                lines.push(event(at, line));
+                lines.push(event(at, s.attempt, line));
             }
         }
         lines.sort_by_key(|(at, _)| *at);
