@@ -3,8 +3,6 @@
 //! on stderr, a lasting one ends it with the server's error, and `--timeout` bounds the wait
 //! even when the server never answers.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde_json::json;
@@ -15,12 +13,8 @@ use crate::support::standin::{Reply, Standin};
 
 /// Schedules anything; answers the first `failures` looks with a 503, then `completed`.
 fn flaky_server(failures: usize) -> Standin {
-    let looks = Arc::new(AtomicUsize::new(0));
-    Standin::start(move |req, _| {
-        if req.method == "POST" {
-            return Reply::json(200, json!({"runId": "r-1", "status": "queued"}));
-        }
-        if looks.fetch_add(1, Ordering::SeqCst) < failures {
+    Standin::one_run(move |n| {
+        if n < failures {
             Reply::raw(503, "text/plain", "upstream overloaded")
         } else {
             Reply::json(
@@ -77,10 +71,7 @@ fn a_server_that_keeps_failing_ends_the_follow_at_its_timeout_with_its_error() {
 fn timeout_holds_against_a_server_that_stops_answering() {
     let sb = Sandbox::new();
     // Imitates a stuck server: it reads each look and never answers it.
-    let standin = Standin::start(|req, _| {
-        if req.method == "POST" {
-            return Reply::json(200, json!({"runId": "r-1", "status": "queued"}));
-        }
+    let standin = Standin::one_run(|_| {
         std::thread::sleep(Duration::from_secs(300));
         Reply::json(500, json!({}))
     });

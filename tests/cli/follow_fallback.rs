@@ -1,9 +1,6 @@
 //! `--follow` against a server that ignores `?wait=` and answers at once: the client notices
 //! and polls with back-off until the run ends, and `--timeout` still holds.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use serde_json::json;
 
 use super::fixtures::{assert_error, code, stdout_json};
@@ -13,12 +10,7 @@ use crate::support::standin::{Reply, Standin};
 /// Schedules anything; answers `running` at once to the first `running_for` looks, then
 /// `completed`.
 fn impatient_server(running_for: usize) -> Standin {
-    let looks = Arc::new(AtomicUsize::new(0));
-    Standin::start(move |req, _| {
-        if req.method == "POST" {
-            return Reply::json(200, json!({"runId": "r-1", "status": "queued"}));
-        }
-        let n = looks.fetch_add(1, Ordering::SeqCst);
+    Standin::one_run(move |n| {
         if n < running_for {
             Reply::json(200, json!({"runId": "r-1", "status": "running"}))
         } else {

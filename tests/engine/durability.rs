@@ -136,28 +136,11 @@ fn a_running_agent_without_retries_left_fails_as_interrupted() {
     assert_eq!(sb.read("marks"), "fragile 1\n", "it must not run again");
 }
 
+/// An agent dies with a killed engine instead of running on unseen; what it started in the
+/// background does not, and the next engine stops it before retrying the run, so the work
+/// does not happen twice at once.
 #[test]
-fn an_agent_dies_with_a_killed_engine_instead_of_running_on_unseen() {
-    let (sb, cfg) = sandbox(&agent("long", "retries = 1"));
-    let data = sb.path("engine");
-    let mut server = sb.serve(Some(&cfg), &data, &[]);
-    server.schedule(
-        "agents",
-        "long",
-        json!({"pidfile": "pids", "gate": "never"}),
-    );
-    let pid = super::fixtures::pids(&sb, "pids", 1)[0];
-    server.kill9();
-    // The agent would wait 30 s for its gate: well past this deadline.
-    wait_until("the orphaned agent to die", Duration::from_secs(10), || {
-        (!crate::support::process_alive(pid)).then_some(())
-    });
-}
-
-/// The agent dies with a killed engine, but what it started in the background does not; the
-/// next engine stops it before retrying the run, so the work does not happen twice at once.
-#[test]
-fn what_a_killed_engines_agent_started_is_stopped_at_the_next_start() {
+fn a_killed_engines_agent_dies_with_it_and_what_it_started_is_stopped_at_the_next_start() {
     let (sb, cfg) = sandbox(&agent("long", "retries = 1"));
     let data = sb.path("engine");
     let mut server = sb.serve(Some(&cfg), &data, &[]);
@@ -169,9 +152,12 @@ fn what_a_killed_engines_agent_started_is_stopped_at_the_next_start() {
     let pids = super::fixtures::pids(&sb, "pids", 2);
     let (agent_pid, child) = (pids[0], pids[1]);
     server.kill9();
-    wait_until("the agent to die with the engine", T, || {
-        (!crate::support::process_alive(agent_pid)).then_some(())
-    });
+    // The agent would wait 30 s for its gate: well past this deadline.
+    wait_until(
+        "the agent to die with the engine",
+        Duration::from_secs(10),
+        || (!crate::support::process_alive(agent_pid)).then_some(()),
+    );
     assert!(
         crate::support::process_alive(child),
         "the child outlives the engine"

@@ -6,7 +6,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// What the stand-in received.
@@ -76,6 +76,18 @@ impl Standin {
             stop,
             addr,
         }
+    }
+
+    /// A server that schedules every run as `r-1` (queued) and answers the n-th look at it
+    /// (n from 0) with `look(n)`: the shape of every `--follow` scenario.
+    pub fn one_run(look: impl Fn(usize) -> Reply + Send + Sync + 'static) -> Standin {
+        let looks = AtomicUsize::new(0);
+        Standin::start(move |req, _| {
+            if req.method == "POST" {
+                return Reply::json(200, serde_json::json!({"runId": "r-1", "status": "queued"}));
+            }
+            look(looks.fetch_add(1, Ordering::SeqCst))
+        })
     }
 
     pub fn requests(&self) -> Vec<Request> {
