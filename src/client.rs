@@ -21,6 +21,8 @@ const LONG_POLL: Duration = Duration::from_secs(25);
 const RETRY_FOR: Duration = Duration::from_secs(60);
 const RETRY_FIRST: Duration = Duration::from_millis(500);
 const RETRY_MAX: Duration = Duration::from_secs(8);
+/// The least time the first look at a run gets, whatever `--timeout` says.
+const FIRST_LOOK: Duration = Duration::from_secs(2);
 
 pub struct Client {
     http: reqwest::Client,
@@ -114,7 +116,8 @@ impl Client {
 
     fn unreachable(&self, e: &reqwest::Error) -> Failure {
         let label = &self.origin.label;
-        if e.is_timeout() {
+        // A connect timeout is a timeout too, but nothing accepted the connection.
+        if e.is_timeout() && !e.is_connect() {
             return Failure::new(
                 Exit::Unreachable,
                 format!("{label} did not answer in time: the request timed out"),
@@ -264,15 +267,18 @@ impl Client {
         let mut failing: Option<(Instant, Duration, anyhow::Error)> = None;
         loop {
             let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            if remaining.is_some_and(|r| r.is_zero()) {
-                return Err(match failing {
-                    Some((_, _, e)) => e.context(format!(
-                        "--timeout reached after {} while retrying",
-                        fmt_secs(started.elapsed())
-                    )),
-                    None => self.timed_out(id, started, last),
-                });
+            // The run was seen and the time is up: exit 6, even if the server is failing
+            // just now (that is said too). A server that never answered gets the next branch.
+            if remaining.is_some_and(|r| r.is_zero()) && last.is_some() {
+                let failure = failing.map(|(_, _, e)| format!("{e:#}"));
+                return Err(self.timed_out(id, started, last, failure));
             }
+            // The first look is made however short the timeout, so `--timeout 0s` still
+            // reports the run as it is.
+            let remaining = match last {
+                None => remaining.map(|r| r.max(FIRST_LOOK)),
+                Some(_) => remaining,
+            };
             // The first look answers at once, so the live status shows from the start; then
             // each request long-polls until the status changes.
             let wait = match (last, remaining) {
@@ -285,7 +291,7 @@ impl Client {
             let result = match remaining {
                 Some(r) => match tokio::time::timeout(r, look).await {
                     Ok(result) => result,
-                    Err(_) => return Err(self.timed_out(id, started, last)),
+                    Err(_) => return Err(self.timed_out(id, started, last, None)),
                 },
                 None => look.await,
             };
@@ -293,11 +299,21 @@ impl Client {
                 Ok(answer) => answer,
                 Err(e) if Failure::is_transient(&e) => {
                     let (since, pause) = failing.map_or((asked, RETRY_FIRST), |(s, p, _)| (s, p));
-                    if since.elapsed() >= RETRY_FOR {
-                        return Err(e.context(format!(
-                            "gave up watching run {id} after {} of failures",
-                            fmt_secs(since.elapsed())
-                        )));
+                    // Never seen, and the time is up: the server's failure is the answer.
+                    let out_of_time = deadline.is_some_and(|d| Instant::now() >= d);
+                    if since.elapsed() >= RETRY_FOR || (out_of_time && last.is_none()) {
+                        let why = if out_of_time {
+                            format!(
+                                "--timeout reached after {} while retrying",
+                                fmt_secs(started.elapsed())
+                            )
+                        } else {
+                            format!(
+                                "gave up watching run {id} after {} of failures",
+                                fmt_secs(since.elapsed())
+                            )
+                        };
+                        return Err(e.context(why));
                     }
                     let pause = match deadline {
                         Some(d) => pause.min(d.saturating_duration_since(Instant::now())),
@@ -335,11 +351,20 @@ impl Client {
         }
     }
 
-    fn timed_out(&self, id: &str, started: Instant, last: Option<RunStatus>) -> anyhow::Error {
-        let state = match last {
+    fn timed_out(
+        &self,
+        id: &str,
+        started: Instant,
+        last: Option<RunStatus>,
+        failing: Option<String>,
+    ) -> anyhow::Error {
+        let mut state = match last {
             Some(status) => format!("run {id} is still {status}"),
             None => format!("{} had not answered about run {id}", self.origin.label),
         };
+        if let Some(f) = failing {
+            state.push_str(&format!(" (the server is failing: {f})"));
+        }
         Failure::new(
             Exit::Timeout,
             format!(

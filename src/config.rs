@@ -364,18 +364,18 @@ impl Config {
                 .unwrap_or_else(|| DEFAULT_LOCAL_URL.to_string());
             Target::Url(url.trim_end_matches('/').to_string())
         };
-        let env_token = |var: &str| {
-            let t = std::env::var(var).ok()?;
-            (!t.trim().is_empty()).then(|| (t, var.to_string()))
+        let token = match env_token(TOKEN_VAR)? {
+            Some(t) => Some(t),
+            None => match profile.token_env.as_deref() {
+                Some(var) => env_token(var)?,
+                None => None,
+            },
         };
-        let token = env_token("RESTACK_API_BEARER_TOKEN")
-            .or_else(|| profile.token_env.as_deref().and_then(env_token))
-            .or_else(|| {
-                let t = profile.token.clone()?;
-                Some((t, format!("profile `{name}`'s token")))
-            })
-            .map(|(t, from)| clean_token(&t, &from))
-            .transpose()?;
+        let token = match (token, &profile.token) {
+            (Some(t), _) => Some(t),
+            (None, Some(t)) => Some(clean_token(t, &format!("profile `{name}`'s token"))?),
+            (None, None) => None,
+        };
         Ok(ResolvedProfile {
             name,
             target,
@@ -397,7 +397,7 @@ impl Config {
                 None => user_data_dir(),
             },
         };
-        let token_var = s.token_env.as_deref().unwrap_or("RESTACK_API_BEARER_TOKEN");
+        let token_var = s.token_env.as_deref().unwrap_or(TOKEN_VAR);
         Ok(EngineSettings {
             listen: listen
                 .map(str::to_string)
@@ -407,10 +407,7 @@ impl Config {
             max_concurrency: s.max_concurrency.unwrap_or(16),
             max_body_bytes: s.max_body_bytes.unwrap_or(1024 * 1024),
             // Trimmed like the client's, so one exported value works on both sides.
-            token: match std::env::var(token_var) {
-                Ok(t) if !t.trim().is_empty() => Some(clean_token(&t, token_var)?),
-                _ => None,
-            },
+            token: env_token(token_var)?,
             shutdown_grace: match &s.shutdown_grace {
                 Some(g) => parse_duration(g)?,
                 None => Duration::from_secs(10),
@@ -453,6 +450,17 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
         .unwrap_or(0)
         + 1;
     (line, col)
+}
+
+/// The variable that holds a bearer token for any server, over the profile's.
+pub const TOKEN_VAR: &str = "RESTACK_API_BEARER_TOKEN";
+
+/// The token in `var`, if it holds one.
+pub fn env_token(var: &str) -> Result<Option<String>> {
+    match std::env::var(var) {
+        Ok(t) if !t.trim().is_empty() => Ok(Some(clean_token(&t, var)?)),
+        _ => Ok(None),
+    }
 }
 
 /// A token pasted from a file often ends in a line break; anything else that is not printable

@@ -79,7 +79,7 @@ impl StatusArgs {
                     if !g.quiet {
                         eprintln!("note: run {id} was scheduled at {url}; asking there");
                     }
-                    Some(g.client(&url, s.profile.token.clone(), &s.profile, url.clone())?)
+                    Some(g.client(&url, foreign_token()?, &s.profile, url.clone())?)
                 }
                 None => None,
             },
@@ -110,32 +110,36 @@ impl StatusArgs {
             if let Some(url) = recorded_elsewhere(&e.url, g, s)
                 && !clients.contains_key(&url)
             {
-                let client = g.client(&url, s.profile.token.clone(), &s.profile, url.clone())?;
+                let client = g.client(&url, foreign_token()?, &s.profile, url.clone())?;
                 clients.insert(url, client);
             }
         }
-        let lookups = entries.iter().map(|e| {
-            let client = recorded_elsewhere(&e.url, g, s)
-                .and_then(|url| clients.get(&url))
-                .unwrap_or(&s.client);
-            client.run(e.kind, &e.name, &e.run_id, None)
+        let homes: Vec<Option<&Client>> = entries
+            .iter()
+            .map(|e| recorded_elsewhere(&e.url, g, s).and_then(|url| clients.get(&url)))
+            .collect();
+        let lookups = entries.iter().zip(&homes).map(|(e, home)| {
+            home.unwrap_or(&s.client)
+                .run(e.kind, &e.name, &e.run_id, None)
         });
         let answers = futures_util::future::join_all(lookups).await;
-        // Failures of the server as a whole fail the command: it cannot be reached, refuses
-        // us, or answered no lookup at all. A run it no longer knows is a row.
-        let whole = |a: &Result<_>| match a {
-            Err(e) => anyhow::Error::downcast_ref::<Failure>(e)
-                .is_some_and(|f| matches!(f.exit, Exit::Unreachable | Exit::Unauthorized)),
-            Ok(_) => false,
+        // Failures of this profile's server as a whole fail the command: it cannot be reached,
+        // refuses us, or answered none of its lookups. A run it no longer knows is a row, and
+        // so is a run on another server (scheduled with --url) that is gone or refuses.
+        let exit_of = |a: &Result<_>| match a {
+            Err(e) => Some(anyhow::Error::downcast_ref::<Failure>(e).map(|f| f.exit)),
+            Ok(_) => None,
         };
-        let fatal = answers.iter().position(whole).or_else(|| {
-            let lost = |a: &Result<_>| match a {
-                Err(e) => anyhow::Error::downcast_ref::<Failure>(e)
-                    .is_none_or(|f| f.exit != Exit::NotFound),
-                Ok(_) => false,
-            };
-            (!answers.is_empty() && answers.iter().all(lost)).then_some(0)
+        let own: Vec<usize> = (0..answers.len()).filter(|&i| homes[i].is_none()).collect();
+        let whole = own.iter().copied().find(|&i| {
+            matches!(
+                exit_of(&answers[i]),
+                Some(Some(Exit::Unreachable | Exit::Unauthorized))
+            )
         });
+        let lost =
+            |i: &usize| matches!(exit_of(&answers[*i]), Some(e) if e != Some(Exit::NotFound));
+        let fatal = whole.or_else(|| (!own.is_empty() && own.iter().all(lost)).then(|| own[0]));
         if let Some(i) = fatal {
             return Err(answers
                 .into_iter()
@@ -210,5 +214,12 @@ impl StatusArgs {
 /// to: a run scheduled with `--url` is asked for at that URL, unless `--url` names one now.
 fn recorded_elsewhere(recorded: &str, g: &GlobalArgs, s: &Session) -> Option<String> {
     let is_url = recorded.starts_with("http://") || recorded.starts_with("https://");
-    (g.url.is_none() && is_url && recorded != s.client.base()).then(|| recorded.to_string())
+    let url_given = g.url.as_deref().is_some_and(|u| !u.is_empty());
+    (!url_given && is_url && recorded != s.client.base()).then(|| recorded.to_string())
+}
+
+/// The token for a server that is not this profile's: only the one the user exported for any
+/// server. The profile's own token is for the profile's server, and is not sent elsewhere.
+fn foreign_token() -> Result<Option<String>> {
+    crate::config::env_token(crate::config::TOKEN_VAR)
 }

@@ -165,7 +165,7 @@ impl Executor {
             .filter(|r| r.status == RunStatus::Running)
             .map(|r| r.id.as_str())
             .collect();
-        let killed = process::kill_leftovers(&running);
+        let killed = process::kill_leftovers(&running, self.inner.store.path());
         if killed > 0 {
             tracing::warn!(
                 "stopped {killed} processes left running by agents of the previous engine"
@@ -180,7 +180,12 @@ impl Executor {
                 }
                 Err(why) => {
                     failed += 1;
-                    self.inner.finish(&row.id, Err(why), None).await;
+                    // Once, not until it commits: nothing is served yet, so nothing could stop
+                    // a retry. A run whose end is not written is judged again at the next start.
+                    let end = end_of(&row.id, Err(why), None);
+                    if let Err(e) = self.inner.store.write(end).await {
+                        tracing::error!(run = %row.id, "cannot fail the run: {e:#}");
+                    }
                 }
             }
         }
@@ -337,8 +342,8 @@ impl Inner {
                     if resume.is_some() && out_of_attempts(&agent, attempts) {
                         Step::Failed(INTERRUPTED.into())
                     } else if let Err(e) = self.catalog.check_input(Kind::Agent, name, &prev) {
-                        // The workflow's input was checked against its first step when it was
-                        // scheduled; a later step's comes from the step before it.
+                        // Scheduling checked the workflow's input (against its own schema, or
+                        // else its first step's); a step's input is the previous step's output.
                         Step::Failed(e)
                     } else {
                         let wake = resume.and_then(|s| s.wake_at);
@@ -477,6 +482,7 @@ impl Inner {
                         input,
                         timeout: agent.timeout,
                         cancel: token,
+                        database: self.store.path(),
                     };
                     let outcome = process::run(inv, log).await;
                     drop(_permits);
@@ -630,20 +636,24 @@ impl Inner {
     }
 
     async fn finish(&self, id: &str, result: Result<Value, String>, step: Option<StepWrite>) {
-        let (status, output, error) = match result {
-            Ok(v) => (RunStatus::Completed, Some(v.to_string()), None),
-            Err(e) => (RunStatus::Failed, None, Some(e)),
-        };
-        self.record(Op::Finish {
-            id: id.to_string(),
-            status,
-            output,
-            error,
-            at: now_ms(),
-            canceled: false,
-            step,
-        })
-        .await;
+        self.record(end_of(id, result, step)).await;
+    }
+}
+
+/// The write that ends a run, with its output or why it failed.
+fn end_of(id: &str, result: Result<Value, String>, step: Option<StepWrite>) -> Op {
+    let (status, output, error) = match result {
+        Ok(v) => (RunStatus::Completed, Some(v.to_string()), None),
+        Err(e) => (RunStatus::Failed, None, Some(e)),
+    };
+    Op::Finish {
+        id: id.to_string(),
+        status,
+        output,
+        error,
+        at: now_ms(),
+        canceled: false,
+        step,
     }
 }
 

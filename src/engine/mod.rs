@@ -117,7 +117,7 @@ impl Engine {
         });
         // Once the stop begins, the HTTP side drains while the agents get their grace period,
         // side by side; a request still open past the grace period (a client that never
-        // finishes sending) is cut off rather than holding the stop.
+        // finishes sending) is no longer waited for: it does not hold the stop.
         let stopping = &self.state.stopping;
         let http = async {
             let served = tokio::select! {
@@ -126,7 +126,7 @@ impl Engine {
                     stopping.cancelled().await;
                     tokio::time::sleep(grace.max(DRAIN_AT_LEAST)).await;
                 } => {
-                    tracing::warn!("requests still open after the grace period; closing them");
+                    tracing::warn!("requests still open after the grace period; not waiting for them");
                     Ok(())
                 }
             };

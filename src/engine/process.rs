@@ -15,9 +15,11 @@ use crate::api::json_type;
 
 /// Stdout beyond this fails the run rather than filling memory.
 pub const OUTPUT_CAP: usize = 8 * 1024 * 1024;
-/// Longer stderr lines are cut; more lines than this are counted, not stored.
+/// Longer stderr lines are cut. Of an attempt's lines, the first `LOG_LINES_CAP` and the last
+/// `LOG_TAIL_LINES` are stored; those between are counted.
 const LOG_LINE_CAP: usize = 8 * 1024;
 const LOG_LINES_CAP: usize = 10_000;
+const LOG_TAIL_LINES: usize = 100;
 
 pub enum Outcome {
     Done(Value),
@@ -33,7 +35,12 @@ pub struct Invocation<'a> {
     pub input: &'a Value,
     pub timeout: Option<Duration>,
     pub cancel: &'a CancellationToken,
+    /// The engine's database: with the run ID, it marks what this engine started.
+    pub database: &'a Path,
 }
+
+/// Set in every agent's environment, beside the run's ID: which engine's run it is.
+const ENGINE_VAR: &str = "RESTACK_ENGINE_DB";
 
 pub async fn run(inv: Invocation<'_>, mut log: impl FnMut(String) + Send) -> Outcome {
     let argv0 = &inv.spec.argv[0];
@@ -49,6 +56,7 @@ pub async fn run(inv: Invocation<'_>, mut log: impl FnMut(String) + Send) -> Out
         .env("RESTACK_RUN_ID", inv.run_id)
         .env("RESTACK_AGENT_NAME", inv.agent)
         .env("RESTACK_ATTEMPT", inv.attempt.to_string())
+        .env(ENGINE_VAR, inv.database)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -118,6 +126,7 @@ pub async fn run(inv: Invocation<'_>, mut log: impl FnMut(String) + Send) -> Out
         let mut lines = BufReader::new(stderr);
         let mut raw = Vec::new();
         let mut count = 0usize;
+        let mut tail = std::collections::VecDeque::new();
         loop {
             match read_line_capped(&mut lines, &mut raw).await {
                 Ok(None) | Err(_) => break,
@@ -137,14 +146,21 @@ pub async fn run(inv: Invocation<'_>, mut log: impl FnMut(String) + Send) -> Out
                     count += 1;
                     if count <= LOG_LINES_CAP {
                         log(line);
-                    } else if count == LOG_LINES_CAP + 1 {
-                        log(format!(
-                            "(more than {LOG_LINES_CAP} lines; the rest are not stored)"
-                        ));
+                    } else {
+                        if tail.len() == LOG_TAIL_LINES {
+                            tail.pop_front();
+                        }
+                        tail.push_back(line);
                     }
                 }
             }
         }
+        // Past the cap, the last lines are kept: that is where an agent says why it failed.
+        let skipped = count.saturating_sub(LOG_LINES_CAP + tail.len());
+        if skipped > 0 {
+            log(format!("({skipped} lines not stored)"));
+        }
+        tail.into_iter().for_each(&mut log);
         last_line
     };
 
@@ -218,19 +234,25 @@ pub async fn run(inv: Invocation<'_>, mut log: impl FnMut(String) + Send) -> Out
     }
 }
 
-/// Kills what is left of the agent attempts of `run_ids` after an engine died without
-/// stopping them (kill -9, a crash): the agent itself died with the engine, but a process it
-/// started in the background lives on and would do the work again beside the retry. Every
-/// such process inherited `RESTACK_RUN_ID`, which is how it is found. Returns how many.
+/// Kills what is left of the agent attempts of `run_ids` after this database's engine died
+/// without stopping them (kill -9, a crash): the agent itself died with the engine, but a
+/// process it started in the background lives on and would do the work again beside the
+/// retry. Every such process inherited the run's ID and the database's path, which is how it
+/// is found; both must match, so an engine serving a copy of the data directory never touches
+/// the original's agents. Only this user's processes are considered. Returns how many.
 #[cfg(target_os = "linux")]
-pub fn kill_leftovers(run_ids: &std::collections::HashSet<&str>) -> usize {
+pub fn kill_leftovers(run_ids: &std::collections::HashSet<&str>, database: &Path) -> usize {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::MetadataExt;
     if run_ids.is_empty() {
         return 0;
     }
     let Ok(procs) = std::fs::read_dir("/proc") else {
         return 0;
     };
-    let me = std::process::id();
+    // SAFETY: geteuid(2) cannot fail and touches no memory.
+    let (me, uid) = (std::process::id(), unsafe { libc::geteuid() });
+    let marker = [ENGINE_VAR.as_bytes(), b"=", database.as_os_str().as_bytes()].concat();
     let mut killed = 0;
     for entry in procs.flatten() {
         let Some(pid) = entry
@@ -240,17 +262,19 @@ pub fn kill_leftovers(run_ids: &std::collections::HashSet<&str>) -> usize {
         else {
             continue;
         };
-        if pid == me {
+        if pid == me || !entry.metadata().is_ok_and(|m| m.uid() == uid) {
             continue;
         }
-        // Other users' processes are unreadable, and are not ours to kill anyway.
         let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
             continue;
         };
-        let left_over = environ
-            .split(|&b| b == 0)
-            .filter_map(|kv| kv.strip_prefix(b"RESTACK_RUN_ID="))
-            .any(|v| std::str::from_utf8(v).is_ok_and(|v| run_ids.contains(v)));
+        let mut vars = environ.split(|&b| b == 0);
+        let ours = vars.clone().any(|kv| kv == marker.as_slice());
+        let left_over = ours
+            && vars
+                .by_ref()
+                .filter_map(|kv| kv.strip_prefix(b"RESTACK_RUN_ID="))
+                .any(|v| std::str::from_utf8(v).is_ok_and(|v| run_ids.contains(v)));
         if left_over {
             // SAFETY: kill(2) on a process ID; no memory involved.
             unsafe {
@@ -263,7 +287,7 @@ pub fn kill_leftovers(run_ids: &std::collections::HashSet<&str>) -> usize {
 }
 
 #[cfg(not(target_os = "linux"))]
-pub fn kill_leftovers(_: &std::collections::HashSet<&str>) -> usize {
+pub fn kill_leftovers(_: &std::collections::HashSet<&str>, _: &Path) -> usize {
     0
 }
 

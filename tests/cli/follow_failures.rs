@@ -102,3 +102,34 @@ fn a_timeout_too_long_for_the_clock_means_no_timeout() {
     assert_eq!(code(&out), 0, "{out:?}");
     assert_eq!(stdout_json(&out), json!({"ok": true}));
 }
+
+/// The run was seen running, then the server failed until the deadline: that is still "the
+/// timeout was reached while the run was running" (exit 6), and the failure is said.
+#[test]
+fn a_timeout_while_retrying_a_seen_run_is_exit_6_and_says_the_failure() {
+    let sb = Sandbox::new();
+    let standin = Standin::one_run(|n| match n {
+        0 => Reply::json(200, json!({"runId": "r-1", "status": "running"})),
+        _ => Reply::raw(503, "text/plain", "upstream overloaded"),
+    });
+    let out = sb.run_at(
+        &standin.url,
+        &["agent", "run", "echo", "--follow", "--timeout", "1500ms"],
+    );
+    let err = assert_error(&out, 6);
+    assert!(err.contains("still running"), "{err}");
+    assert!(err.contains("upstream overloaded"), "{err}");
+}
+
+/// However short the timeout, the run is looked at once: an ended run is reported as such.
+#[test]
+fn a_zero_timeout_still_reports_an_ended_run() {
+    let sb = Sandbox::new();
+    let standin = flaky_server(0);
+    let out = sb.run_at(
+        &standin.url,
+        &["agent", "run", "echo", "--follow", "--timeout", "0s"],
+    );
+    assert_eq!(code(&out), 0, "{out:?}");
+    assert_eq!(stdout_json(&out), json!({"ok": true}));
+}

@@ -250,3 +250,53 @@ fn status_table_fails_when_the_server_answers_no_lookup() {
     assert!(err.contains("database on fire"), "{err}");
     assert!(out.stdout.is_empty(), "{}", stdout(&out));
 }
+
+/// A run scheduled with `--url` at a server that is gone since is a row of the table, not the
+/// end of it; and the profile's own token is never sent to that other server.
+#[test]
+fn a_gone_foreign_server_is_a_row_and_gets_no_profile_token() {
+    use crate::support::standin::{Reply, Standin};
+    let sb = Sandbox::new();
+    let server = engine(&sb);
+    let cfg = sb.write(
+        "tokened.toml",
+        &format!(
+            "[profiles.local]\nurl = \"{}\"\ntoken = \"profile-secret\"\n",
+            server.url
+        ),
+    );
+    let cfg = cfg.to_str().unwrap();
+    std::fs::set_permissions(cfg, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let elsewhere =
+        Standin::one_run(|_| Reply::json(200, json!({"runId": "r-1", "status": "running"})));
+    let out = sb.run(&[
+        "-c",
+        cfg,
+        "--url",
+        &elsewhere.url,
+        "agent",
+        "run",
+        "echo",
+        "-q",
+    ]);
+    assert_eq!(code(&out), 0, "{out:?}");
+    let own = sb.run(&["-c", cfg, "agent", "run", "echo", "-q"]);
+    assert_eq!(code(&own), 0, "{own:?}");
+    let out = sb.run(&["-c", cfg, "-o", "json", "status"]);
+    assert_eq!(code(&out), 0, "{out:?}");
+    let rows = stdout_json(&out);
+    assert_eq!(rows[0]["status"], "completed", "{rows}");
+    assert_eq!(rows[1]["runId"], "r-1", "{rows}");
+    // The schedule with --url carried the profile's token (the user chose that); the lookup
+    // the table made on its own did not.
+    let sent: Vec<bool> = elsewhere
+        .requests()
+        .iter()
+        .map(|r| r.headers.iter().any(|(k, _)| k == "authorization"))
+        .collect();
+    assert_eq!(sent, [true, false], "{:?}", elsewhere.requests());
+    drop(elsewhere);
+    let out = sb.run(&["-c", cfg, "status"]);
+    assert_eq!(code(&out), 0, "{out:?}");
+    assert!(stdout(&out).contains("unknown"), "{}", stdout(&out));
+}

@@ -125,3 +125,35 @@ command = ["python3", "-c", "import sys; sys.stdout.write('x' * (9 << 20))"]
     assert_eq!(run["status"], "failed", "{run}");
     assert_eq!(run["error"], "output exceeds 8388608 bytes", "{run}");
 }
+
+/// An attempt's first 10 000 stderr lines are stored, then only its last 100, with a count of
+/// those between: the end, where an agent says why it failed, is never lost.
+#[test]
+fn past_the_line_cap_the_last_lines_are_kept() {
+    let (sb, _) = sandbox("");
+    let cfg = sb.write(
+        "chatty.toml",
+        r#"
+[agents.chatty]
+command = ["python3", "-c", "import sys\nfor i in range(10150): print(f'line {i}', file=sys.stderr)\nprint('fatal: no luck', file=sys.stderr)\nsys.exit(3)"]
+"#,
+    );
+    let server = sb.serve(Some(&cfg), &sb.path("engine"), &[]);
+    let id = server.schedule("agents", "chatty", json!({}));
+    let run = server.wait_done("agents", "chatty", &id, T);
+    assert_eq!(run["error"], "exit status 3: fatal: no luck", "{run}");
+    let (_, logs) = server.get(&format!("/api/agents/chatty/{id}/logs"));
+    let lines: Vec<&str> = logs["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["line"].as_str().unwrap())
+        .collect();
+    assert_eq!(lines.last(), Some(&"fatal: no luck"));
+    assert!(
+        lines.contains(&"(51 lines not stored)"),
+        "{:?}",
+        &lines[lines.len() - 110..]
+    );
+    assert!(lines.contains(&"line 10051") && !lines.contains(&"line 10050"));
+}

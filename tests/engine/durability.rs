@@ -176,13 +176,13 @@ fn a_write_that_fails_while_another_program_holds_the_database_is_retried() {
     let (sb, cfg) = sandbox("");
     let data = sb.path("engine");
     let server = sb.serve(Some(&cfg), &data, &[]);
-    let id = server.schedule("agents", "sleep", serde_json::json!({"seconds": 1}));
-    // Holds the write lock for longer than the engine's 5 s busy timeout, then lets go.
+    let id = server.schedule("agents", "sleep", serde_json::json!({"seconds": 3}));
+    // Holds the write lock past the run's end and the engine's 5 s busy timeout, then lets go.
     let holder = "import sqlite3, sys, time\n\
         c = sqlite3.connect(sys.argv[1], isolation_level=None)\n\
         c.execute('BEGIN IMMEDIATE')\n\
         open(sys.argv[2], 'w').close()\n\
-        time.sleep(6.5)\n\
+        time.sleep(9)\n\
         c.execute('COMMIT')\n";
     let mut lock = std::process::Command::new(crate::support::PY)
         .args(["-c", holder])
@@ -193,6 +193,11 @@ fn a_write_that_fails_while_another_program_holds_the_database_is_retried() {
     wait_until("the lock to be held", Duration::from_secs(10), || {
         sb.path("locked").exists().then_some(())
     });
+    let (_, run) = server.get(&format!("/api/agents/sleep/{id}"));
+    assert_eq!(
+        run["status"], "running",
+        "the lock came after the run's end: {run}"
+    );
     let run = server.wait_done("agents", "sleep", &id, Duration::from_secs(60));
     assert_eq!(run["status"], "completed", "{run}");
     assert!(server.logs().contains("retrying in"), "{}", server.logs());

@@ -112,6 +112,9 @@ impl Store {
         let path = dir.join("restack.db");
         let mut conn = Connection::open(&path)
             .with_context(|| format!("cannot open database {}", path.display()))?;
+        // One spelling of the path however the directory was named: agents carry it to tell
+        // which engine started them.
+        let path = std::fs::canonicalize(&path).unwrap_or(path);
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(
             None,
@@ -380,8 +383,9 @@ impl Store {
         })
     }
 
-    /// A run's newest `limit` log lines, oldest first: when there are more, the end (where an
-    /// agent says why it failed) matters more than the start.
+    /// A run's newest `limit` log lines, oldest first: when there are more (a run retried, each
+    /// attempt with its own lines), the last attempt's end, where an agent says why it failed,
+    /// matters more than the first attempt's start.
     pub fn logs(&self, id: &str, limit: usize) -> Result<Vec<NewLog>> {
         self.read(|c| {
             c.prepare_cached(

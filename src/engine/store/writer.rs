@@ -383,8 +383,14 @@ fn update(
 
 fn write_step(tx: &Transaction, s: &StepWrite) -> rusqlite::Result<usize> {
     tx.prepare_cached(
-        "INSERT OR REPLACE INTO steps (run_id, idx, status, output, error, started_at, completed_at, wake_at, attempt)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        // A step started once: later attempts keep its first start.
+        "INSERT INTO steps (run_id, idx, status, output, error, started_at, completed_at, wake_at, attempt)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+         ON CONFLICT (run_id, idx) DO UPDATE SET status = excluded.status,
+            output = excluded.output, error = excluded.error,
+            started_at = coalesce(steps.started_at, excluded.started_at),
+            completed_at = excluded.completed_at, wake_at = excluded.wake_at,
+            attempt = excluded.attempt",
     )?
     .execute(params![
         s.run_id,
