@@ -41,7 +41,7 @@ fn a_run_stored_for_a_client_that_hung_up_still_runs() {
     // `sleep` is not finished by its insert (unlike `echo`): something must start it.
     for i in 0..40 {
         let body = r#"{"input":{"seconds":0}}"#;
-        send_and_hang_up(&server, "POST", "/api/agents/sleep", body, spread(i));
+        send_and_hang_up(&server, "POST", "/api/agents/sleep", body, spread(i * 2));
     }
     // Every run that was stored ends, without a restart: all completed, twice in a row with
     // the same count (a hung-up request's insert may still be on its way at the first look).
