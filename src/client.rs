@@ -246,39 +246,51 @@ impl Client {
         Ok(Answer { typed, raw })
     }
 
-    /// Watches a run until it ends or `timeout` passes (exit 6). `watch` sees every status,
-    /// the first one included, and every retry. The deadline bounds each request too, so a
-    /// stuck server cannot hold the command past it. Transient failures (5xx, a lost
-    /// connection) are retried with back-off for up to [`RETRY_FOR`], or until the deadline.
+    /// Watches a run until it ends or `timeout` passes. `known` is the status the schedule
+    /// answered when this command scheduled the run. `watch` sees every status, the first one
+    /// included, and every retry.
+    ///
+    /// The deadline bounds each request too, so a stuck server cannot hold the command past it;
+    /// only the first look at the run gets at least [`FIRST_LOOK`], so that `--timeout 0s`
+    /// still reports it. Transient failures (5xx, a lost connection) are retried with back-off
+    /// for up to [`RETRY_FOR`], or until the deadline. At the deadline a run known to be queued
+    /// or running is exit 6, with the server's failure named if it is failing; a server that
+    /// never said anything about the run ends with its own error.
     pub async fn follow(
         &self,
         kind: Kind,
         name: &str,
         id: &str,
         timeout: Option<Duration>,
+        known: Option<RunStatus>,
         mut watch: impl FnMut(Watch),
     ) -> Result<Answer<RunInfo>> {
         let started = Instant::now();
         // A timeout too large for the clock is no timeout.
         let deadline = timeout.and_then(|t| started.checked_add(t));
+        let first_deadline = deadline.map(|d| d.max(started + FIRST_LOOK));
         let mut backoff = Duration::from_millis(50);
         let mut last: Option<RunStatus> = None;
         // While the server fails: since when, the next pause, and the latest failure.
         let mut failing: Option<(Instant, Duration, anyhow::Error)> = None;
+        let failure = |f: &Option<(Instant, Duration, anyhow::Error)>| {
+            f.as_ref().map(|(_, _, e)| format!("{e:#}"))
+        };
         loop {
-            let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            // The run was seen and the time is up: exit 6, even if the server is failing
-            // just now (that is said too). A server that never answered gets the next branch.
-            if remaining.is_some_and(|r| r.is_zero()) && last.is_some() {
-                let failure = failing.map(|(_, _, e)| format!("{e:#}"));
-                return Err(self.timed_out(id, started, last, failure));
+            let seen = last.or(known);
+            let out_of_time = deadline.is_some_and(|d| Instant::now() >= d);
+            let looked = last.is_some() || failing.is_some();
+            if out_of_time && looked {
+                return Err(match (seen, failing) {
+                    (None, Some((_, _, e))) => e.context(format!(
+                        "--timeout reached after {} while retrying",
+                        fmt_secs(started.elapsed())
+                    )),
+                    (_, f) => self.timed_out(id, started, seen, failure(&f)),
+                });
             }
-            // The first look is made however short the timeout, so `--timeout 0s` still
-            // reports the run as it is.
-            let remaining = match last {
-                None => remaining.map(|r| r.max(FIRST_LOOK)),
-                Some(_) => remaining,
-            };
+            let until = if looked { deadline } else { first_deadline };
+            let remaining = until.map(|d| d.saturating_duration_since(Instant::now()));
             // The first look answers at once, so the live status shows from the start; then
             // each request long-polls until the status changes.
             let wait = match (last, remaining) {
@@ -291,17 +303,21 @@ impl Client {
             let result = match remaining {
                 Some(r) => match tokio::time::timeout(r, look).await {
                     Ok(result) => result,
-                    Err(_) => return Err(self.timed_out(id, started, last, None)),
+                    Err(_) => return Err(self.timed_out(id, started, seen, failure(&failing))),
                 },
                 None => look.await,
             };
             let answer = match result {
                 Ok(answer) => answer,
                 Err(e) if Failure::is_transient(&e) => {
-                    let (since, pause) = failing.map_or((asked, RETRY_FIRST), |(s, p, _)| (s, p));
-                    // Never seen, and the time is up: the server's failure is the answer.
+                    let (since, pause) = failing
+                        .as_ref()
+                        .map_or((asked, RETRY_FIRST), |(s, p, _)| (*s, *p));
                     let out_of_time = deadline.is_some_and(|d| Instant::now() >= d);
-                    if since.elapsed() >= RETRY_FOR || (out_of_time && last.is_none()) {
+                    if out_of_time && seen.is_some() {
+                        return Err(self.timed_out(id, started, seen, Some(format!("{e:#}"))));
+                    }
+                    if out_of_time || since.elapsed() >= RETRY_FOR {
                         let why = if out_of_time {
                             format!(
                                 "--timeout reached after {} while retrying",

@@ -87,7 +87,18 @@ impl RunArgs {
             }
             return Ok(Exit::Ok);
         }
-        follow(&s.client, kind, &self.name, &id, self.timeout, g).await
+        // The schedule's answer is the first thing known of the run (at least, queued).
+        let known = answer.typed.status.unwrap_or(RunStatus::Queued);
+        follow(
+            &s.client,
+            kind,
+            &self.name,
+            &id,
+            self.timeout,
+            Some(known),
+            g,
+        )
+        .await
     }
 }
 
@@ -99,12 +110,13 @@ pub async fn follow(
     name: &str,
     id: &str,
     timeout: Option<Duration>,
+    known: Option<RunStatus>,
     g: &GlobalArgs,
 ) -> Result<Exit> {
     let started = Instant::now();
     let mut progress = Progress::new(g, id);
     let result = client
-        .follow(kind, name, id, timeout, |event| match event {
+        .follow(kind, name, id, timeout, known, |event| match event {
             Watch::Status(status) => progress.update(status, started.elapsed()),
             Watch::Retrying(why, pause) => progress.retrying(&why, pause),
         })

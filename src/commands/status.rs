@@ -86,10 +86,24 @@ impl StatusArgs {
             None => None,
         };
         let client = elsewhere.as_ref().unwrap_or(&s.client);
+        // A refusal from the other server: say which token went there, and which did not.
+        let refused = |mut e: anyhow::Error| {
+            if let (Some(c), Some(f)) = (&elsewhere, e.downcast_mut::<Failure>())
+                && f.exit == Exit::Unauthorized
+            {
+                f.hint = Some(format!(
+                    "only RESTACK_API_BEARER_TOKEN is sent to {0}, never this profile's token: export it, or pass --url {0} to send the profile's",
+                    c.base()
+                ));
+            }
+            e
+        };
         if self.follow {
-            return super::run::follow(client, kind, &name, id, self.timeout, g).await;
+            return super::run::follow(client, kind, &name, id, self.timeout, None, g)
+                .await
+                .map_err(refused);
         }
-        let answer = client.run(kind, &name, id, None).await?;
+        let answer = client.run(kind, &name, id, None).await.map_err(refused)?;
         if g.json() {
             output::json(&answer.raw);
         } else {

@@ -180,12 +180,12 @@ impl Executor {
                 }
                 Err(why) => {
                     failed += 1;
-                    // Once, not until it commits: nothing is served yet, so nothing could stop
-                    // a retry. A run whose end is not written is judged again at the next start.
-                    let end = end_of(&row.id, Err(why), None);
-                    if let Err(e) = self.inner.store.write(end).await {
-                        tracing::error!(run = %row.id, "cannot fail the run: {e:#}");
-                    }
+                    // On a task of its own, like every other write that must land: it retries
+                    // until it commits or the engine stops, without holding up the start.
+                    let inner = self.inner.clone();
+                    self.inner.tracker.spawn(async move {
+                        inner.finish(&row.id, Err(why), None).await;
+                    });
                 }
             }
         }

@@ -20,6 +20,8 @@ pub const OUTPUT_CAP: usize = 8 * 1024 * 1024;
 const LOG_LINE_CAP: usize = 8 * 1024;
 const LOG_LINES_CAP: usize = 10_000;
 const LOG_TAIL_LINES: usize = 100;
+/// The most lines one attempt stores: its first and last, and the count of those between.
+pub const LOG_LINES_PER_ATTEMPT: usize = LOG_LINES_CAP + 1 + LOG_TAIL_LINES;
 
 pub enum Outcome {
     Done(Value),

@@ -50,21 +50,40 @@ fn a_503_while_following_is_retried_and_said() {
     assert_eq!(posts, 1);
 }
 
+/// The server fails until the deadline. A run this command scheduled is known to be queued:
+/// that is exit 6, naming the failure. A run it only looks up (`status --follow`) was never
+/// seen: the server's failure is the answer (exit 7).
 #[test]
-fn a_server_that_keeps_failing_ends_the_follow_at_its_timeout_with_its_error() {
+fn a_server_that_keeps_failing_ends_the_follow_at_its_timeout() {
     let sb = Sandbox::new();
     let standin = flaky_server(usize::MAX);
     let out = sb.run_at(
         &standin.url,
         &["agent", "run", "echo", "--follow", "--timeout", "1500ms"],
     );
-    let err = assert_error(&out, 7);
-    assert!(err.contains("--timeout reached"), "{err}");
+    let err = assert_error(&out, 6);
+    assert!(err.contains("still queued"), "{err}");
     assert!(
         err.contains("503") && err.contains("upstream overloaded"),
         "{err}"
     );
     assert!(out.stdout.is_empty());
+
+    let out = sb.run_at(
+        &standin.url,
+        &[
+            "status",
+            "r-1",
+            "--agent",
+            "echo",
+            "--follow",
+            "--timeout",
+            "1500ms",
+        ],
+    );
+    let err = assert_error(&out, 7);
+    assert!(err.contains("--timeout reached"), "{err}");
+    assert!(err.contains("upstream overloaded"), "{err}");
 }
 
 #[test]
@@ -80,8 +99,23 @@ fn timeout_holds_against_a_server_that_stops_answering() {
         &["agent", "run", "echo", "--follow", "--timeout", "1s"],
     );
     let err = assert_error(&out, 6);
-    assert!(err.contains("had not answered about run r-1"), "{err}");
+    assert!(err.contains("run r-1 is still queued"), "{err}");
     assert!(err.contains("the run goes on"), "{err}");
+    // Looked up rather than scheduled here, the run is not known at all.
+    let out = sb.run_at(
+        &standin.url,
+        &[
+            "status",
+            "r-1",
+            "--agent",
+            "echo",
+            "--follow",
+            "--timeout",
+            "1s",
+        ],
+    );
+    let err = assert_error(&out, 6);
+    assert!(err.contains("had not answered about run r-1"), "{err}");
 }
 
 #[test]

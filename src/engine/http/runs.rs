@@ -15,6 +15,7 @@ use crate::api::{
 use crate::engine::AppState;
 use crate::engine::error::EngineError;
 use crate::engine::executor::ActiveRun;
+use crate::engine::process::LOG_LINES_PER_ATTEMPT;
 use crate::engine::store::{NewRun, Op, RunFilter, RunRow};
 
 /// The longest a `?wait=` long-poll holds a request.
@@ -340,7 +341,7 @@ pub async fn logs(
     let row = load(&state, kind, &name, &id)?;
     let mut lines: Vec<(i64, LogLine)> = state
         .store
-        .logs(&id, 10_000)?
+        .logs(&id, LOG_LINES_PER_ATTEMPT)?
         .into_iter()
         .map(|l| {
             (

@@ -384,8 +384,8 @@ impl Store {
     }
 
     /// A run's newest `limit` log lines, oldest first: when there are more (a run retried, each
-    /// attempt with its own lines), the last attempt's end, where an agent says why it failed,
-    /// matters more than the first attempt's start.
+    /// attempt with its own lines), the end, where an agent says why it failed, matters more
+    /// than the start.
     pub fn logs(&self, id: &str, limit: usize) -> Result<Vec<NewLog>> {
         self.read(|c| {
             c.prepare_cached(
