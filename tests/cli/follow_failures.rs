@@ -11,6 +11,34 @@ use super::fixtures::{assert_error, code, stderr, stdout_json};
 use crate::support::Sandbox;
 use crate::support::standin::{Reply, Standin};
 
+/// Follows run `r-1` at `standin` with `--timeout`: first as the command that schedules it
+/// (so its status is known from the schedule's answer), then as `status --follow`, which has
+/// seen nothing of it. Returns the stderr of each, having checked its exit status.
+fn follow_both_ways(standin: &Standin, timeout: &str, exits: (i32, i32)) -> (String, String) {
+    let sb = Sandbox::new();
+    let scheduled = sb.run_at(
+        &standin.url,
+        &["agent", "run", "echo", "--follow", "--timeout", timeout],
+    );
+    assert!(scheduled.stdout.is_empty());
+    let looked_up = sb.run_at(
+        &standin.url,
+        &[
+            "status",
+            "r-1",
+            "--agent",
+            "echo",
+            "--follow",
+            "--timeout",
+            timeout,
+        ],
+    );
+    (
+        assert_error(&scheduled, exits.0),
+        assert_error(&looked_up, exits.1),
+    )
+}
+
 /// Schedules anything; answers the first `failures` looks with a 503, then `completed`.
 fn flaky_server(failures: usize) -> Standin {
     Standin::one_run(move |n| {
@@ -55,67 +83,29 @@ fn a_503_while_following_is_retried_and_said() {
 /// seen: the server's failure is the answer (exit 7).
 #[test]
 fn a_server_that_keeps_failing_ends_the_follow_at_its_timeout() {
-    let sb = Sandbox::new();
-    let standin = flaky_server(usize::MAX);
-    let out = sb.run_at(
-        &standin.url,
-        &["agent", "run", "echo", "--follow", "--timeout", "1500ms"],
-    );
-    let err = assert_error(&out, 6);
-    assert!(err.contains("still queued"), "{err}");
-    assert!(
-        err.contains("503") && err.contains("upstream overloaded"),
-        "{err}"
-    );
-    assert!(out.stdout.is_empty());
-
-    let out = sb.run_at(
-        &standin.url,
-        &[
-            "status",
-            "r-1",
-            "--agent",
-            "echo",
-            "--follow",
-            "--timeout",
-            "1500ms",
-        ],
-    );
-    let err = assert_error(&out, 7);
-    assert!(err.contains("--timeout reached"), "{err}");
-    assert!(err.contains("upstream overloaded"), "{err}");
+    let (scheduled, looked_up) = follow_both_ways(&flaky_server(usize::MAX), "1500ms", (6, 7));
+    assert!(scheduled.contains("still queued"), "{scheduled}");
+    assert!(scheduled.contains("HTTP 503"), "{scheduled}");
+    for err in [&scheduled, &looked_up] {
+        assert!(err.contains("upstream overloaded"), "{err}");
+    }
+    assert!(looked_up.contains("--timeout reached"), "{looked_up}");
 }
 
+/// A server that reads each look and never answers it: the deadline holds either way.
 #[test]
 fn timeout_holds_against_a_server_that_stops_answering() {
-    let sb = Sandbox::new();
-    // Imitates a stuck server: it reads each look and never answers it.
-    let standin = Standin::one_run(|_| {
+    let stuck = Standin::one_run(|_| {
         std::thread::sleep(Duration::from_secs(300));
         Reply::json(500, json!({}))
     });
-    let out = sb.run_at(
-        &standin.url,
-        &["agent", "run", "echo", "--follow", "--timeout", "1s"],
+    let (scheduled, looked_up) = follow_both_ways(&stuck, "1s", (6, 6));
+    assert!(scheduled.contains("run r-1 is still queued"), "{scheduled}");
+    assert!(scheduled.contains("the run goes on"), "{scheduled}");
+    assert!(
+        looked_up.contains("had not answered about run r-1"),
+        "{looked_up}"
     );
-    let err = assert_error(&out, 6);
-    assert!(err.contains("run r-1 is still queued"), "{err}");
-    assert!(err.contains("the run goes on"), "{err}");
-    // Looked up rather than scheduled here, the run is not known at all.
-    let out = sb.run_at(
-        &standin.url,
-        &[
-            "status",
-            "r-1",
-            "--agent",
-            "echo",
-            "--follow",
-            "--timeout",
-            "1s",
-        ],
-    );
-    let err = assert_error(&out, 6);
-    assert!(err.contains("had not answered about run r-1"), "{err}");
 }
 
 #[test]
