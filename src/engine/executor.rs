@@ -325,6 +325,8 @@ impl Inner {
             // What the step's final write records: attempts made, and a sleep's wake-up time.
             let mut attempts = resume.map(|s| s.attempt).unwrap_or(0);
             let mut step_wake = None;
+            // A step refused before it began (its input fails the agent's schema) never started.
+            let mut refused = false;
             let result = match step {
                 StepDef::Agent(name) => {
                     let Some(agent) = self.catalog.agents.get(name).cloned() else {
@@ -344,6 +346,7 @@ impl Inner {
                     } else if let Err(e) = self.catalog.check_input(Kind::Agent, name, &prev) {
                         // Scheduling checked the workflow's input (against its own schema, or
                         // else its first step's); a step's input is the previous step's output.
+                        refused = true;
                         Step::Failed(e)
                     } else {
                         let wake = resume.and_then(|s| s.wake_at);
@@ -403,6 +406,9 @@ impl Inner {
                 Step::Failed(e) => {
                     let mut sw =
                         step_write(&run.id, idx, RunStatus::Failed, started_at, None, attempts);
+                    if refused && resume.is_none() {
+                        sw.started_at = None;
+                    }
                     sw.error = Some(e.clone());
                     sw.completed_at = Some(now_ms());
                     let msg = format!("step {} ({}) failed: {e}", idx + 1, step.describe());

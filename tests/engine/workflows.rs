@@ -113,6 +113,16 @@ fn a_later_steps_input_is_checked_against_its_agents_schema() {
     );
     assert_eq!(run["steps"][0]["status"], "completed");
     assert_eq!(run["steps"][1]["status"], "failed");
+    assert!(
+        run["steps"][1].get("startedAt").is_none_or(|t| t.is_null()),
+        "it never started: {run}"
+    );
+    let (_, logs) = server.get(&format!("/api/workflows/nap/{id}/logs"));
+    let said = |what: &str| {
+        logs.to_string()
+            .contains(&format!("step 2 (agent sleep) {what}"))
+    };
+    assert!(said("failed") && !said("started"), "{logs}");
 }
 
 /// A canceled workflow's running step ends with it: no step shows `running` afterwards.
