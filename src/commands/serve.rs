@@ -58,23 +58,24 @@ impl ServeArgs {
             .await
             .map_err(|e| Failure::usage(format!("cannot listen on {addr}: {e}")))?;
         engine
-            .serve(listener, shutdown_signal())
+            .serve(listener, shutdown_signal()?)
             .await
             .context("the engine stopped")?;
         Ok(Exit::Ok)
     }
 }
 
-async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = async {
-            match term.as_mut() {
-                Some(t) => { t.recv().await; }
-                None => std::future::pending::<()>().await,
-            }
-        } => {}
-    }
-    tracing::info!("signal received");
+fn shutdown_signal() -> std::io::Result<impl Future<Output = ()> + Send + 'static> {
+    // Registered now, before the engine listens: a signal that comes the moment it has
+    // started still stops it gracefully instead of killing it.
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        tracing::info!("signal received");
+    })
 }
