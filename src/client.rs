@@ -276,6 +276,11 @@ impl Client {
         let failure = |f: &Option<(Instant, Duration, anyhow::Error)>| {
             f.as_ref().map(|(_, _, e)| format!("{e:#}"))
         };
+        let within_deadline = |pause: Duration| {
+            deadline.map_or(pause, |d| {
+                pause.min(d.saturating_duration_since(Instant::now()))
+            })
+        };
         loop {
             let seen = last.or(known);
             let out_of_time = deadline.is_some_and(|d| Instant::now() >= d);
@@ -313,31 +318,20 @@ impl Client {
                     let (since, pause) = failing
                         .as_ref()
                         .map_or((asked, RETRY_FIRST), |(s, p, _)| (*s, *p));
+                    // Past the deadline, the top of the loop says how the wait ended.
                     let out_of_time = deadline.is_some_and(|d| Instant::now() >= d);
-                    if out_of_time && seen.is_some() {
-                        return Err(self.timed_out(id, started, seen, Some(format!("{e:#}"))));
-                    }
-                    if out_of_time || since.elapsed() >= RETRY_FOR {
-                        let why = if out_of_time {
-                            format!(
-                                "--timeout reached after {} while retrying",
-                                fmt_secs(started.elapsed())
-                            )
-                        } else {
-                            format!(
+                    if !out_of_time {
+                        if since.elapsed() >= RETRY_FOR {
+                            return Err(e.context(format!(
                                 "gave up watching run {id} after {} of failures",
                                 fmt_secs(since.elapsed())
-                            )
-                        };
-                        return Err(e.context(why));
+                            )));
+                        }
+                        let pause = within_deadline(pause);
+                        watch(Watch::Retrying(format!("{e:#}"), pause));
+                        tokio::time::sleep(pause).await;
                     }
-                    let pause = match deadline {
-                        Some(d) => pause.min(d.saturating_duration_since(Instant::now())),
-                        None => pause,
-                    };
-                    watch(Watch::Retrying(format!("{e:#}"), pause));
-                    tokio::time::sleep(pause).await;
-                    failing = Some((since, (pause * 2).clamp(RETRY_FIRST, RETRY_MAX), e));
+                    failing = Some((since, (pause * 2).min(RETRY_MAX), e));
                     continue;
                 }
                 Err(e) => return Err(e),
@@ -354,11 +348,7 @@ impl Client {
             let ignored_wait =
                 last == Some(status) && wait.is_some_and(|(w, _)| asked.elapsed() < w / 2);
             if ignored_wait {
-                let pause = match deadline {
-                    Some(d) => backoff.min(d.saturating_duration_since(Instant::now())),
-                    None => backoff,
-                };
-                tokio::time::sleep(pause).await;
+                tokio::time::sleep(within_deadline(backoff)).await;
                 backoff = (backoff * 2).min(Duration::from_secs(2));
             } else {
                 backoff = Duration::from_millis(50);

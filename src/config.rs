@@ -364,17 +364,24 @@ impl Config {
                 .unwrap_or_else(|| DEFAULT_LOCAL_URL.to_string());
             Target::Url(url.trim_end_matches('/').to_string())
         };
+        // The first that holds one: the variable for any server, the profile's variable, the
+        // profile's own token.
         let token = match env_token(TOKEN_VAR)? {
             Some(t) => Some(t),
-            None => match profile.token_env.as_deref() {
-                Some(var) => env_token(var)?,
-                None => None,
+            None => match profile
+                .token_env
+                .as_deref()
+                .map(env_token)
+                .transpose()?
+                .flatten()
+            {
+                Some(t) => Some(t),
+                None => profile
+                    .token
+                    .as_deref()
+                    .map(|t| clean_token(t, &format!("profile `{name}`'s token")))
+                    .transpose()?,
             },
-        };
-        let token = match (token, &profile.token) {
-            (Some(t), _) => Some(t),
-            (None, Some(t)) => Some(clean_token(t, &format!("profile `{name}`'s token"))?),
-            (None, None) => None,
         };
         Ok(ResolvedProfile {
             name,

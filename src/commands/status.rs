@@ -73,16 +73,16 @@ impl StatusArgs {
                 s.label()
             );
         }
-        let elsewhere = match entry.filter(|e| e.profile == s.profile.name) {
-            Some(e) => match recorded_elsewhere(&e.url, g, s) {
-                Some(url) => {
-                    if !g.quiet {
-                        eprintln!("note: run {id} was scheduled at {url}; asking there");
-                    }
-                    Some(g.client(&url, foreign_token()?, &s.profile, url.clone())?)
+        let elsewhere = match entry
+            .filter(|e| e.profile == s.profile.name)
+            .and_then(|e| recorded_elsewhere(&e.url, g, s))
+        {
+            Some(url) => {
+                if !g.quiet {
+                    eprintln!("note: run {id} was scheduled at {url}; asking there");
                 }
-                None => None,
-            },
+                Some(client_at(&url, g, s)?)
+            }
             None => None,
         };
         let client = elsewhere.as_ref().unwrap_or(&s.client);
@@ -119,18 +119,19 @@ impl StatusArgs {
         let entries = history::recent(&s.profile.name, self.limit);
         // Each run is asked for where it was scheduled (a run scheduled with --url lives on
         // that server), all at once; the answers come back in any order.
-        let mut clients: BTreeMap<String, Client> = BTreeMap::new();
-        for e in &entries {
-            if let Some(url) = recorded_elsewhere(&e.url, g, s)
-                && !clients.contains_key(&url)
-            {
-                let client = g.client(&url, foreign_token()?, &s.profile, url.clone())?;
-                clients.insert(url, client);
+        let urls: Vec<Option<String>> = entries
+            .iter()
+            .map(|e| recorded_elsewhere(&e.url, g, s))
+            .collect();
+        let mut clients: BTreeMap<&str, Client> = BTreeMap::new();
+        for url in urls.iter().flatten() {
+            if !clients.contains_key(url.as_str()) {
+                clients.insert(url, client_at(url, g, s)?);
             }
         }
-        let homes: Vec<Option<&Client>> = entries
+        let homes: Vec<Option<&Client>> = urls
             .iter()
-            .map(|e| recorded_elsewhere(&e.url, g, s).and_then(|url| clients.get(&url)))
+            .map(|u| u.as_deref().and_then(|u| clients.get(u)))
             .collect();
         let lookups = entries.iter().zip(&homes).map(|(e, home)| {
             home.unwrap_or(&s.client)
@@ -232,8 +233,9 @@ fn recorded_elsewhere(recorded: &str, g: &GlobalArgs, s: &Session) -> Option<Str
     (!url_given && is_url && recorded != s.client.base()).then(|| recorded.to_string())
 }
 
-/// The token for a server that is not this profile's: only the one the user exported for any
-/// server. The profile's own token is for the profile's server, and is not sent elsewhere.
-fn foreign_token() -> Result<Option<String>> {
-    crate::config::env_token(crate::config::TOKEN_VAR)
+/// A client for a server that is not this profile's. It carries only the token the user
+/// exported for any server: the profile's own token is for the profile's server.
+fn client_at(url: &str, g: &GlobalArgs, s: &Session) -> Result<Client> {
+    let token = crate::config::env_token(crate::config::TOKEN_VAR)?;
+    g.client(url, token, &s.profile, url.to_string())
 }

@@ -204,7 +204,6 @@ pub async fn run(inv: Invocation<'_>, mut log: impl FnMut(String) + Send) -> Out
         },
     };
 
-    let too_much = Outcome::Failed(format!("output exceeds {OUTPUT_CAP} bytes"));
     match status {
         Err(None) => Outcome::Failed(format!(
             "timed out after {}",
@@ -212,7 +211,10 @@ pub async fn run(inv: Invocation<'_>, mut log: impl FnMut(String) + Send) -> Out
         )),
         Err(Some(())) => Outcome::Canceled,
         Ok(Err(e)) => Outcome::Failed(format!("cannot wait for {argv0}: {e}")),
-        Ok(Ok(_)) if stdout.is_err() => too_much,
+        // Past the cap the reader killed the agent: that, not its exit, is why it failed.
+        Ok(Ok(_)) if stdout.is_err() => {
+            Outcome::Failed(format!("output exceeds {OUTPUT_CAP} bytes"))
+        }
         Ok(Ok(status)) => {
             if !status.success() {
                 let how = match status.code() {
@@ -228,10 +230,7 @@ pub async fn run(inv: Invocation<'_>, mut log: impl FnMut(String) + Send) -> Out
                     format!("{how}: {last_line}")
                 });
             }
-            match stdout {
-                Ok(stdout) => parse_output(&stdout),
-                Err(()) => too_much,
-            }
+            parse_output(&stdout.unwrap_or_default())
         }
     }
 }
@@ -270,14 +269,14 @@ pub fn kill_leftovers(run_ids: &std::collections::HashSet<&str>, database: &Path
         let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
             continue;
         };
-        let mut vars = environ.split(|&b| b == 0);
-        let ours = vars.clone().any(|kv| kv == marker.as_slice());
-        let left_over = ours
-            && vars
-                .by_ref()
-                .filter_map(|kv| kv.strip_prefix(b"RESTACK_RUN_ID="))
-                .any(|v| std::str::from_utf8(v).is_ok_and(|v| run_ids.contains(v)));
-        if left_over {
+        let (mut ours, mut of_a_run) = (false, false);
+        for kv in environ.split(|&b| b == 0) {
+            ours |= kv == marker.as_slice();
+            of_a_run |= kv
+                .strip_prefix(b"RESTACK_RUN_ID=")
+                .is_some_and(|v| std::str::from_utf8(v).is_ok_and(|v| run_ids.contains(v)));
+        }
+        if ours && of_a_run {
             // SAFETY: kill(2) on a process ID; no memory involved.
             unsafe {
                 libc::kill(pid as i32, libc::SIGKILL);

@@ -21,6 +21,17 @@ use crate::engine::store::{NewRun, Op, RunFilter, RunRow};
 /// The longest a `?wait=` long-poll holds a request.
 pub const MAX_WAIT_SECONDS: f64 = 60.0;
 
+/// Runs `work` to its end on a task of its own and answers what it returned. Hyper drops a
+/// handler whose client hangs up, mid-await; work whose steps must all happen (store a run and
+/// start it; write a cancel and kill the agent) goes through here so it cannot be cut in two.
+async fn whole<T: Send + 'static>(
+    work: impl Future<Output = anyhow::Result<T>> + Send + 'static,
+) -> anyhow::Result<T> {
+    tokio::spawn(work)
+        .await
+        .unwrap_or_else(|e| Err(anyhow::anyhow!("the request's task failed: {e}")))
+}
+
 fn area(segment: &str) -> Result<Kind, EngineError> {
     match segment {
         "agents" => Ok(Kind::Agent),
@@ -62,13 +73,13 @@ pub async fn schedule(
         created_at: now_ms(),
     };
     // Answer only after the commit: a 200 means the run is on disk. A run that still has work
-    // to do is stored and started by a task of its own, because a client that hangs up drops
-    // this handler mid-await, and the run it stored must not sit queued until a restart.
+    // to do is stored and started as a `whole`, or a hang-up could leave it queued until a
+    // restart.
     let stored = if done {
         state.store.insert(run).await
     } else {
         let st = state.clone();
-        tokio::spawn(async move {
+        whole(async move {
             let id = st.store.insert(run).await?;
             st.executor.dispatch(ActiveRun {
                 id: id.clone(),
@@ -83,7 +94,6 @@ pub async fn schedule(
             Ok(id)
         })
         .await
-        .unwrap_or_else(|e| Err(anyhow::anyhow!("the scheduling task failed: {e}")))
     };
     let id = stored.map_err(|e| EngineError::Unavailable(format!("cannot store the run: {e}")))?;
     Ok(Json(ScheduleResponse {
@@ -300,11 +310,11 @@ pub async fn cancel(
             row.status
         )));
     }
-    // The end is written and the process killed by a task of its own, so a client that hangs
-    // up cannot leave a run marked canceled whose agent goes on.
+    // The end is written and the agent killed as a `whole`, or a hang-up could leave a run
+    // marked canceled whose agent goes on.
     let st = state.clone();
     let run_id = id.clone();
-    let applied = tokio::spawn(async move {
+    let applied = whole(async move {
         let applied = st
             .store
             .write(Op::Finish {
@@ -323,7 +333,6 @@ pub async fn cancel(
         Ok(applied)
     })
     .await
-    .unwrap_or_else(|e| Err(anyhow::anyhow!("the cancel task failed: {e}")))
     .map_err(|e| EngineError::Unavailable(e.to_string()))?;
     if !applied {
         return Err(EngineError::Conflict(format!(
