@@ -184,7 +184,7 @@ impl Executor {
                     // until it commits or the engine stops, without holding up the start.
                     let inner = self.inner.clone();
                     self.inner.tracker.spawn(async move {
-                        inner.finish(&row.id, Err(why), None).await;
+                        inner.finish(&row.id, Err(why), Vec::new()).await;
                     });
                 }
             }
@@ -257,7 +257,7 @@ impl Inner {
             self.finish(
                 &run.id,
                 Err(format!("agent `{}` is not configured", run.name)),
-                None,
+                Vec::new(),
             )
             .await;
             return;
@@ -273,8 +273,8 @@ impl Inner {
             )
             .await;
         match result {
-            Step::Done(output) => self.finish(&run.id, Ok(output), None).await,
-            Step::Failed(e) => self.finish(&run.id, Err(e), None).await,
+            Step::Done(output) => self.finish(&run.id, Ok(output), Vec::new()).await,
+            Step::Failed(e) => self.finish(&run.id, Err(e), Vec::new()).await,
             Step::Stopped => {}
         }
     }
@@ -284,7 +284,7 @@ impl Inner {
             self.finish(
                 &run.id,
                 Err(format!("workflow `{}` is not configured", run.name)),
-                None,
+                Vec::new(),
             )
             .await;
             return;
@@ -314,8 +314,22 @@ impl Inner {
             }
         }
         let n = wf.steps.len();
+        // Completed `echo` steps not yet written. An echo's output is its input, which is
+        // already stored (the workflow's input or the step before's output), so a crash before
+        // they are written loses nothing that recovery would not recompute the same: they ride
+        // with the workflow's next write instead of a commit (and an fsync) each. Any other
+        // step's end is written before the workflow goes on, so its work is never redone.
+        let mut carried: Vec<StepWrite> = Vec::new();
         for (idx, step) in wf.steps.iter().enumerate().skip(first) {
             if token.is_cancelled() || self.stopping.is_cancelled() {
+                return;
+            }
+            let instant = matches!(step, StepDef::Agent(name)
+                if self.catalog.agents.get(name).is_some_and(|a| matches!(a.imp, AgentImpl::Echo)));
+            if !instant
+                && !carried.is_empty()
+                && !self.record(Op::Steps(std::mem::take(&mut carried))).await
+            {
                 return;
             }
             let resume = stored
@@ -336,7 +350,7 @@ impl Inner {
                                 "step {}: agent `{name}` is not configured",
                                 idx + 1
                             )),
-                            None,
+                            Vec::new(),
                         )
                         .await;
                         return;
@@ -374,7 +388,7 @@ impl Inner {
                                 Some(w),
                                 0,
                             );
-                            if !self.record(Op::Step(sw)).await {
+                            if !self.record(Op::Steps(vec![sw])).await {
                                 return;
                             }
                             w
@@ -394,11 +408,12 @@ impl Inner {
                     sw.output = Some(output.to_string());
                     sw.completed_at = Some(now_ms());
                     sw.attempt = attempts.max(u32::from(matches!(step, StepDef::Agent(_))));
+                    carried.push(sw);
                     if idx + 1 == n {
-                        self.finish(&run.id, Ok(output), Some(sw)).await;
+                        self.finish(&run.id, Ok(output), carried).await;
                         return;
                     }
-                    if !self.record(Op::Step(sw)).await {
+                    if !instant && !self.record(Op::Steps(std::mem::take(&mut carried))).await {
                         return;
                     }
                     prev = output;
@@ -412,7 +427,8 @@ impl Inner {
                     sw.error = Some(e.clone());
                     sw.completed_at = Some(now_ms());
                     let msg = format!("step {} ({}) failed: {e}", idx + 1, step.describe());
-                    self.finish(&run.id, Err(msg), Some(sw)).await;
+                    carried.push(sw);
+                    self.finish(&run.id, Err(msg), carried).await;
                     return;
                 }
                 Step::Stopped => return,
@@ -420,7 +436,7 @@ impl Inner {
         }
         if first >= n {
             // Every step was done before a restart cut the final write short.
-            self.finish(&run.id, Ok(prev), None).await;
+            self.finish(&run.id, Ok(prev), Vec::new()).await;
         }
     }
 
@@ -579,14 +595,14 @@ impl Inner {
                 at,
                 wake_at,
             },
-            Slot::Step(id, idx) => Op::Step(step_write(
+            Slot::Step(id, idx) => Op::Steps(vec![step_write(
                 id,
                 idx,
                 RunStatus::Running,
                 at,
                 wake_at,
                 attempt,
-            )),
+            )]),
         };
         self.record(op).await
     }
@@ -597,14 +613,14 @@ impl Inner {
                 id: id.to_string(),
                 attempt,
             },
-            Slot::Step(id, idx) => Op::Step(step_write(
+            Slot::Step(id, idx) => Op::Steps(vec![step_write(
                 id,
                 idx,
                 RunStatus::Queued,
                 now_ms(),
                 None,
                 attempt,
-            )),
+            )]),
         };
         self.record(op).await;
     }
@@ -641,13 +657,13 @@ impl Inner {
         }
     }
 
-    async fn finish(&self, id: &str, result: Result<Value, String>, step: Option<StepWrite>) {
-        self.record(end_of(id, result, step)).await;
+    async fn finish(&self, id: &str, result: Result<Value, String>, steps: Vec<StepWrite>) {
+        self.record(end_of(id, result, steps)).await;
     }
 }
 
 /// The write that ends a run, with its output or why it failed.
-fn end_of(id: &str, result: Result<Value, String>, step: Option<StepWrite>) -> Op {
+fn end_of(id: &str, result: Result<Value, String>, steps: Vec<StepWrite>) -> Op {
     let (status, output, error) = match result {
         Ok(v) => (RunStatus::Completed, Some(v.to_string()), None),
         Err(e) => (RunStatus::Failed, None, Some(e)),
@@ -659,7 +675,7 @@ fn end_of(id: &str, result: Result<Value, String>, step: Option<StepWrite>) -> O
         error,
         at: now_ms(),
         canceled: false,
-        step,
+        steps,
     }
 }
 

@@ -173,3 +173,49 @@ fn a_retried_steps_events_carry_their_own_attempts() {
     assert_eq!(attempt_of("started"), json!(1), "{logs}");
     assert_eq!(attempt_of("completed"), json!(2), "{logs}");
 }
+
+/// `echo` steps are not committed one by one: their ends ride with the workflow's next write.
+/// They are still recorded, each with its times, and recorded before a step after them starts.
+#[test]
+fn echo_steps_are_recorded_before_the_next_step_starts() {
+    let (sb, cfg) = sandbox(&format!(
+        "{}[workflows.relay]\nsteps = [{{ agent = \"echo\" }}, {{ agent = \"echo\" }}, {{ agent = \"gated\" }}]\n\
+         [workflows.echoes]\nsteps = [{{ agent = \"echo\" }}, {{ agent = \"echo\" }}, {{ agent = \"echo\" }}]\n",
+        agent("gated", "")
+    ));
+    let server = sb.serve(Some(&cfg), &sb.path("engine"), &[]);
+    let gate = sb.path("gate");
+    let id = server.schedule(
+        "workflows",
+        "relay",
+        json!({"pidfile": "pids", "gate": gate.to_str().unwrap()}),
+    );
+    super::fixtures::pids(&sb, "pids", 1);
+    let (code, run) = server.get(&format!("/api/workflows/relay/{id}"));
+    assert_eq!(code, 200, "{run}");
+    assert_eq!(run["status"], "running", "{run}");
+    for s in &run["steps"].as_array().unwrap()[..2] {
+        assert_eq!(s["status"], "completed", "{run}");
+        assert!(s["completedAt"].is_string(), "{run}");
+    }
+    assert_eq!(run["steps"][2]["status"], "running", "{run}");
+    sb.write("gate", "");
+    let run = server.wait_done("workflows", "relay", &id, T);
+    assert_eq!(run["status"], "completed", "{run}");
+
+    let id = server.schedule("workflows", "echoes", json!({"n": 3}));
+    let run = server.wait_done("workflows", "echoes", &id, T);
+    assert_eq!(run["status"], "completed", "{run}");
+    assert_eq!(run["output"], json!({"n": 3}));
+    let steps = run["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 3);
+    for s in steps {
+        assert_eq!(s["status"], "completed", "{run}");
+        assert!(
+            s["startedAt"].as_str() <= s["completedAt"].as_str(),
+            "{run}"
+        );
+    }
+    // The workflow started when its first step did, not when the last write landed.
+    assert_eq!(run["startedAt"], steps[0]["startedAt"], "{run}");
+}

@@ -324,7 +324,7 @@ pub async fn cancel(
                 error: Some("canceled".into()),
                 at: now_ms(),
                 canceled: true,
-                step: None,
+                steps: Vec::new(),
             })
             .await?;
         if applied {

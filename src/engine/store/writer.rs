@@ -57,10 +57,13 @@ pub enum Op {
         error: Option<String>,
         at: i64,
         canceled: bool,
-        step: Option<StepWrite>,
+        /// Workflow steps written with the end: the last step, and any instant steps before it
+        /// that were not written on their own.
+        steps: Vec<StepWrite>,
     },
-    /// A workflow step's new state; the first one also marks the workflow running.
-    Step(StepWrite),
+    /// Workflow steps' new states, in order (never empty); the first write of a step also
+    /// marks the workflow running.
+    Steps(Vec<StepWrite>),
     Logs(Vec<NewLog>),
 }
 
@@ -71,7 +74,7 @@ impl Op {
             | Op::Start { id, .. }
             | Op::Requeue { id, .. }
             | Op::Finish { id, .. } => Some(id),
-            Op::Step(s) => Some(&s.run_id),
+            Op::Steps(s) => s.first().map(|s| s.run_id.as_str()),
             Op::Logs(_) => None,
         }
     }
@@ -311,12 +314,13 @@ pub fn apply(tx: &Transaction, op: &Op) -> rusqlite::Result<bool> {
             error,
             at,
             canceled,
-            step,
+            steps,
         } => {
+            let started = first_start(steps).unwrap_or(*at);
             let n = update(tx, id, |seq| {
                 tx.prepare_cached(
                     "UPDATE runs SET status = ?3, output = ?4, error = ?5, completed_at = ?6,
-                        started_at = coalesce(started_at, ?6), canceled = ?7
+                        started_at = coalesce(started_at, ?8), canceled = ?7
                      WHERE seq = ?1 AND id = ?2 AND status < 2",
                 )?
                 .execute(params![
@@ -326,13 +330,14 @@ pub fn apply(tx: &Transaction, op: &Op) -> rusqlite::Result<bool> {
                     output,
                     error,
                     at,
-                    canceled
+                    canceled,
+                    started
                 ])
             })?;
-            if n > 0
-                && let Some(s) = step
-            {
-                write_step(tx, s)?;
+            if n > 0 {
+                for s in steps {
+                    write_step(tx, s)?;
+                }
             }
             // A canceled workflow's unfinished step ends with it, so its status shows no step
             // still running.
@@ -345,16 +350,21 @@ pub fn apply(tx: &Transaction, op: &Op) -> rusqlite::Result<bool> {
             }
             n
         }
-        Op::Step(s) => {
-            let n = update(tx, &s.run_id, |seq| {
+        Op::Steps(steps) => {
+            let Some(run_id) = steps.first().map(|s| &s.run_id) else {
+                return Ok(false);
+            };
+            let n = update(tx, run_id, |seq| {
                 tx.prepare_cached(
                     "UPDATE runs SET status = 1, started_at = coalesce(started_at, ?3)
                      WHERE seq = ?1 AND id = ?2 AND status < 2",
                 )?
-                .execute(params![seq, s.run_id, s.started_at.or(s.completed_at)])
+                .execute(params![seq, run_id, first_start(steps)])
             })?;
             if n > 0 {
-                write_step(tx, s)?;
+                for s in steps {
+                    write_step(tx, s)?;
+                }
             }
             n
         }
@@ -379,6 +389,11 @@ fn update(
     mut set: impl FnMut(i64) -> rusqlite::Result<usize>,
 ) -> rusqlite::Result<usize> {
     Ok(at_run(tx, id, |seq| Ok(Some(set(seq)?).filter(|&n| n > 0)))?.unwrap_or(0))
+}
+
+/// When the first of these steps began: a workflow started with its first step.
+fn first_start(steps: &[StepWrite]) -> Option<i64> {
+    steps.first().and_then(|s| s.started_at.or(s.completed_at))
 }
 
 fn write_step(tx: &Transaction, s: &StepWrite) -> rusqlite::Result<usize> {
