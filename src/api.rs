@@ -17,6 +17,19 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// How the store writes it.
+    pub fn code(self) -> i64 {
+        self as i64
+    }
+
+    pub fn from_code(code: i64) -> Kind {
+        if code == 1 {
+            Kind::Workflow
+        } else {
+            Kind::Agent
+        }
+    }
+
     /// The URL segment: `/api/agents/...` or `/api/workflows/...`.
     pub fn plural(self) -> &'static str {
         match self {

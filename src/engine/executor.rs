@@ -1,9 +1,11 @@
-//! Runs what is scheduled: one task per run, concurrency slots for agent processes, retries with
-//! back-off, durable timers, cancel, recovery at start and a graceful stop.
+//! Runs what is scheduled: one task per run (past 256 runs, a command agent's queue waits in
+//! the store; see `backlog`), concurrency slots for agent processes, retries with back-off,
+//! durable timers, cancel, recovery at start and a graceful stop.
 //!
 //! Every state change is written (and committed) before the next thing happens, so whatever
 //! point the engine dies at, the store says where to pick up: a queued run is dispatched again, a
-//! workflow resumes at its first unfinished step, a timer keeps its stored wake-up time.
+//! workflow resumes at its first unfinished step, a timer keeps its stored wake-up time. (An
+//! `echo` step's end rides with the workflow's next write: recomputing it changes nothing.)
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -15,6 +17,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::backlog::{Backlog, RESIDENT_PER_AGENT};
 use super::catalog::{AgentDef, AgentImpl, Catalog, StepDef};
 use super::process::{self, Invocation, Outcome};
 use super::store::{NewLog, Op, RunRow, StepWrite, Store};
@@ -56,6 +59,8 @@ struct Inner {
     kill: CancellationToken,
     tracker: TaskTracker,
     enabled: bool,
+    /// Which command-agent runs drivers hold; the rest of a long queue waits in the store.
+    backlog: Backlog,
 }
 
 /// How an agent invocation ended, from the driver's point of view.
@@ -107,6 +112,7 @@ impl Executor {
                 kill: CancellationToken::new(),
                 tracker: TaskTracker::new(),
                 enabled,
+                backlog: Backlog::default(),
             }),
         }
     }
@@ -120,25 +126,10 @@ impl Executor {
         if !self.inner.enabled || self.inner.stopping.is_cancelled() {
             return;
         }
-        let inner = self.inner.clone();
-        let token = inner.kill.child_token();
-        inner
-            .running
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(run.id.clone(), token.clone());
-        self.inner.tracker.spawn(async move {
-            let id = run.id.clone();
-            match run.kind {
-                Kind::Agent => inner.drive_agent(run, &token).await,
-                Kind::Workflow => inner.drive_workflow(run, &token).await,
-            }
-            inner
-                .running
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&id);
-        });
+        if self.inner.queues_in_store(&run) && !self.inner.backlog.admit(&run.name, &run.id) {
+            return;
+        }
+        self.inner.spawn(run);
     }
 
     /// Kills the run's process, if any. The caller has already written the run's end.
@@ -159,37 +150,58 @@ impl Executor {
         if !self.inner.enabled {
             return Ok((0, 0));
         }
-        let rows = self.inner.store.active_runs()?;
-        let running: HashSet<&str> = rows
-            .iter()
-            .filter(|r| r.status == RunStatus::Running)
-            .map(|r| r.id.as_str())
-            .collect();
-        let killed = process::kill_leftovers(&running, self.inner.store.path());
+        let store = &self.inner.store;
+        let running = store.running_runs()?;
+        let ids: HashSet<&str> = running.iter().map(|r| r.id.as_str()).collect();
+        let killed = process::kill_leftovers(&ids, store.path());
         if killed > 0 {
             tracing::warn!(
                 "stopped {killed} processes left running by agents of the previous engine"
             );
         }
-        let (mut resumed, mut failed) = (0, 0);
-        for row in rows {
-            match self.inner.recovery_verdict(&row) {
-                Ok(()) => {
-                    resumed += 1;
-                    self.dispatch(active_from_row(row));
+        let (mut resumed, mut failed, mut refilled) = (0, 0, 0);
+        let mut go_on = |row: RunRow| match self.inner.recovery_verdict(&row) {
+            Ok(()) => {
+                resumed += 1;
+                let run = active_from_row(row);
+                if self.inner.queues_in_store(&run) {
+                    // Driven whatever the count: it was running.
+                    self.inner.backlog.hold(&run.name, &run.id);
                 }
-                Err(why) => {
-                    failed += 1;
-                    // On a task of its own, like every other write that must land: it retries
-                    // until it commits or the engine stops, without holding up the start.
-                    let inner = self.inner.clone();
-                    self.inner.tracker.spawn(async move {
-                        inner.finish(&row.id, Err(why), Vec::new()).await;
-                    });
+                self.inner.spawn(run);
+            }
+            Err(why) => {
+                failed += 1;
+                // On a task of its own, like every other write that must land: it retries
+                // until it commits or the engine stops, without holding up the start.
+                let inner = self.inner.clone();
+                self.inner.tracker.spawn(async move {
+                    inner.finish(&row.id, Err(why), Vec::new()).await;
+                });
+            }
+        };
+        for row in running {
+            go_on(row);
+        }
+        for (kind, name) in store.queued_names()? {
+            let agent = self.inner.catalog.agents.get(&name);
+            if kind == Kind::Agent && agent.is_some_and(|a| a.is_command()) {
+                // A command agent's queue is read back a batch at a time, like a long one
+                // while serving.
+                self.inner.backlog.fall_behind(&name);
+                refilled += self.inner.refill(&name);
+                if self.inner.backlog.is_behind(&name) {
+                    tracing::info!(
+                        "agent `{name}`: queued runs past the first {RESIDENT_PER_AGENT} wait in the store and start as slots free"
+                    );
+                }
+            } else {
+                for row in store.queued_runs(kind, &name, None)? {
+                    go_on(row);
                 }
             }
         }
-        Ok((resumed, failed))
+        Ok((resumed + refilled, failed))
     }
 
     /// Stops starting work, lets running agents finish within `grace`, then kills the rest;
@@ -228,6 +240,77 @@ fn active_from_row(row: RunRow) -> ActiveRun {
 }
 
 impl Inner {
+    /// Whether the run is a command agent's, whose queue may wait in the store.
+    fn queues_in_store(&self, run: &ActiveRun) -> bool {
+        run.kind == Kind::Agent
+            && self
+                .catalog
+                .agents
+                .get(&run.name)
+                .is_some_and(|a| a.is_command())
+    }
+
+    /// Drives the run on a task of its own, and when its agent's queue waits in the store,
+    /// reads more of it back as room frees.
+    fn spawn(self: &Arc<Self>, run: ActiveRun) {
+        let inner = self.clone();
+        let token = inner.kill.child_token();
+        inner
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(run.id.clone(), token.clone());
+        self.tracker.spawn(async move {
+            let id = run.id.clone();
+            let queued_in_store = inner.queues_in_store(&run).then(|| run.name.clone());
+            match run.kind {
+                Kind::Agent => inner.drive_agent(run, &token).await,
+                Kind::Workflow => inner.drive_workflow(run, &token).await,
+            }
+            inner
+                .running
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&id);
+            if let Some(agent) = queued_in_store
+                && inner.backlog.release(&agent, &id)
+                && !inner.stopping.is_cancelled()
+            {
+                inner.refill(&agent);
+            }
+        });
+    }
+
+    /// Reads the oldest queued runs of a command agent back from the store and drives those
+    /// that fit; answers how many. Runs a driver already holds are skipped.
+    fn refill(self: &Arc<Self>, agent: &str) -> usize {
+        let Some(limit) = self.backlog.begin_refill(agent) else {
+            return 0;
+        };
+        let rows = match self.store.queued_runs(Kind::Agent, agent, Some(limit)) {
+            Ok(rows) => rows,
+            Err(e) => {
+                // Tried again when the next run of this agent finishes, or at the next start.
+                tracing::error!("cannot read the queue of agent `{agent}`: {e:#}");
+                self.backlog.fall_behind(agent);
+                return 0;
+            }
+        };
+        let more = rows.len() == limit;
+        let mut started = 0;
+        for row in rows {
+            if self.backlog.admit(agent, &row.id) {
+                started += 1;
+                self.spawn(active_from_row(row));
+            }
+        }
+        if more {
+            // There may be more than one read holds.
+            self.backlog.fall_behind(agent);
+        }
+        started
+    }
+
     /// Whether a run found unfinished at start-up may go on, or why not.
     fn recovery_verdict(&self, row: &RunRow) -> Result<(), String> {
         match row.kind {

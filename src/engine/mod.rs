@@ -5,6 +5,7 @@
 //! caller binds the listener, and [`Engine::serve`] runs until the shutdown future resolves.
 //! Tests bind `127.0.0.1:0`; the CLI's `embedded` profile does the same in-process.
 
+mod backlog;
 mod catalog;
 pub mod error;
 pub mod executor;

@@ -1,5 +1,6 @@
 mod api_shapes;
 mod auth_and_lock;
+mod backlog;
 mod command_agents;
 mod durability;
 mod errors;

@@ -307,17 +307,48 @@ impl Store {
         })
     }
 
-    /// Unfinished runs, oldest first, through the partial index (no full scan at start-up).
-    pub fn active_runs(&self) -> Result<Vec<RunRow>> {
+    /// Runs found running, oldest first, through the partial index (no full scan at start-up).
+    pub fn running_runs(&self) -> Result<Vec<RunRow>> {
         self.read(|c| {
-            let mut stmt = c.prepare(&format!(
-                "SELECT {RUN_COLUMNS} FROM runs r INDEXED BY runs_active WHERE r.status < 2"
-            ))?;
-            let mut rows: Vec<RunRow> = stmt
-                .query_map([], run_row)?
-                .collect::<rusqlite::Result<_>>()?;
-            rows.sort_by(|a, b| a.id.cmp(&b.id));
-            Ok(rows)
+            c.prepare(&format!(
+                "SELECT {RUN_COLUMNS} FROM runs r INDEXED BY runs_active WHERE r.status < 2 AND r.status = 1 ORDER BY r.seq"
+            ))?
+            .query_map([], run_row)?
+            .collect()
+        })
+    }
+
+    /// The kinds and names that have queued runs: one index seek per name, however many runs
+    /// each has queued.
+    pub fn queued_names(&self) -> Result<Vec<(Kind, String)>> {
+        self.read(|c| {
+            let mut stmt = c.prepare(
+                "SELECT kind, name FROM runs INDEXED BY runs_queued
+                 WHERE status = 0 AND (kind, name) > (?1, ?2) ORDER BY kind, name LIMIT 1",
+            )?;
+            let mut names = Vec::new();
+            let mut after: (i64, String) = (-1, String::new());
+            while let Some(next) = stmt
+                .query_row(params![after.0, after.1], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?
+            {
+                after = next;
+                names.push((Kind::from_code(after.0), after.1.clone()));
+            }
+            Ok(names)
+        })
+    }
+
+    /// The oldest queued runs of one kind and name, `limit` of them or all.
+    pub fn queued_runs(&self, kind: Kind, name: &str, limit: Option<usize>) -> Result<Vec<RunRow>> {
+        let limit = limit.map_or(-1, |l| l as i64);
+        self.read(|c| {
+            c.prepare_cached(&format!(
+                "SELECT {RUN_COLUMNS} FROM runs r INDEXED BY runs_queued
+                 WHERE r.status = 0 AND r.kind = ?1 AND r.name = ?2 ORDER BY r.seq LIMIT ?3"
+            ))?
+            .query_map(params![kind.code(), name, limit], run_row)?
+            .collect()
         })
     }
 
@@ -463,11 +494,7 @@ fn query_runs(
 fn run_row(r: &Row) -> rusqlite::Result<RunRow> {
     Ok(RunRow {
         id: r.get(0)?,
-        kind: if r.get::<_, i64>(1)? == 1 {
-            Kind::Workflow
-        } else {
-            Kind::Agent
-        },
+        kind: Kind::from_code(r.get(1)?),
         name: r.get(2)?,
         status: RunStatus::from_code(r.get(3)?),
         input: r.get(4)?,

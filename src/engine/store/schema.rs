@@ -85,6 +85,10 @@ const MIGRATIONS: &[&str] = &[
      INSERT INTO runs_by_name (name, seq, kind) SELECT name, seq, kind FROM runs;
      CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
      INSERT INTO meta (key, value) VALUES ('by_name_through', (SELECT coalesce(max(seq), 0) FROM runs));",
+    // 3: queued runs by kind and name, oldest first, so that a command agent's backlog can
+    // wait in the store and be read back a batch at a time (`engine::backlog`). Partial: a run
+    // leaves it when it starts, and an `echo` run (stored completed) never enters it.
+    "CREATE INDEX runs_queued ON runs(kind, name, seq) WHERE status = 0;",
 ];
 
 pub fn migrate(conn: &mut Connection) -> Result<()> {

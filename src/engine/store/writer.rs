@@ -278,7 +278,7 @@ pub fn apply(tx: &Transaction, op: &Op) -> rusqlite::Result<bool> {
             )?
             .execute(params![
                 id,
-                r.kind as i64,
+                r.kind.code(),
                 r.name,
                 status.code(),
                 r.input,
