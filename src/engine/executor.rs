@@ -17,7 +17,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::backlog::{Backlog, RESIDENT_PER_AGENT};
+use super::backlog::{self, Backlog};
 use super::catalog::{AgentDef, AgentImpl, Catalog, StepDef};
 use super::process::{self, Invocation, Outcome};
 use super::store::{NewLog, Op, RunRow, StepWrite, Store};
@@ -105,14 +105,20 @@ impl Executor {
         Executor {
             inner: Arc::new(Inner {
                 store,
-                catalog,
                 global: Arc::new(Semaphore::new(max_concurrency)),
                 running: Mutex::new(HashMap::new()),
                 stopping: CancellationToken::new(),
                 kill: CancellationToken::new(),
                 tracker: TaskTracker::new(),
                 enabled,
-                backlog: Backlog::default(),
+                backlog: catalog.agents.values().filter(|a| a.is_command()).fold(
+                    Backlog::default(),
+                    |b, a| {
+                        let at_once = a.concurrency.unwrap_or(max_concurrency);
+                        b.with_limit(&a.name, backlog::limit(at_once.min(max_concurrency)))
+                    },
+                ),
+                catalog,
             }),
         }
     }
@@ -159,49 +165,52 @@ impl Executor {
                 "stopped {killed} processes left running by agents of the previous engine"
             );
         }
-        let (mut resumed, mut failed, mut refilled) = (0, 0, 0);
-        let mut go_on = |row: RunRow| match self.inner.recovery_verdict(&row) {
-            Ok(()) => {
-                resumed += 1;
-                let run = active_from_row(row);
-                if self.inner.queues_in_store(&run) {
-                    // Driven whatever the count: it was running.
-                    self.inner.backlog.hold(&run.name, &run.id);
-                }
-                self.inner.spawn(run);
-            }
-            Err(why) => {
-                failed += 1;
-                // On a task of its own, like every other write that must land: it retries
-                // until it commits or the engine stops, without holding up the start.
-                let inner = self.inner.clone();
-                self.inner.tracker.spawn(async move {
-                    inner.finish(&row.id, Err(why), Vec::new()).await;
-                });
-            }
-        };
-        for row in running {
-            go_on(row);
-        }
+        // Everything is read before anything starts, so a failed read stops the start-up with
+        // nothing half begun.
+        let mut rows = running;
+        let mut queues = Vec::new();
         for (kind, name) in store.queued_names()? {
             let agent = self.inner.catalog.agents.get(&name);
             if kind == Kind::Agent && agent.is_some_and(|a| a.is_command()) {
-                // A command agent's queue is read back a batch at a time, like a long one
-                // while serving.
-                self.inner.backlog.fall_behind(&name);
-                refilled += self.inner.refill(&name);
-                if self.inner.backlog.is_behind(&name) {
-                    tracing::info!(
-                        "agent `{name}`: queued runs past the first {RESIDENT_PER_AGENT} wait in the store and start as slots free"
-                    );
-                }
+                queues.push(name);
             } else {
-                for row in store.queued_runs(kind, &name, None)? {
-                    go_on(row);
+                rows.extend(store.queued_runs(kind, &name, None)?);
+            }
+        }
+        let (mut resumed, mut failed) = (0, 0);
+        for row in rows {
+            match self.inner.recovery_verdict(&row) {
+                Ok(()) => {
+                    resumed += 1;
+                    let run = active_from_row(row);
+                    if self.inner.queues_in_store(&run) {
+                        // Driven whatever the count: it was running.
+                        self.inner.backlog.hold(&run.name, &run.id);
+                    }
+                    self.inner.spawn(run);
+                }
+                Err(why) => {
+                    failed += 1;
+                    // On a task of its own, like every other write that must land: it retries
+                    // until it commits or the engine stops, without holding up the start.
+                    let inner = self.inner.clone();
+                    self.inner.tracker.spawn(async move {
+                        inner.finish(&row.id, Err(why), Vec::new()).await;
+                    });
                 }
             }
         }
-        Ok((resumed + refilled, failed))
+        // A command agent's queue is read back a batch at a time, as while serving.
+        for name in queues {
+            self.inner.backlog.fall_behind(&name);
+            resumed += self.inner.refill(&name);
+            if self.inner.backlog.is_behind(&name) {
+                tracing::info!(
+                    "agent `{name}`: its queue is longer than the engine holds; the rest waits in the store and starts as slots free"
+                );
+            }
+        }
+        Ok((resumed, failed))
     }
 
     /// Stops starting work, lets running agents finish within `grace`, then kills the rest;
@@ -282,31 +291,43 @@ impl Inner {
     }
 
     /// Reads the oldest queued runs of a command agent back from the store and drives those
-    /// that fit; answers how many. Runs a driver already holds are skipped.
+    /// that fit; answers how many. Runs a driver already holds are skipped. Reads again while
+    /// the drivers it started have already finished, and when a read fails, tries again in a
+    /// second: nothing else may be left to wake the queue.
     fn refill(self: &Arc<Self>, agent: &str) -> usize {
-        let Some(limit) = self.backlog.begin_refill(agent) else {
-            return 0;
-        };
-        let rows = match self.store.queued_runs(Kind::Agent, agent, Some(limit)) {
-            Ok(rows) => rows,
-            Err(e) => {
-                // Tried again when the next run of this agent finishes, or at the next start.
-                tracing::error!("cannot read the queue of agent `{agent}`: {e:#}");
-                self.backlog.fall_behind(agent);
-                return 0;
-            }
-        };
-        let more = rows.len() == limit;
         let mut started = 0;
-        for row in rows {
-            if self.backlog.admit(agent, &row.id) {
-                started += 1;
-                self.spawn(active_from_row(row));
+        while let Some(limit) = self.backlog.begin_refill(agent) {
+            let rows = match self.store.queued_runs(Kind::Agent, agent, Some(limit)) {
+                Ok(rows) => rows,
+                Err(e) => {
+                    tracing::error!("cannot read the queue of agent `{agent}`: {e:#}; retrying");
+                    self.backlog.fall_behind(agent);
+                    let (inner, agent) = (self.clone(), agent.to_string());
+                    self.tracker.spawn(async move {
+                        tokio::select! {
+                            _ = tokio::time::sleep(Duration::from_secs(1)) => {
+                                inner.refill(&agent);
+                            }
+                            _ = inner.stopping.cancelled() => {}
+                        }
+                    });
+                    break;
+                }
+            };
+            let more = rows.len() == limit;
+            for row in rows {
+                if self.backlog.admit(agent, &row.id) {
+                    started += 1;
+                    self.spawn(active_from_row(row));
+                }
             }
-        }
-        if more {
-            // There may be more than one read holds.
-            self.backlog.fall_behind(agent);
+            if more {
+                // There may be more than one read holds.
+                self.backlog.fall_behind(agent);
+            }
+            if !self.backlog.wants_refill(agent) || self.stopping.is_cancelled() {
+                break;
+            }
         }
         started
     }
