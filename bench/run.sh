@@ -13,6 +13,7 @@
 #   FOLLOW_RUNS=50   RSS_RUNS=20                     hyperfine runs; CLI runs for peak RSS
 #   SCALE_BIG=1000000 SCALE_SMALL=1000 FETCH_N=5000  stored runs; fetches per store
 #   SCALE_ROUNDS=3                                   alternating fetch rounds on the two stores
+#   BACKLOG_S=3                                      seconds of scheduling a slow agent's queue
 #   PEER=1                                           0 skips the Restate peer
 #   PROFILE=0                                        1: perf record the engine during wrk POST
 #   QUICK=1                                          small counts everywhere (a smoke run, ~1 min)
@@ -29,7 +30,7 @@ WRK_ROUNDS=${WRK_ROUNDS:-7}
 E2E_N=${E2E_N:-20000} E2E_C=${E2E_C:-64} GROWTH_N=${GROWTH_N:-20000} LAT_N=${LAT_N:-500}
 FOLLOW_RUNS=${FOLLOW_RUNS:-50} RSS_RUNS=${RSS_RUNS:-20}
 SCALE_BIG=${SCALE_BIG:-1000000} SCALE_SMALL=${SCALE_SMALL:-1000} FETCH_N=${FETCH_N:-5000}
-SCALE_ROUNDS=${SCALE_ROUNDS:-3}
+SCALE_ROUNDS=${SCALE_ROUNDS:-3} BACKLOG_S=${BACKLOG_S:-3}
 PEER=${PEER:-1} PROFILE=${PROFILE:-0}
 PEER_SCRIPT=${PEER_SCRIPT:-/work/shared/peers/restate/bench.sh}
 
@@ -121,9 +122,9 @@ mkdir -p "$TMP/home/.config" "$TMP/home/.local/share"
 export HOME=$TMP/home XDG_CONFIG_HOME=$TMP/home/.config XDG_DATA_HOME=$TMP/home/.local/share
 unset RESTACK_URL RESTACK_PROFILE RESTACK_CONFIG RESTACK_API_BEARER_TOKEN RESTACK_TOKEN 2>/dev/null || true
 
-# start_engine DATA_DIR: sets ENGINE_PID and URL
+# start_engine DATA_DIR [CONFIG]: sets ENGINE_PID and URL
 start_engine() {
-  "$BIN" serve --listen 127.0.0.1:0 --data-dir "$1" -c "$CONFIG" 2> "$OUT/engine-$(basename "$1").log" &
+  "$BIN" serve --listen 127.0.0.1:0 --data-dir "$1" -c "${2:-$CONFIG}" 2> "$OUT/engine-$(basename "$1").log" &
   ENGINE_PID=$!
   PIDS+=("$ENGINE_PID")
   URL=''
@@ -309,6 +310,25 @@ check fetch_big_vs_small_ratio "${FETCH_ROUNDS[round - 1]%% *}" "<=" 1.25 \
   "($SCALE_BIG vs $SCALE_SMALL stored; median of $SCALE_ROUNDS alternating rounds)"
 check startup_${SCALE_BIG}_runs_ms "$(get "$OUT/scale_${SCALE_BIG}_$round.txt" startup_p50_ms)" "<" 500 \
   "(spawn -> /health answers, median of 3)"
+
+# ------------------------------------------------------------------ a long queue of a slow agent
+# No target: how much memory a queue costs the engine, and a start-up with it after kill -9
+# (past max(256, 4 x concurrency) runs, a command agent's queue waits in the store).
+printf '[serve]\nshutdown_grace = "0s"\n[agents.slow]\ncommand = ["sh", "-c", "sleep 300"]\nconcurrency = 1\n' \
+  > "$TMP/backlog.toml"
+start_engine "$TMP/data-backlog" "$TMP/backlog.toml"
+log "backlog: ${BACKLOG_S}s of wrk POST /api/agents/slow (concurrency 1)"
+WRK_DURATION=$BACKLOG_S run_wrk backlog -s "$TMP/post.lua" "$URL/api/agents/slow"
+say backlog_queued_runs "$W_REQS  ($W_ERR errors)"
+say backlog_engine_rss_mb "$(awk '/VmRSS/{printf "%.1f", $2/1024}' "/proc/$ENGINE_PID/status")  (no target; right after scheduling them, one running)"
+kill -KILL "$ENGINE_PID"
+wait "$ENGINE_PID" 2> /dev/null || true
+t0=$(date +%s%N)
+start_engine "$TMP/data-backlog" "$TMP/backlog.toml"
+say backlog_restart_ms "$(((($(date +%s%N) - t0)) / 1000000))  (no target; after kill -9: spawn -> listening, the queue recovered)"
+say backlog_restart_rss_mb "$(awk '/VmRSS/{printf "%.1f", $2/1024}' "/proc/$ENGINE_PID/status")"
+stop_engine
+rm -rf "$TMP/data-backlog"
 say loadavg_end_ours "\"$(loadavg)\""
 
 # ------------------------------------------------------------------ Restate, side by side
