@@ -323,9 +323,10 @@ say backlog_queued_runs "$W_REQS  ($W_ERR errors)"
 say backlog_engine_rss_mb "$(awk '/VmRSS/{printf "%.1f", $2/1024}' "/proc/$ENGINE_PID/status")  (no target; right after scheduling them, one running)"
 kill -KILL "$ENGINE_PID"
 wait "$ENGINE_PID" 2> /dev/null || true
+mv "$OUT/engine-data-backlog.log" "$OUT/engine-data-backlog-killed.log"
 t0=$(date +%s%N)
 start_engine "$TMP/data-backlog" "$TMP/backlog.toml"
-say backlog_restart_ms "$(((($(date +%s%N) - t0)) / 1000000))  (no target; after kill -9: spawn -> listening, the queue recovered)"
+say backlog_restart_ms "$((($(date +%s%N) - t0) / 1000000))  (no target; after kill -9: spawn -> its banner, polled every 50 ms; the queue recovered)"
 say backlog_restart_rss_mb "$(awk '/VmRSS/{printf "%.1f", $2/1024}' "/proc/$ENGINE_PID/status")"
 stop_engine
 rm -rf "$TMP/data-backlog"

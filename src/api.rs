@@ -22,6 +22,7 @@ impl Kind {
         self as i64
     }
 
+    /// The inverse of [`Kind::code`].
     pub fn from_code(code: i64) -> Kind {
         if code == 1 {
             Kind::Workflow

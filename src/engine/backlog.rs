@@ -6,7 +6,9 @@
 //! Only bookkeeping lives here; the executor does the reading and the driving.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
+
+use super::catalog::Catalog;
 
 /// The fewest runs of one command agent held by drivers at once (running, backing off before a
 /// retry, or waiting for a slot): a few MiB.
@@ -14,8 +16,8 @@ pub const RESIDENT_AT_LEAST: usize = 256;
 
 /// How many runs of an agent drivers hold: four times as many as may run at once, so that the
 /// slots stay busy while the store is read, and never fewer than [`RESIDENT_AT_LEAST`].
-pub fn limit(concurrency: usize) -> usize {
-    concurrency.saturating_mul(4).max(RESIDENT_AT_LEAST)
+pub fn limit(at_once: usize) -> usize {
+    at_once.saturating_mul(4).max(RESIDENT_AT_LEAST)
 }
 
 #[derive(Default)]
@@ -29,67 +31,105 @@ struct Queue {
     resident: HashSet<String>,
     /// Some queued runs of this agent are only in the store.
     behind: bool,
+    /// A failed read of the queue is to be tried again on a timer (one timer, however many
+    /// reads failed).
+    retrying: bool,
+}
+
+impl Queue {
+    fn new(limit: usize) -> Queue {
+        Queue {
+            limit,
+            resident: HashSet::new(),
+            behind: false,
+            retrying: false,
+        }
+    }
+
+    fn wants_refill(&self) -> bool {
+        self.behind && self.resident.len() <= self.limit / 2
+    }
 }
 
 impl Backlog {
-    /// Sets an agent's limit (else [`RESIDENT_AT_LEAST`]).
-    pub fn with_limit(self, agent: &str, limit: usize) -> Backlog {
-        self.queue(agent).get().limit = limit;
-        self
+    /// Each command agent of the catalog gets the limit its concurrency asks for; at most
+    /// `max_concurrency` agent processes run at once in all.
+    pub fn for_catalog(catalog: &Catalog, max_concurrency: usize) -> Backlog {
+        let agents = catalog
+            .agents
+            .values()
+            .filter(|a| a.is_command())
+            .map(|a| {
+                let at_once = a
+                    .concurrency
+                    .unwrap_or(max_concurrency)
+                    .min(max_concurrency);
+                (a.name.clone(), Queue::new(limit(at_once)))
+            })
+            .collect();
+        Backlog {
+            agents: Mutex::new(agents),
+        }
     }
 
-    fn queue(&self, agent: &str) -> MappedQueue<'_> {
-        MappedQueue {
-            map: self.agents.lock().unwrap_or_else(|e| e.into_inner()),
-            agent: agent.to_string(),
+    /// Runs `f` on the agent's queue, under the lock.
+    fn with<T>(&self, agent: &str, f: impl FnOnce(&mut Queue) -> T) -> T {
+        let mut agents = self.agents.lock().unwrap_or_else(|e| e.into_inner());
+        match agents.get_mut(agent) {
+            Some(q) => f(q),
+            None => f(agents
+                .entry(agent.to_string())
+                .or_insert_with(|| Queue::new(RESIDENT_AT_LEAST))),
         }
     }
 
     /// Whether a driver may take run `id` now. When not, the run stays queued in the store,
-    /// and [`Backlog::release`] tells when to read it back. Runs do not overtake: while some
-    /// wait in the store, a new one waits behind them.
+    /// and [`Backlog::release`] tells when to read it back. While some runs wait in the store
+    /// a new one waits behind them, so runs keep roughly the order they were scheduled in.
+    /// (A run read back just as its driver finished can get a second driver; that one stops
+    /// at its first write, which finds the run ended.)
     pub fn admit(&self, agent: &str, id: &str) -> bool {
-        let mut q = self.queue(agent);
-        let q = q.get();
-        if q.resident.contains(id) {
-            return false;
-        }
-        if q.behind || q.resident.len() >= q.limit {
-            q.behind = true;
-            return false;
-        }
-        q.resident.insert(id.to_string());
-        true
+        self.with(agent, |q| {
+            if q.resident.contains(id) {
+                return false;
+            }
+            if q.behind || q.resident.len() >= q.limit {
+                q.behind = true;
+                return false;
+            }
+            q.resident.insert(id.to_string());
+            true
+        })
     }
 
     /// A run that must be driven whatever the count: one found running at start-up.
     pub fn hold(&self, agent: &str, id: &str) {
-        self.queue(agent).get().resident.insert(id.to_string());
+        self.with(agent, |q| q.resident.insert(id.to_string()));
     }
 
     /// Marks that some of the agent's queued runs are only in the store.
     pub fn fall_behind(&self, agent: &str) {
-        self.queue(agent).get().behind = true;
+        self.with(agent, |q| q.behind = true);
     }
 
     /// Whether some of the agent's queued runs are only in the store.
     pub fn is_behind(&self, agent: &str) -> bool {
-        self.queue(agent).get().behind
+        self.with(agent, |q| q.behind)
     }
 
     /// A driver is done with run `id`. True when the agent's queue should be read back from
     /// the store (see [`Backlog::wants_refill`]).
     pub fn release(&self, agent: &str, id: &str) -> bool {
-        let mut q = self.queue(agent);
-        let q = q.get();
-        q.resident.remove(id);
-        q.wants_refill()
+        self.with(agent, |q| {
+            q.resident.remove(id);
+            q.wants_refill()
+        })
     }
 
     /// Whether some queued runs are only in the store and half the room is free: the queue is
     /// read back in batches rather than one run per finished run.
     pub fn wants_refill(&self, agent: &str) -> bool {
-        self.queue(agent).get().wants_refill()
+        self.with(agent, |q| q.wants_refill())
     }
 
     /// Starts reading the agent's queue back: `None` when another reader got there first (or
@@ -97,37 +137,23 @@ impl Backlog {
     /// are among the oldest). New runs admitted from here on are found either by this read or
     /// by [`Backlog::admit`], so none is left in the store unseen.
     pub fn begin_refill(&self, agent: &str) -> Option<usize> {
-        let mut q = self.queue(agent);
-        let q = q.get();
-        if !q.behind {
-            return None;
-        }
-        q.behind = false;
-        Some(q.limit)
+        self.with(agent, |q| {
+            if !q.behind {
+                return None;
+            }
+            q.behind = false;
+            Some(q.limit)
+        })
     }
-}
 
-impl Queue {
-    fn wants_refill(&self) -> bool {
-        self.behind && self.resident.len() <= self.limit / 2
+    /// After a failed read: true when no retry timer is pending yet (the caller starts one).
+    pub fn start_retry(&self, agent: &str) -> bool {
+        self.with(agent, |q| !std::mem::replace(&mut q.retrying, true))
     }
-}
 
-/// The lock on the map plus the agent whose entry a call works on.
-struct MappedQueue<'a> {
-    map: MutexGuard<'a, HashMap<String, Queue>>,
-    agent: String,
-}
-
-impl MappedQueue<'_> {
-    fn get(&mut self) -> &mut Queue {
-        self.map
-            .entry(std::mem::take(&mut self.agent))
-            .or_insert_with(|| Queue {
-                limit: RESIDENT_AT_LEAST,
-                resident: HashSet::new(),
-                behind: false,
-            })
+    /// The retry timer fired.
+    pub fn end_retry(&self, agent: &str) {
+        self.with(agent, |q| q.retrying = false);
     }
 }
 
@@ -158,13 +184,17 @@ mod tests {
         assert_eq!(b.begin_refill("a"), None, "one reader at a time");
         assert!(b.admit("a", "late"));
         assert!(!b.admit("a", "late"), "never two drivers for one run");
+        assert!(b.start_retry("a") && !b.start_retry("a"), "one retry timer");
+        b.end_retry("a");
+        assert!(b.start_retry("a"));
     }
 
     #[test]
     fn an_agent_that_may_run_many_at_once_holds_more() {
         assert_eq!(limit(1), RESIDENT_AT_LEAST);
         assert_eq!(limit(100), 400);
-        let b = Backlog::default().with_limit("wide", 400);
+        let b = Backlog::default();
+        b.with("wide", |q| q.limit = 400);
         for i in 0..400 {
             assert!(b.admit("wide", &format!("r{i}")));
         }

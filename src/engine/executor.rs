@@ -1,5 +1,5 @@
-//! Runs what is scheduled: one task per run (past 256 runs, a command agent's queue waits in
-//! the store; see `backlog`), concurrency slots for agent processes, retries with back-off,
+//! Runs what is scheduled: one task per run (a command agent's long queue waits in the store;
+//! see `backlog`), concurrency slots for agent processes, retries with back-off,
 //! durable timers, cancel, recovery at start and a graceful stop.
 //!
 //! Every state change is written (and committed) before the next thing happens, so whatever
@@ -17,7 +17,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::backlog::{self, Backlog};
+use super::backlog::Backlog;
 use super::catalog::{AgentDef, AgentImpl, Catalog, StepDef};
 use super::process::{self, Invocation, Outcome};
 use super::store::{NewLog, Op, RunRow, StepWrite, Store};
@@ -105,20 +105,14 @@ impl Executor {
         Executor {
             inner: Arc::new(Inner {
                 store,
+                backlog: Backlog::for_catalog(&catalog, max_concurrency),
+                catalog,
                 global: Arc::new(Semaphore::new(max_concurrency)),
                 running: Mutex::new(HashMap::new()),
                 stopping: CancellationToken::new(),
                 kill: CancellationToken::new(),
                 tracker: TaskTracker::new(),
                 enabled,
-                backlog: catalog.agents.values().filter(|a| a.is_command()).fold(
-                    Backlog::default(),
-                    |b, a| {
-                        let at_once = a.concurrency.unwrap_or(max_concurrency);
-                        b.with_limit(&a.name, backlog::limit(at_once.min(max_concurrency)))
-                    },
-                ),
-                catalog,
             }),
         }
     }
@@ -165,8 +159,9 @@ impl Executor {
                 "stopped {killed} processes left running by agents of the previous engine"
             );
         }
-        // Everything is read before anything starts, so a failed read stops the start-up with
-        // nothing half begun.
+        // The running runs, and the queued runs of workflows and built-in agents, are all read
+        // before any starts, so a failed read stops the start-up with nothing half begun. A
+        // command agent's queue is then read back a batch at a time, as while serving.
         let mut rows = running;
         let mut queues = Vec::new();
         for (kind, name) in store.queued_names()? {
@@ -200,13 +195,18 @@ impl Executor {
                 }
             }
         }
-        // A command agent's queue is read back a batch at a time, as while serving.
         for name in queues {
             self.inner.backlog.fall_behind(&name);
-            resumed += self.inner.refill(&name);
+            let started = self.inner.refill(&name);
+            resumed += started;
             if self.inner.backlog.is_behind(&name) {
+                // Counted for the banner, so that no run seems lost: one pass over the index.
+                let waiting = store
+                    .count_queued(Kind::Agent, &name)?
+                    .saturating_sub(started);
+                resumed += waiting;
                 tracing::info!(
-                    "agent `{name}`: its queue is longer than the engine holds; the rest waits in the store and starts as slots free"
+                    "agent `{name}`: {waiting} queued runs wait in the store and start as slots free"
                 );
             }
         }
@@ -302,15 +302,18 @@ impl Inner {
                 Err(e) => {
                     tracing::error!("cannot read the queue of agent `{agent}`: {e:#}; retrying");
                     self.backlog.fall_behind(agent);
-                    let (inner, agent) = (self.clone(), agent.to_string());
-                    self.tracker.spawn(async move {
-                        tokio::select! {
-                            _ = tokio::time::sleep(Duration::from_secs(1)) => {
-                                inner.refill(&agent);
+                    if self.backlog.start_retry(agent) {
+                        let (inner, agent) = (self.clone(), agent.to_string());
+                        self.tracker.spawn(async move {
+                            tokio::select! {
+                                _ = tokio::time::sleep(Duration::from_secs(1)) => {
+                                    inner.backlog.end_retry(&agent);
+                                    inner.refill(&agent);
+                                }
+                                _ = inner.stopping.cancelled() => {}
                             }
-                            _ = inner.stopping.cancelled() => {}
-                        }
-                    });
+                        });
+                    }
                     break;
                 }
             };

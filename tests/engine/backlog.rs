@@ -11,9 +11,9 @@ use crate::support::{Sandbox, Server, wait_until};
 
 const T: Duration = Duration::from_secs(60);
 
-/// Far past the 256 runs held in memory, so that most of the queue is read back from the store,
-/// in more than one batch.
-const RUNS: usize = 600;
+/// Past the 256 runs held in memory, so that the queue is read back from the store in more than
+/// one batch.
+const RUNS: usize = 400;
 
 /// One run at a time, each held until the `gate` file exists, each noting its run ID in `order`.
 const CONFIG: &str = r#"[agents.gated]
@@ -32,14 +32,14 @@ fn schedule_all(server: &Server) -> Vec<String> {
 /// roughly the schedule's: the runs read back in one batch start in whatever order the
 /// runtime polls their drivers.)
 fn each_ran_once(sb: &Sandbox, ids: &[String]) {
-    let mut order = wait_until("every run to run", T, || {
+    let order = wait_until("every run to run", T, || {
         let order: Vec<String> = sb.read("order").lines().map(String::from).collect();
         (order.len() >= ids.len()).then_some(order)
     });
-    order.sort();
-    let mut want = ids.to_vec();
-    want.sort();
-    assert!(order == want, "each run ran exactly once");
+    let ran: std::collections::HashSet<&String> = order.iter().collect();
+    let missing: Vec<&String> = ids.iter().filter(|id| !ran.contains(id)).collect();
+    assert!(missing.is_empty(), "never ran: {missing:?}");
+    assert_eq!(order.len(), ids.len(), "some run ran twice");
 }
 
 #[test]
@@ -60,12 +60,16 @@ fn after_kill_9_the_next_engine_runs_the_whole_queue() {
     let data = sb.path("engine");
     let mut server = sb.serve(Some(&cfg), &data, &[]);
     let ids = schedule_all(&server);
+    let cut = wait_until("a run to start", T, || {
+        let (_, running) = server.get("/api/runs?name=gated&status=running");
+        running["runs"][0]["runId"].as_str().map(String::from)
+    });
     server.kill9();
     let server = sb.serve(Some(&cfg), &data, &[]);
     sb.write("gate", "");
     each_ran_once(&sb, &ids);
-    // The first run was running at the kill; its attempt was cut short, and it ran again.
-    let first = server.wait_done("agents", "gated", &ids[0], T);
-    assert_eq!(first["status"], "completed", "{first}");
-    assert_eq!(first["attempt"], 2, "{first}");
+    // The run that was running at the kill had its attempt cut short, and ran again.
+    let cut = server.wait_done("agents", "gated", &cut, T);
+    assert_eq!(cut["status"], "completed", "{cut}");
+    assert_eq!(cut["attempt"], 2, "{cut}");
 }

@@ -238,8 +238,9 @@ impl Store {
         }
     }
 
-    /// Runs `f` on a pooled read connection. Reads here are point lookups of microseconds, so
-    /// they run in place rather than hopping to a blocking thread.
+    /// Runs `f` on a pooled read connection. Reads here are point lookups of microseconds, or
+    /// bounded pages (a listing, a batch of a queue), so they run in place rather than hopping
+    /// to a blocking thread; the unbounded ones run once, at start-up.
     pub fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
         let conn = self
             .inner
@@ -307,7 +308,9 @@ impl Store {
         })
     }
 
-    /// Runs found running, oldest first, through the partial index (no full scan at start-up).
+    /// Runs found running, oldest first, through the partial index (no full scan at start-up;
+    /// `status < 2` is repeated because SQLite only uses a partial index for a query that
+    /// states its condition).
     pub fn running_runs(&self) -> Result<Vec<RunRow>> {
         self.read(|c| {
             c.prepare(&format!(
@@ -337,6 +340,19 @@ impl Store {
             }
             Ok(names)
         })
+    }
+
+    /// How many runs of one kind and name are queued: one pass over their index entries.
+    pub fn count_queued(&self, kind: Kind, name: &str) -> Result<usize> {
+        self.read(|c| {
+            c.query_row(
+                "SELECT count(*) FROM runs INDEXED BY runs_queued
+                 WHERE status = 0 AND kind = ?1 AND name = ?2",
+                params![kind.code(), name],
+                |r| r.get::<_, i64>(0),
+            )
+        })
+        .map(|n| n as usize)
     }
 
     /// The oldest queued runs of one kind and name, `limit` of them or all.
