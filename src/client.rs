@@ -33,12 +33,16 @@ pub struct Client {
 }
 
 /// How messages name the server, and the way back to it in hints.
+#[derive(Clone)]
 pub struct Origin {
     /// The server as the user knows it: its URL, or the embedded engine and its data directory.
     pub label: String,
     pub profile: String,
     /// The command line that reaches the same server again (`restack -p cloud`).
     pub again: String,
+    /// What to say when this server refuses us, when the usual hint (about the token that was
+    /// sent) would mislead: a server that is not the profile's gets only the exported token.
+    pub refused_hint: Option<String>,
 }
 
 /// What a follow reports while it watches.
@@ -154,10 +158,14 @@ impl Client {
         let (status, bytes) = self.send(method, path, body, timeout).await?;
         if !status.is_success() {
             let mut failure = http_failure(status, &bytes, what, &self.origin.label);
-            if failure.exit == Exit::Unauthorized && self.token.is_some() {
-                failure = failure.with_hint(
-                    "a token was sent and refused: check RESTACK_API_BEARER_TOKEN, or the profile's token_env / token",
-                );
+            if failure.exit == Exit::Unauthorized {
+                if let Some(hint) = &self.origin.refused_hint {
+                    failure = failure.with_hint(hint.clone());
+                } else if self.token.is_some() {
+                    failure = failure.with_hint(
+                        "a token was sent and refused: check RESTACK_API_BEARER_TOKEN, or the profile's token_env / token",
+                    );
+                }
             }
             return Err(failure.into());
         }
@@ -273,9 +281,6 @@ impl Client {
         let mut last: Option<RunStatus> = None;
         // While the server fails: since when, the next pause, and the latest failure.
         let mut failing: Option<(Instant, Duration, anyhow::Error)> = None;
-        let failure = |f: &Option<(Instant, Duration, anyhow::Error)>| {
-            f.as_ref().map(|(_, _, e)| format!("{e:#}"))
-        };
         let within_deadline = |pause: Duration| {
             deadline.map_or(pause, |d| {
                 pause.min(d.saturating_duration_since(Instant::now()))
@@ -291,7 +296,7 @@ impl Client {
                         "--timeout reached after {} while retrying",
                         fmt_secs(started.elapsed())
                     )),
-                    (_, f) => self.timed_out(id, started, seen, failure(&f)),
+                    (_, f) => self.timed_out(id, started, seen, f.as_ref().map(|(_, _, e)| e)),
                 });
             }
             let until = if looked { deadline } else { first_deadline };
@@ -308,7 +313,10 @@ impl Client {
             let result = match remaining {
                 Some(r) => match tokio::time::timeout(r, look).await {
                     Ok(result) => result,
-                    Err(_) => return Err(self.timed_out(id, started, seen, failure(&failing))),
+                    Err(_) => {
+                        let f = failing.as_ref().map(|(_, _, e)| e);
+                        return Err(self.timed_out(id, started, seen, f));
+                    }
                 },
                 None => look.await,
             };
@@ -362,14 +370,14 @@ impl Client {
         id: &str,
         started: Instant,
         last: Option<RunStatus>,
-        failing: Option<String>,
+        failing: Option<&anyhow::Error>,
     ) -> anyhow::Error {
         let mut state = match last {
             Some(status) => format!("run {id} is still {status}"),
             None => format!("{} had not answered about run {id}", self.origin.label),
         };
         if let Some(f) = failing {
-            state.push_str(&format!(" (the server is failing: {f})"));
+            state.push_str(&format!(" (the server is failing: {f:#})"));
         }
         Failure::new(
             Exit::Timeout,

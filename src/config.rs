@@ -128,14 +128,6 @@ pub struct EngineSettings {
     pub workflows: BTreeMap<String, WorkflowConfig>,
 }
 
-/// The default config file: `$RESTACK_CONFIG`, else `<config dir>/restack/config.toml`.
-pub fn default_path() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("RESTACK_CONFIG").filter(|p| !p.is_empty()) {
-        return Some(PathBuf::from(p));
-    }
-    dirs::config_dir().map(|d| d.join("restack").join("config.toml"))
-}
-
 /// The per-user data folder: the engine's default `data_dir` and the run history live here.
 pub fn user_data_dir() -> PathBuf {
     dirs::data_dir()
@@ -144,14 +136,19 @@ pub fn user_data_dir() -> PathBuf {
 }
 
 impl Config {
-    /// Loads `explicit` (which must exist) or the default location (which may be missing).
+    /// Loads `explicit` or `$RESTACK_CONFIG` (either must exist; an empty variable is unset),
+    /// else `<config dir>/restack/config.toml` (which may be missing).
     pub fn load(explicit: Option<&Path>) -> Result<Config> {
-        let (path, must_exist) = match explicit {
-            Some(p) => (Some(p.to_path_buf()), true),
-            // An empty RESTACK_CONFIG is unset, as `default_path` reads it.
+        let named = explicit.map(Path::to_path_buf).or_else(|| {
+            std::env::var_os("RESTACK_CONFIG")
+                .filter(|p| !p.is_empty())
+                .map(PathBuf::from)
+        });
+        let (path, must_exist) = match named {
+            Some(p) => (Some(p), true),
             None => (
-                default_path(),
-                std::env::var_os("RESTACK_CONFIG").is_some_and(|p| !p.is_empty()),
+                dirs::config_dir().map(|d| d.join("restack").join("config.toml")),
+                false,
             ),
         };
         let Some(path) = path else {
@@ -318,7 +315,7 @@ impl Config {
     }
 
     /// Applies the precedence: `profile_flag` (already merged with `RESTACK_PROFILE` by clap),
-    /// then `default_profile`, then `local`; `url_flag` (merged with `RESTACK_URL`) overrides
+    /// then `default_profile`, then `local`; `url_flag` (merged with `RESTACK_URL`, never empty) overrides
     /// the profile's URL; `RESTACK_API_BEARER_TOKEN` overrides the profile's token.
     pub fn resolve_profile(
         &self,
@@ -352,7 +349,7 @@ impl Config {
                 .into());
             }
         };
-        let target = if let Some(url) = url_flag.filter(|u| !u.is_empty()) {
+        let target = if let Some(url) = url_flag {
             check_url(url).map_err(|e| Failure::usage(format!("--url / RESTACK_URL: {e}")))?;
             Target::Url(url.trim_end_matches('/').to_string())
         } else if profile.embedded {
@@ -366,23 +363,19 @@ impl Config {
         };
         // The first that holds one: the variable for any server, the profile's variable, the
         // profile's own token.
-        let token = match env_token(TOKEN_VAR)? {
-            Some(t) => Some(t),
-            None => match profile
-                .token_env
+        let mut token = env_token(TOKEN_VAR)?;
+        if token.is_none()
+            && let Some(var) = &profile.token_env
+        {
+            token = env_token(var)?;
+        }
+        if token.is_none() {
+            token = profile
+                .token
                 .as_deref()
-                .map(env_token)
-                .transpose()?
-                .flatten()
-            {
-                Some(t) => Some(t),
-                None => profile
-                    .token
-                    .as_deref()
-                    .map(|t| clean_token(t, &format!("profile `{name}`'s token")))
-                    .transpose()?,
-            },
-        };
+                .map(|t| clean_token(t, &format!("profile `{name}`'s token")))
+                .transpose()?;
+        }
         Ok(ResolvedProfile {
             name,
             target,

@@ -69,7 +69,7 @@ impl GlobalArgs {
     /// whether it should run work, or only answer.
     pub async fn connect(&self, execute: bool) -> Result<Session> {
         let config = self.load_config()?;
-        let profile = config.resolve_profile(self.profile.as_deref(), self.url.as_deref())?;
+        let profile = config.resolve_profile(self.profile.as_deref(), self.url())?;
         let verbose = self.verbose > 0;
         let (client, embedded) = match &profile.target {
             Target::Url(url) => (
@@ -113,8 +113,14 @@ impl GlobalArgs {
             label,
             profile: profile.name.clone(),
             again: self.again(),
+            refused_hint: None,
         };
         Client::new(url, token, origin, self.verbose > 0)
+    }
+
+    /// `--url` (or `RESTACK_URL`); empty is unset, so that `RESTACK_URL=` can clear it.
+    pub fn url(&self) -> Option<&str> {
+        self.url.as_deref().filter(|u| !u.is_empty())
     }
 
     /// The start of a command line that reaches the same server with the same config, for
@@ -127,7 +133,7 @@ impl GlobalArgs {
         if let Some(p) = &self.profile {
             line.push_str(&format!(" -p {}", shell_word(p)));
         }
-        if let Some(u) = self.url.as_deref().filter(|u| !u.is_empty()) {
+        if let Some(u) = self.url() {
             line.push_str(&format!(" --url {}", shell_word(u)));
         }
         line

@@ -2,6 +2,7 @@
 //! profile's recent runs with their live status.
 
 use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 use std::time::Duration;
 
 use anyhow::Result;
@@ -11,7 +12,8 @@ use serde_json::{Value, json};
 use super::Session;
 use crate::api::Kind;
 use crate::cli::{GlobalArgs, parse_duration};
-use crate::client::{Client, fmt_secs};
+use crate::client::{Client, Origin, fmt_secs};
+use crate::config::{TOKEN_VAR, env_token};
 use crate::error::{Exit, Failure};
 use crate::{history, output};
 
@@ -81,29 +83,15 @@ impl StatusArgs {
                 if !g.quiet {
                     eprintln!("note: run {id} was scheduled at {url}; asking there");
                 }
-                Some(client_at(&url, g, s)?)
+                Some(client_at(&url, env_token(TOKEN_VAR)?, g, s)?)
             }
             None => None,
         };
         let client = elsewhere.as_ref().unwrap_or(&s.client);
-        // A refusal from the other server: say which token went there, and which did not.
-        let refused = |mut e: anyhow::Error| {
-            if let (Some(c), Some(f)) = (&elsewhere, e.downcast_mut::<Failure>())
-                && f.exit == Exit::Unauthorized
-            {
-                f.hint = Some(format!(
-                    "only RESTACK_API_BEARER_TOKEN is sent to {0}, never this profile's token: export it, or pass --url {0} to send the profile's",
-                    c.base()
-                ));
-            }
-            e
-        };
         if self.follow {
-            return super::run::follow(client, kind, &name, id, self.timeout, None, g)
-                .await
-                .map_err(refused);
+            return super::run::follow(client, kind, &name, id, self.timeout, None, g).await;
         }
-        let answer = client.run(kind, &name, id, None).await.map_err(refused)?;
+        let answer = client.run(kind, &name, id, None).await?;
         if g.json() {
             output::json(&answer.raw);
         } else {
@@ -124,17 +112,17 @@ impl StatusArgs {
             .map(|e| recorded_elsewhere(&e.url, g, s))
             .collect();
         let mut clients: BTreeMap<&str, Client> = BTreeMap::new();
-        for url in urls.iter().flatten() {
-            if !clients.contains_key(url.as_str()) {
-                clients.insert(url, client_at(url, g, s)?);
+        if urls.iter().any(Option::is_some) {
+            let token = env_token(TOKEN_VAR)?;
+            for url in urls.iter().flatten() {
+                if let Entry::Vacant(v) = clients.entry(url) {
+                    v.insert(client_at(url, token.clone(), g, s)?);
+                }
             }
         }
-        let homes: Vec<Option<&Client>> = urls
-            .iter()
-            .map(|u| u.as_deref().and_then(|u| clients.get(u)))
-            .collect();
-        let lookups = entries.iter().zip(&homes).map(|(e, home)| {
-            home.unwrap_or(&s.client)
+        let lookups = entries.iter().zip(&urls).map(|(e, url)| {
+            url.as_deref()
+                .map_or(&s.client, |u| &clients[u])
                 .run(e.kind, &e.name, &e.run_id, None)
         });
         let answers = futures_util::future::join_all(lookups).await;
@@ -145,7 +133,7 @@ impl StatusArgs {
             Err(e) => Some(anyhow::Error::downcast_ref::<Failure>(e).map(|f| f.exit)),
             Ok(_) => None,
         };
-        let own: Vec<usize> = (0..answers.len()).filter(|&i| homes[i].is_none()).collect();
+        let own: Vec<usize> = (0..answers.len()).filter(|&i| urls[i].is_none()).collect();
         let whole = own.iter().copied().find(|&i| {
             matches!(
                 exit_of(&answers[i]),
@@ -229,13 +217,18 @@ impl StatusArgs {
 /// to: a run scheduled with `--url` is asked for at that URL, unless `--url` names one now.
 fn recorded_elsewhere(recorded: &str, g: &GlobalArgs, s: &Session) -> Option<String> {
     let is_url = recorded.starts_with("http://") || recorded.starts_with("https://");
-    let url_given = g.url.as_deref().is_some_and(|u| !u.is_empty());
-    (!url_given && is_url && recorded != s.client.base()).then(|| recorded.to_string())
+    (g.url().is_none() && is_url && recorded != s.client.base()).then(|| recorded.to_string())
 }
 
-/// A client for a server that is not this profile's. It carries only the token the user
+/// A client for a server that is not this profile's. It carries only `token`, the one the user
 /// exported for any server: the profile's own token is for the profile's server.
-fn client_at(url: &str, g: &GlobalArgs, s: &Session) -> Result<Client> {
-    let token = crate::config::env_token(crate::config::TOKEN_VAR)?;
-    g.client(url, token, &s.profile, url.to_string())
+fn client_at(url: &str, token: Option<String>, g: &GlobalArgs, s: &Session) -> Result<Client> {
+    let origin = Origin {
+        label: url.to_string(),
+        refused_hint: Some(format!(
+            "only RESTACK_API_BEARER_TOKEN is sent to {url}, never this profile's token: export it, or pass --url {url} to send the profile's"
+        )),
+        ..s.client.origin.clone()
+    };
+    Client::new(url, token, origin, g.verbose > 0)
 }

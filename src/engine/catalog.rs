@@ -76,6 +76,11 @@ impl AgentDef {
     pub fn is_command(&self) -> bool {
         matches!(self.imp, AgentImpl::Command(_))
     }
+
+    /// The built-in whose output is its input: it needs no time and has no effects.
+    pub fn is_echo(&self) -> bool {
+        matches!(self.imp, AgentImpl::Echo)
+    }
 }
 
 pub enum StepDef {
@@ -183,11 +188,17 @@ impl Catalog {
     /// normal path then fails the run with the reason). Such a run is stored completed by its
     /// insert: one write where a run otherwise costs three (insert, start, finish), and nothing
     /// left to execute or to recover.
+    /// Whether `kind` `name` is a command agent: its runs may queue for slots, so a long queue
+    /// of them waits in the store (`engine::backlog`).
+    pub fn is_command(&self, kind: Kind, name: &str) -> bool {
+        kind == Kind::Agent && self.agents.get(name).is_some_and(|a| a.is_command())
+    }
+
     pub fn echoes_at_schedule(&self, kind: Kind, name: &str, input: &Value) -> bool {
         let Some(agent) = self.agents.get(name).filter(|_| kind == Kind::Agent) else {
             return false;
         };
-        matches!(agent.imp, AgentImpl::Echo)
+        agent.is_echo()
             && agent
                 .output_schema
                 .as_ref()

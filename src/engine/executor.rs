@@ -126,10 +126,11 @@ impl Executor {
         if !self.inner.enabled || self.inner.stopping.is_cancelled() {
             return;
         }
-        if self.inner.queues_in_store(&run) && !self.inner.backlog.admit(&run.name, &run.id) {
+        let backlogged = self.inner.catalog.is_command(run.kind, &run.name);
+        if backlogged && !self.inner.backlog.admit(&run.name, &run.id) {
             return;
         }
-        self.inner.spawn(run);
+        self.inner.spawn(run, backlogged);
     }
 
     /// Kills the run's process, if any. The caller has already written the run's end.
@@ -165,8 +166,7 @@ impl Executor {
         let mut rows = running;
         let mut queues = Vec::new();
         for (kind, name) in store.queued_names()? {
-            let agent = self.inner.catalog.agents.get(&name);
-            if kind == Kind::Agent && agent.is_some_and(|a| a.is_command()) {
+            if self.inner.catalog.is_command(kind, &name) {
                 queues.push(name);
             } else {
                 rows.extend(store.queued_runs(kind, &name, None)?);
@@ -178,11 +178,12 @@ impl Executor {
                 Ok(()) => {
                     resumed += 1;
                     let run = active_from_row(row);
-                    if self.inner.queues_in_store(&run) {
+                    let backlogged = self.inner.catalog.is_command(run.kind, &run.name);
+                    if backlogged {
                         // Driven whatever the count: it was running.
                         self.inner.backlog.hold(&run.name, &run.id);
                     }
-                    self.inner.spawn(run);
+                    self.inner.spawn(run, backlogged);
                 }
                 Err(why) => {
                     failed += 1;
@@ -249,19 +250,9 @@ fn active_from_row(row: RunRow) -> ActiveRun {
 }
 
 impl Inner {
-    /// Whether the run is a command agent's, whose queue may wait in the store.
-    fn queues_in_store(&self, run: &ActiveRun) -> bool {
-        run.kind == Kind::Agent
-            && self
-                .catalog
-                .agents
-                .get(&run.name)
-                .is_some_and(|a| a.is_command())
-    }
-
-    /// Drives the run on a task of its own, and when its agent's queue waits in the store,
-    /// reads more of it back as room frees.
-    fn spawn(self: &Arc<Self>, run: ActiveRun) {
+    /// Drives the run on a task of its own; a `backlogged` run (a command agent's, held by
+    /// [`Backlog`]) gives its place back at the end, and more of its queue is read back.
+    fn spawn(self: &Arc<Self>, run: ActiveRun, backlogged: bool) {
         let inner = self.clone();
         let token = inner.kill.child_token();
         inner
@@ -271,7 +262,7 @@ impl Inner {
             .insert(run.id.clone(), token.clone());
         self.tracker.spawn(async move {
             let id = run.id.clone();
-            let queued_in_store = inner.queues_in_store(&run).then(|| run.name.clone());
+            let queued_in_store = backlogged.then(|| run.name.clone());
             match run.kind {
                 Kind::Agent => inner.drive_agent(run, &token).await,
                 Kind::Workflow => inner.drive_workflow(run, &token).await,
@@ -321,7 +312,7 @@ impl Inner {
             for row in rows {
                 if self.backlog.admit(agent, &row.id) {
                     started += 1;
-                    self.spawn(active_from_row(row));
+                    self.spawn(active_from_row(row), true);
                 }
             }
             if more {
@@ -432,7 +423,7 @@ impl Inner {
                 return;
             }
             let instant = matches!(step, StepDef::Agent(name)
-                if self.catalog.agents.get(name).is_some_and(|a| matches!(a.imp, AgentImpl::Echo)));
+                if self.catalog.agents.get(name).is_some_and(|a| a.is_echo()));
             if !instant
                 && !carried.is_empty()
                 && !self.record(Op::Steps(std::mem::take(&mut carried))).await

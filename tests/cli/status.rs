@@ -300,3 +300,23 @@ fn a_gone_foreign_server_is_a_row_and_gets_no_profile_token() {
     assert_eq!(code(&out), 0, "{out:?}");
     assert!(stdout(&out).contains("unknown"), "{}", stdout(&out));
 }
+
+/// A run scheduled with `--url` is looked up there with only the exported token; when that
+/// server refuses, the hint says so instead of blaming the token that was not sent.
+#[test]
+fn a_refusal_where_the_run_lives_says_which_token_went_there() {
+    use crate::support::standin::{Reply, Standin};
+    let sb = Sandbox::new();
+    let elsewhere = Standin::one_run(|_| Reply::json(401, json!({"error": "who are you"})));
+    let out = sb.run(&["--url", &elsewhere.url, "agent", "run", "echo", "-q"]);
+    assert_eq!(code(&out), 0, "{out:?}");
+    let out = sb.run(&["status", "r-1"]);
+    let err = assert_error(&out, 5);
+    assert!(
+        err.contains(&format!(
+            "only RESTACK_API_BEARER_TOKEN is sent to {}",
+            elsewhere.url
+        )),
+        "{err}"
+    );
+}
