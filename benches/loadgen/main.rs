@@ -9,6 +9,7 @@ mod commit;
 mod e2e;
 mod echo_ops;
 mod fetch;
+mod lookup;
 mod scale;
 mod seed;
 mod stats;
@@ -22,19 +23,27 @@ const USAGE: &str = "usage: loadgen MODE ARGS
   fetch   URL PATH IDS N        sequential GET PATH/ID over random IDs from the file IDS
   seed    DATA_DIR N IDS        store N completed echo runs through the crate's own store;
                                 writes a sample of their IDs to IDS
-  scale   BIN CONFIG DATA_DIR IDS N
+  scale   BIN CONFIG N DATA_DIR IDS [DATA_DIR IDS ...]
                                 start-up time (spawn -> /health answers, median of 3) of
-                                `BIN serve` on DATA_DIR, then `fetch` with N requests, then
-                                N/5 pages of `GET /api/runs?name=echo&limit=20&before=ID`
+                                `BIN serve` on each DATA_DIR, then, with all of them up and
+                                taking turns request by request, N fetches by ID and N/5
+                                pages of `GET /api/runs?name=echo&limit=20&before=ID`;
+                                figures per store as storeK_... (K from 1); with --one-cpu
+                                the client and the engines stay on one CPU
+  lookup  DATA_DIR IDS N         N in-process `Store::get_run` calls for random IDs from IDS
+                                (no HTTP): the store's own share of a fetch
   commit  BATCH...              the writer's CPU per echo run when each commit carries BATCH
                                 completed echo runs, sync = full; then the WAL frames one
                                 such commit writes, by B-tree";
 
 fn main() -> Result<()> {
-    let args: Vec<String> = std::env::args()
+    let mut args: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| a != "--bench")
         .collect();
+    // `scale`'s one option (see `scale::pin_to_this_cpu`).
+    let one_cpu = args.iter().any(|a| a == "--one-cpu");
+    args.retain(|a| a != "--one-cpu");
     let Some(mode) = args.first() else {
         bail!("{USAGE}");
     };
@@ -58,8 +67,23 @@ fn main() -> Result<()> {
         "latency" => rt.block_on(e2e::latency(arg(0)?, arg(1)?, num(2)?)),
         "fetch" => rt.block_on(fetch::run(arg(0)?, arg(1)?, arg(2)?, num(3)?, "fetch")),
         "seed" => rt.block_on(seed::run(arg(0)?, num(1)?, arg(2)?)),
-        "scale" => rt.block_on(scale::run(arg(0)?, arg(1)?, arg(2)?, arg(3)?, num(4)?)),
+        "scale" => {
+            let stores: Vec<(&str, &str)> = rest
+                .get(3..)
+                .unwrap_or(&[])
+                .chunks(2)
+                .map(|p| match p {
+                    [dir, ids] => Ok((dir.as_str(), ids.as_str())),
+                    _ => bail!("a DATA_DIR without its IDS file\n{USAGE}"),
+                })
+                .collect::<Result<_>>()?;
+            if stores.is_empty() {
+                bail!("scale needs at least one DATA_DIR IDS pair\n{USAGE}");
+            }
+            rt.block_on(scale::run(arg(0)?, arg(1)?, &stores, num(2)?, one_cpu))
+        }
         "commit" => commit::run(&(0..rest.len()).map(num).collect::<Result<Vec<_>>>()?),
+        "lookup" => lookup::run(arg(0)?, arg(1)?, num(2)?, "lookup"),
         other => bail!("unknown mode {other:?}\n{USAGE}"),
     }
 }
