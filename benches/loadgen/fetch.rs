@@ -33,81 +33,116 @@ pub fn read_ids(ids_file: &str) -> Result<Vec<String>> {
     Ok(ids)
 }
 
-/// Sequential GETs of random IDs from `ids_file`, once every ID has been fetched; reports the
-/// latency the client sees.
+/// Sequential GETs of random IDs from `ids_file`, after one of each (see `warm_up`); reports
+/// the latency the client sees.
 pub async fn run(url: &str, path: &str, ids_file: &str, n: usize, prefix: &str) -> Result<()> {
+    let http = client::new()?;
     let targets = [Target::new(url, ids_file)?];
-    each_once(&targets, path).await?;
-    let mut samples = by_id(&targets, path, n).await?;
+    warm_up(&http, &targets, path).await?;
+    let mut samples = by_id(&http, &targets, path, n).await?;
     stats::report(prefix, &mut samples[0]);
     Ok(())
 }
 
 /// `n` fetches of `path/ID` for random sampled IDs from each target, the targets taking turns
 /// request by request (see `take_turns`).
-pub async fn by_id(targets: &[Target], path: &str, n: usize) -> Result<Vec<Vec<Duration>>> {
-    let mut pick = picks();
-    take_turns(targets, n + n / 10, |_, ids| {
-        let id = &ids[(pick() % ids.len() as u64) as usize];
-        Some(format!("{path}/{id}"))
+pub async fn by_id(
+    http: &reqwest::Client,
+    targets: &[Target],
+    path: &str,
+    n: usize,
+) -> Result<Vec<Vec<Duration>>> {
+    let mut pick = picker();
+    let mut samples = take_turns(http, targets, n + n / 10, |_, ids| {
+        Some(format!("{path}/{}", ids[pick(ids.len())]))
     })
-    .await
-    .map(|mut samples| {
-        // The first tenth warmed the connections.
-        samples.iter_mut().for_each(|s| drop(s.drain(..n / 10)));
-        samples
-    })
+    .await?;
+    // The first tenth warmed the connections.
+    samples.iter_mut().for_each(|s| drop(s.drain(..n / 10)));
+    Ok(samples)
 }
 
-/// A fetch of `path/ID` for every sampled ID once, in the file's order, the targets taking
-/// turns while each has IDs left. After the store's pages were dropped from memory these are
-/// the fetches that read a run from disk; they also leave every sampled run's page in memory
-/// for `by_id`.
-pub async fn each_once(targets: &[Target], path: &str) -> Result<Vec<Vec<Duration>>> {
-    let most = targets.iter().map(|t| t.ids.len()).max().unwrap_or(0);
-    let mut turn = vec![0; targets.len()];
-    take_turns(targets, most, |k, ids| {
-        let i = turn[k];
-        turn[k] += 1;
-        ids.get(i).map(|id| format!("{path}/{id}"))
+/// As many sampled runs from each target as the smallest sample holds, spread evenly over
+/// each sample and fetched in a shuffled order, the targets taking turns. Made after the
+/// stores' pages were dropped from memory, these are fetches that read their run from disk.
+pub async fn from_disk(
+    http: &reqwest::Client,
+    targets: &[Target],
+    path: &str,
+) -> Result<Vec<Vec<Duration>>> {
+    let count = targets.iter().map(|t| t.ids.len()).min().unwrap_or(0);
+    // Fisher-Yates with the fixed sequence: random pages, the same ones every run.
+    let mut order: Vec<usize> = (0..count).collect();
+    let mut pick = picker();
+    for i in (1..count).rev() {
+        order.swap(i, pick(i + 1));
+    }
+    let mut next = vec![0; targets.len()];
+    take_turns(http, targets, count, |k, ids| {
+        let i = order[next[k]];
+        next[k] += 1;
+        Some(format!("{path}/{}", ids[i * ids.len() / count]))
     })
     .await
+}
+
+/// Every sampled run once from each target, untimed, so that `by_id` measures fetches whose
+/// run is in memory: the engine's work, not the disk's.
+pub async fn warm_up(http: &reqwest::Client, targets: &[Target], path: &str) -> Result<()> {
+    for target in targets {
+        for id in &target.ids {
+            get(http, &target.url, &format!("{path}/{id}")).await?;
+        }
+    }
+    Ok(())
 }
 
 /// `n` pages of `/api/runs?name=echo&limit=20&before=ID` for random stored IDs from each
 /// target: a page of a listing by name, at a random depth, the read `restack status` without
-/// an ID makes.
-pub async fn list(targets: &[Target], n: usize) -> Result<Vec<Vec<Duration>>> {
-    let mut pick = picks();
-    take_turns(targets, n, |_, ids| {
-        let id = &ids[(pick() % ids.len() as u64) as usize];
-        Some(format!("/api/runs?name=echo&limit=20&before={id}"))
-    })
-    .await
+/// an ID makes. The same `n` pages are read once untimed first, so that these too measure
+/// the engine's work with the pages in memory.
+pub async fn list(
+    http: &reqwest::Client,
+    targets: &[Target],
+    n: usize,
+) -> Result<Vec<Vec<Duration>>> {
+    let mut samples = Vec::new();
+    for _ in 0..2 {
+        let mut pick = picker();
+        samples = take_turns(http, targets, n, |_, ids| {
+            Some(format!(
+                "/api/runs?name=echo&limit=20&before={}",
+                ids[pick(ids.len())]
+            ))
+        })
+        .await?;
+    }
+    Ok(samples)
 }
 
-/// A fixed xorshift sequence: every run of the benchmark asks for the same spread of IDs.
-pub fn picks() -> impl FnMut() -> u64 {
+/// Random indexes below the length asked for, from a fixed xorshift sequence: every run of the
+/// benchmark asks for the same spread of IDs.
+pub fn picker() -> impl FnMut(usize) -> usize {
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    move || {
+    move |len| {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
-        x
+        (x % len as u64) as usize
     }
 }
 
 /// `turns` rounds of one request to each target, one request at a time, so that the host's
-/// drift (which moved a ~0.2 ms median by a fifth between two back-to-back measurements) falls
-/// on every target alike and their ratio holds still. `path_of(k, ids)` names target `k`'s
-/// next request, or `None` when it has none this turn.
+/// drift between moments falls on every target alike (BENCHMARKS.md, "The fetch figure").
+/// `path_of(k, ids)` names target `k`'s next request, or `None` when it has none this turn.
 async fn take_turns(
+    http: &reqwest::Client,
     targets: &[Target],
     turns: usize,
     mut path_of: impl FnMut(usize, &[String]) -> Option<String>,
 ) -> Result<Vec<Vec<Duration>>> {
-    let http = client::new()?;
-    let mut samples = vec![Vec::with_capacity(turns); targets.len()];
+    let mut samples: Vec<Vec<Duration>> =
+        targets.iter().map(|_| Vec::with_capacity(turns)).collect();
     for turn in 0..turns {
         // Who goes first alternates too, in case going second is cheaper or dearer.
         let mut order: Vec<usize> = (0..targets.len()).collect();
@@ -116,22 +151,26 @@ async fn take_turns(
         }
         for k in order {
             let target = &targets[k];
-            let Some(path) = path_of(k, &target.ids) else {
-                continue;
-            };
-            let t0 = Instant::now();
-            let resp = http.get(format!("{}{path}", target.url)).send().await?;
-            let status = resp.status();
-            let body = resp.bytes().await?;
-            let took = t0.elapsed();
-            if !status.is_success() {
-                bail!(
-                    "GET {path} answered {status}: {}",
-                    String::from_utf8_lossy(&body)
-                );
+            if let Some(path) = path_of(k, &target.ids) {
+                samples[k].push(get(http, &target.url, &path).await?);
             }
-            samples[k].push(took);
         }
     }
     Ok(samples)
+}
+
+/// One GET, read to its end; how long it took. Anything but a success is an error.
+async fn get(http: &reqwest::Client, url: &str, path: &str) -> Result<Duration> {
+    let t0 = Instant::now();
+    let resp = http.get(format!("{url}{path}")).send().await?;
+    let status = resp.status();
+    let body = resp.bytes().await?;
+    let took = t0.elapsed();
+    if !status.is_success() {
+        bail!(
+            "GET {path} answered {status}: {}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+    Ok(took)
 }

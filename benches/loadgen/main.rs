@@ -20,17 +20,20 @@ const USAGE: &str = "usage: loadgen MODE ARGS
   e2e     URL PATH N C          N runs of PATH (e.g. /api/workflows/pipe3) from C workers, each
                                 scheduled and then awaited with ?wait= long-polls
   latency URL PATH N            sequential schedule -> completed, one at a time (after a warm-up)
-  fetch   URL PATH IDS N        sequential GET PATH/ID over random IDs from the file IDS
+  fetch   URL PATH IDS N        sequential GET PATH/ID over random IDs from the file IDS,
+                                after one GET of each (untimed)
   seed    DATA_DIR N IDS        store N completed echo runs through the crate's own store;
                                 writes a sample of their IDs to IDS
-  scale   BIN CONFIG N DATA_DIR IDS [DATA_DIR IDS ...]
+  scale   [--one-cpu] BIN CONFIG N DATA_DIR IDS [DATA_DIR IDS ...]
                                 start-up time (spawn -> /health answers, median of 3) of
-                                `BIN serve` on each DATA_DIR, then, with all of them up and
-                                taking turns request by request, N fetches by ID and N/5
-                                pages of `GET /api/runs?name=echo&limit=20&before=ID`;
-                                figures per store as storeK_... (K from 1); with --one-cpu
-                                the client and the engines stay on one CPU
-  lookup  DATA_DIR IDS N         N in-process `Store::get_run` calls for random IDs from IDS
+                                `BIN serve` on each DATA_DIR; then, with all of them up and
+                                taking turns request by request: the files' pages dropped,
+                                fetches of as many IDs from each as the smallest IDS holds
+                                (cold_fetch), one untimed GET of every ID, N random fetches
+                                (fetch) and N/5 pages of `GET /api/runs?name=echo&limit=20
+                                &before=ID` (list); figures per store as storeK_... (K from
+                                1); --one-cpu keeps the client and the engines on one CPU
+  lookup  DATA_DIR IDS N        N in-process `Store::get_run` calls for random IDs from IDS
                                 (no HTTP): the store's own share of a fetch
   commit  BATCH...              the writer's CPU per echo run when each commit carries BATCH
                                 completed echo runs, sync = full; then the WAL frames one
@@ -44,6 +47,9 @@ fn main() -> Result<()> {
     // `scale`'s one option (see `scale::pin_to_this_cpu`).
     let one_cpu = args.iter().any(|a| a == "--one-cpu");
     args.retain(|a| a != "--one-cpu");
+    if one_cpu && args.first().is_some_and(|m| m != "scale") {
+        bail!("--one-cpu is an option of scale only\n{USAGE}");
+    }
     let Some(mode) = args.first() else {
         bail!("{USAGE}");
     };

@@ -1,7 +1,7 @@
 //! A large store must not slow the engine's start or its reads: start-up time of `restack
 //! serve` on each seeded data directory, then, with an engine up on each, the fetch latency
 //! (first from disk, then from memory) and a page of a listing by name, the stores taking
-//! turns request by request.
+//! turns request by request. Why turns, and why one CPU: BENCHMARKS.md, "The fetch figure".
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -11,14 +11,29 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 use crate::fetch::{self, Target};
-use crate::stats;
+use crate::{client, stats};
 
 /// Start-ups measured per store; the median is reported.
 const STARTS: usize = 3;
 
+/// Engines this mode started; dropping it stops every one, on every way out (an error, a
+/// panic), so none is left serving a data directory.
+#[derive(Default)]
+struct Engines(Vec<Child>);
+
+impl Drop for Engines {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            if let Err(e) = stop(child) {
+                eprintln!("cannot stop engine {}: {e}", child.id());
+            }
+        }
+    }
+}
+
 /// `stores` are (data directory, IDs file) pairs; figures are printed per store as
-/// `storeK_...`, K counting from 1 in the order given. With `one_cpu` this process and the
-/// engines it starts stay on the CPU it runs on (see `pin_to_this_cpu`).
+/// `storeK_...`, K counting from 1 in the order given. With `one_cpu` this thread, and so the
+/// engines it starts, stay on the CPU it runs on (see `pin_to_this_cpu`).
 pub async fn run(
     bin: &str,
     config: &str,
@@ -29,48 +44,31 @@ pub async fn run(
     if one_cpu {
         println!("scale_cpu: {}", pin_to_this_cpu()?);
     }
-    let mut running: Vec<(Child, String)> = Vec::new();
-    let result = measure(bin, config, stores, n, &mut running).await;
-    for (child, _) in &mut running {
-        stop(child)?;
-    }
-    result
-}
-
-async fn measure(
-    bin: &str,
-    config: &str,
-    stores: &[(&str, &str)],
-    n: usize,
-    running: &mut Vec<(Child, String)>,
-) -> Result<()> {
-    let http = reqwest::Client::new();
+    let http = client::new()?;
+    // Every start-up is timed alone: the stores take turns, and each engine is stopped
+    // before the next starts.
     let mut startups = vec![Vec::new(); stores.len()];
-    for i in 0..STARTS {
+    for _ in 0..STARTS {
         for (k, (dir, _)) in stores.iter().enumerate() {
             let t0 = Instant::now();
-            let (mut child, url) = spawn(bin, config, dir)?;
-            let result = health(&http, &url, &mut child).await;
+            let mut engine = Engines::default();
+            start(&http, bin, config, dir, &mut engine).await?;
             startups[k].push(t0.elapsed());
-            if i + 1 == STARTS && result.is_ok() {
-                running.push((child, url));
-            } else {
-                stop(&mut child)?;
-            }
-            result?;
         }
     }
-    let targets = running
-        .iter()
-        .zip(stores)
-        .map(|((_, url), (_, ids))| Target::new(url, ids))
-        .collect::<Result<Vec<_>>>()?;
+    let mut engines = Engines::default();
+    let mut targets = Vec::new();
+    for (dir, ids) in stores {
+        let url = start(&http, bin, config, dir, &mut engines).await?;
+        targets.push(Target::new(&url, ids)?);
+    }
     for (dir, _) in stores {
         drop_cached(&Path::new(dir).join("restack.db"))?;
     }
-    let mut cold = fetch::each_once(&targets, "/api/agents/echo").await?;
-    let mut fetches = fetch::by_id(&targets, "/api/agents/echo", n).await?;
-    let mut lists = fetch::list(&targets, n / 5).await?;
+    let mut cold = fetch::from_disk(&http, &targets, "/api/agents/echo").await?;
+    fetch::warm_up(&http, &targets, "/api/agents/echo").await?;
+    let mut fetches = fetch::by_id(&http, &targets, "/api/agents/echo", n).await?;
+    let mut lists = fetch::list(&http, &targets, n / 5).await?;
     for k in 0..stores.len() {
         stats::report(&format!("store{}_startup", k + 1), &mut startups[k]);
         stats::report(&format!("store{}_cold_fetch", k + 1), &mut cold[k]);
@@ -80,12 +78,26 @@ async fn measure(
     Ok(())
 }
 
-/// Keeps this process, and the engines it starts (they inherit it), on the CPU it is on now.
-/// A one-connection fetch wakes the engine and then the client; on this VM a wake-up that
-/// crosses vCPUs cost 70-100 µs, and with two engines up the kernel often placed one beside
-/// the client and the other not, which then decided their ratio (the same pair of stores read
-/// 0.84x-1.82x across runs, 1.06x every time on one CPU). On one CPU every store pays the same
-/// for the trip, and what remains is the engine's own work.
+/// Starts an engine on `dir` into `engines` and waits until `/health` answers; its URL.
+async fn start(
+    http: &reqwest::Client,
+    bin: &str,
+    config: &str,
+    dir: &str,
+    engines: &mut Engines,
+) -> Result<String> {
+    let (child, url) = spawn(bin, config, dir)?;
+    engines.0.push(child);
+    let child = engines.0.last_mut().expect("just pushed");
+    health(http, &url, child).await?;
+    Ok(url)
+}
+
+/// Keeps this thread, and the engines it starts after (they inherit it), on the CPU it is on
+/// now: a one-connection fetch wakes the engine and then the client, and a wake-up that
+/// crosses vCPUs costs this VM more than the fetch itself. The runtime is single-threaded,
+/// so this thread is the whole client. An engine pinned so runs one tokio worker (its size
+/// follows the CPUs it may use), on every store alike.
 fn pin_to_this_cpu() -> Result<usize> {
     // SAFETY: plain syscalls on this thread with a zeroed, then filled, CPU set.
     unsafe {
@@ -120,7 +132,11 @@ fn drop_cached(path: &Path) -> Result<()> {
         )
     };
     if rc != 0 {
-        bail!("posix_fadvise of {} failed: {rc}", path.display());
+        bail!(
+            "posix_fadvise of {} failed: {}",
+            path.display(),
+            std::io::Error::from_raw_os_error(rc)
+        );
     }
     Ok(())
 }
@@ -180,6 +196,10 @@ async fn health(http: &reqwest::Client, url: &str, child: &mut Child) -> Result<
 }
 
 fn stop(child: &mut Child) -> Result<()> {
+    if child.try_wait()?.is_some() {
+        // Reaped already: its PID may be someone else's by now.
+        return Ok(());
+    }
     // SAFETY: a plain signal to the PID of a child we spawned and have not yet reaped.
     unsafe {
         libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
