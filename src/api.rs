@@ -288,6 +288,43 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// Parses JSON that came from outside (a request body, an agent's stdout). Numbers are kept
+/// exactly as written (serde_json's `arbitrary_precision`), so an integer past 64 bits or a
+/// decimal with more digits than an `f64` holds is stored and echoed as sent rather than
+/// rounded. A number no `f64` can hold at all (`1e400`) is refused, as serde_json refuses it
+/// without that feature: schemas compare numbers as `f64`, and the validator cannot take one.
+pub fn parse_json(text: &[u8]) -> Result<Value, String> {
+    let value: Value = serde_json::from_slice(text).map_err(|e| e.to_string())?;
+    match out_of_range(&value) {
+        None => Ok(value),
+        Some(at) if at.is_empty() => Err("number out of range".into()),
+        Some(at) => Err(format!("number out of range at `{at}`")),
+    }
+}
+
+/// Where the first number beyond `f64`'s range is (`a.b[2]`, empty for the whole value).
+fn out_of_range(v: &Value) -> Option<String> {
+    match v {
+        Value::Number(n) => n.as_f64().is_none().then(String::new),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| out_of_range(item).map(|at| format!("[{i}]{}", dotted(at)))),
+        Value::Object(map) => map
+            .iter()
+            .find_map(|(k, item)| out_of_range(item).map(|at| format!("{k}{}", dotted(at)))),
+        _ => None,
+    }
+}
+
+fn dotted(rest: String) -> String {
+    if rest.is_empty() || rest.starts_with('[') {
+        rest
+    } else {
+        format!(".{rest}")
+    }
+}
+
 /// "an object", "a string", ...: for error messages about JSON values.
 pub fn json_type(v: &Value) -> &'static str {
     match v {

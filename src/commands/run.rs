@@ -220,7 +220,7 @@ pub fn build_input(input: Option<&str>, set: &[String]) -> Result<Map<String, Va
                     .map_err(|e| Failure::usage(format!("cannot read input file {src}: {e}")))?;
                 (t, src.to_string())
             };
-            match serde_json::from_str::<Value>(&text) {
+            match crate::api::parse_json(text.as_bytes()) {
                 Ok(Value::Object(o)) => o,
                 Ok(other) => {
                     return Err(Failure::usage(format!(
@@ -245,7 +245,8 @@ pub fn build_input(input: Option<&str>, set: &[String]) -> Result<Map<String, Va
         if k.is_empty() {
             return Err(Failure::usage(format!("--set {kv:?}: the key is empty")).into());
         }
-        let value = serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_string()));
+        let value =
+            crate::api::parse_json(v.as_bytes()).unwrap_or_else(|_| Value::String(v.to_string()));
         obj.insert(k.to_string(), value);
     }
     Ok(obj)

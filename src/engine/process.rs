@@ -11,7 +11,7 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufR
 use tokio_util::sync::CancellationToken;
 
 use super::catalog::CommandSpec;
-use crate::api::json_type;
+use crate::api::{json_type, parse_json};
 
 /// Stdout beyond this fails the run rather than filling memory.
 pub const OUTPUT_CAP: usize = 8 * 1024 * 1024;
@@ -328,7 +328,7 @@ fn parse_output(stdout: &[u8]) -> Outcome {
             "the agent wrote nothing to stdout; it must write one JSON object".into(),
         );
     }
-    match serde_json::from_str::<Value>(text) {
+    match parse_json(text.as_bytes()) {
         Ok(v @ Value::Object(_)) => Outcome::Done(v),
         Ok(other) => Outcome::Failed(format!(
             "the agent's stdout must be one JSON object, not {}",

@@ -153,6 +153,7 @@ fn bad_input_is_exit_2_and_nothing_is_sent() {
         (vec!["--input", "-"], Some("null"), "object"),
         (vec!["--input", "-"], Some("{oops"), "JSON"),
         (vec!["--input", "-"], Some(""), "JSON"),
+        (vec!["--input", r#"{"n": 1e400}"#], None, "range at `n`"),
         (vec!["--input", "missing.json"], None, "missing.json"),
         (vec!["--set", "no-equals-sign"], None, "KEY=VALUE"),
         (vec!["--set", "=value"], None, "key"),
@@ -173,4 +174,24 @@ fn bad_input_is_exit_2_and_nothing_is_sent() {
         }
     }
     assert_eq!(runs(&server), Vec::<serde_json::Value>::new());
+}
+
+#[test]
+fn numbers_come_back_exactly_as_written() {
+    // Past 64 bits, more digits than an f64 holds, a trailing zero: what a user sends (a wei
+    // amount, a long decimal) is what the agent receives and `-o json` prints, not a rounding.
+    let sb = Sandbox::new();
+    let server = engine(&sb);
+    let got = echoed(
+        &sb,
+        &server.url,
+        &[
+            "--input",
+            r#"{"wei": 1000000000000000000000, "pi": 3.14159265358979323846, "price": 1.50}"#,
+        ],
+        None,
+    );
+    assert_eq!(got["wei"].to_string(), "1000000000000000000000", "{got}");
+    assert_eq!(got["pi"].to_string(), "3.14159265358979323846", "{got}");
+    assert_eq!(got["price"].to_string(), "1.50", "{got}");
 }

@@ -134,6 +134,39 @@ fn the_body_is_optional_and_no_body_means_empty_input() {
 }
 
 #[test]
+fn numbers_are_stored_and_answered_as_sent() {
+    // Past 64 bits, more digits than an f64 holds, a trailing zero: an agent's input is data,
+    // and a rounded wei amount or price is a changed one. The workflow also carries the input
+    // through a step that is stored before the next starts.
+    let sb = Sandbox::new();
+    let cfg = sb.write(
+        "restack.toml",
+        "[workflows.w]\nsteps = [{ agent = \"echo\" }, { sleep = \"10ms\" }]\n",
+    );
+    let server = sb.serve(Some(&cfg), &sb.path("engine"), &[]);
+    let body = br#"{"input": {"wei": 1000000000000000000000, "pi": 3.14159265358979323846,
+        "debt": -99999999999999999999, "price": 1.50}}"#;
+    for (kind, name) in [("agents", "echo"), ("workflows", "w")] {
+        let (code, resp) = server.post_raw(
+            &format!("/api/{kind}/{name}"),
+            "application/json",
+            body.to_vec(),
+        );
+        assert_eq!(code, 200, "{resp}");
+        let run = server.wait_done(kind, name, resp["runId"].as_str().unwrap(), T);
+        let out = &run["output"];
+        for (key, sent) in [
+            ("wei", "1000000000000000000000"),
+            ("pi", "3.14159265358979323846"),
+            ("debt", "-99999999999999999999"),
+            ("price", "1.50"),
+        ] {
+            assert_eq!(out[key].to_string(), sent, "{kind} {key}: {run}");
+        }
+    }
+}
+
+#[test]
 fn workflow_run_has_workflow_name_and_steps() {
     let sb = Sandbox::new();
     let cfg = sb.write(

@@ -36,6 +36,7 @@ fn stdout_that_is_not_one_json_object_fails_the_run() {
         ("{\"a\": 1}\n{\"b\": 2}\n", "not one JSON object"),
         ("[1, 2]", "must be one JSON object, not an array"),
         ("", "wrote nothing to stdout"),
+        ("{\"a\": [1, 1e400]}", "number out of range at `a[1]`"),
     ] {
         let id = server.schedule("agents", "probe", json!({"stdout": stdout}));
         let run = server.wait_done("agents", "probe", &id, T);
@@ -44,6 +45,20 @@ fn stdout_that_is_not_one_json_object_fails_the_run() {
         assert!(error.contains(says), "stdout {stdout:?}: {error}");
         assert!(run.get("output").is_none_or(Value::is_null), "{run}");
     }
+}
+
+#[test]
+fn an_agents_numbers_are_stored_as_it_wrote_them() {
+    let (sb, cfg) = sandbox(&agent("probe", ""));
+    let server = sb.serve(Some(&cfg), &sb.path("engine"), &[]);
+    let stdout = r#"{"wei": 1000000000000000000000, "pi": 3.14159265358979323846, "tiny": 1e-400}"#;
+    let id = server.schedule("agents", "probe", json!({ "stdout": stdout }));
+    let run = server.wait_done("agents", "probe", &id, T);
+    assert_eq!(run["status"], "completed", "{run}");
+    let out = &run["output"];
+    assert_eq!(out["wei"].to_string(), "1000000000000000000000", "{run}");
+    assert_eq!(out["pi"].to_string(), "3.14159265358979323846", "{run}");
+    assert_eq!(out["tiny"].to_string(), "1e-400", "{run}");
 }
 
 #[test]

@@ -88,7 +88,7 @@ fn a_body_over_max_body_bytes_is_413_as_json() {
 fn malformed_bodies_and_inputs_are_400() {
     let sb = Sandbox::new();
     let server = engine(&sb);
-    let cases: [(&str, &[u8]); 9] = [
+    let cases: [(&str, &[u8]); 10] = [
         ("truncated JSON", b"{\"input\": {"),
         ("not JSON", b"input=1"),
         ("invalid UTF-8", b"{\"input\": {\"a\": \"\xff\xfe\"}}"),
@@ -98,11 +98,16 @@ fn malformed_bodies_and_inputs_are_400() {
         ("string input", b"{\"input\": \"text\"}"),
         ("number input", b"{\"input\": 3}"),
         ("misplaced input", b"{\"text\": \"hello\"}"),
+        ("a number no f64 holds", b"{\"input\": {\"n\": [-1e400]}}"),
     ];
     for (what, body) in cases {
         for path in ["/api/agents/echo", "/api/workflows/w"] {
             let (code, resp) = server.post_raw(path, "application/json", body.to_vec());
             assert_error(code, 400, &resp, &format!("{what} to {path}"));
+            if what.starts_with("a number") {
+                let msg = resp["error"].as_str().unwrap_or_default();
+                assert!(msg.contains("out of range at `input.n[0]`"), "{msg}");
+            }
         }
     }
     let (_, body) = server.get("/api/runs");

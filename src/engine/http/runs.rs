@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use crate::api::{
     Kind, LogLine, Logs, RunInfo, RunList, RunStatus, ScheduleResponse, StepInfo, json_type,
-    now_ms, rfc3339_ms,
+    now_ms, parse_json, rfc3339_ms,
 };
 use crate::engine::AppState;
 use crate::engine::error::EngineError;
@@ -108,7 +108,7 @@ fn parse_request(body: &[u8]) -> Result<Value, EngineError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Object(Map::new()));
     }
-    let value: Value = serde_json::from_slice(body)
+    let value = parse_json(body)
         .map_err(|e| EngineError::BadRequest(format!("request body is not valid JSON: {e}")))?;
     let Value::Object(mut obj) = value else {
         return Err(EngineError::BadRequest(format!(
