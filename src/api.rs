@@ -288,40 +288,61 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// Parses JSON that came from outside (a request body, an agent's stdout). Numbers are kept
-/// exactly as written (serde_json's `arbitrary_precision`), so an integer past 64 bits or a
-/// decimal with more digits than an `f64` holds is stored and echoed as sent rather than
-/// rounded. A number no `f64` can hold at all (`1e400`) is refused, as serde_json refuses it
-/// without that feature: schemas compare numbers as `f64`, and the validator cannot take one.
-pub fn parse_json(text: &[u8]) -> Result<Value, String> {
-    let value: Value = serde_json::from_slice(text).map_err(|e| e.to_string())?;
-    match out_of_range(&value) {
-        None => Ok(value),
-        Some(at) if at.is_empty() => Err("number out of range".into()),
-        Some(at) => Err(format!("number out of range at `{at}`")),
+/// Why [`parse_json`] refused a text.
+#[derive(Debug)]
+pub enum JsonError {
+    /// Not JSON at all.
+    Syntax(String),
+    /// Valid JSON holding a number no `f64` can hold (`1e400`); where it is (`a.b.2`).
+    Range(String),
+}
+
+impl std::fmt::Display for JsonError {
+    /// Reads after what was parsed: "request body is not valid JSON: ...".
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            JsonError::Syntax(e) => write!(f, "is not valid JSON: {e}"),
+            JsonError::Range(at) if at.is_empty() => write!(f, "holds a number out of range"),
+            JsonError::Range(at) => write!(f, "holds a number out of range at `{at}`"),
+        }
     }
 }
 
-/// Where the first number beyond `f64`'s range is (`a.b[2]`, empty for the whole value).
-fn out_of_range(v: &Value) -> Option<String> {
+/// Parses JSON that came from outside: a request body, an agent's stdout, `--input`, `--set`.
+/// Numbers are kept exactly as written (serde_json's `arbitrary_precision`), so an integer
+/// past 64 bits or a decimal with more digits than an `f64` holds is stored and echoed as sent
+/// rather than rounded. A number no `f64` can hold at all (`1e400`) is refused, as serde_json
+/// refuses it without that feature: the schema validator reads such a number as an `f64` and
+/// cannot take one (see [`out_of_range`]).
+pub fn parse_json(text: &[u8]) -> Result<Value, JsonError> {
+    let value: Value =
+        serde_json::from_slice(text).map_err(|e| JsonError::Syntax(e.to_string()))?;
+    match out_of_range(&value) {
+        None => Ok(value),
+        Some(at) => Err(JsonError::Range(at)),
+    }
+}
+
+/// Where the first number beyond `f64`'s range is, as a schema error names a place (`a.b.2`;
+/// empty for the whole value), or `None` when every number fits.
+pub fn out_of_range(v: &Value) -> Option<String> {
+    let join = |head: String, rest: String| {
+        if rest.is_empty() {
+            head
+        } else {
+            format!("{head}.{rest}")
+        }
+    };
     match v {
         Value::Number(n) => n.as_f64().is_none().then(String::new),
         Value::Array(items) => items
             .iter()
             .enumerate()
-            .find_map(|(i, item)| out_of_range(item).map(|at| format!("[{i}]{}", dotted(at)))),
+            .find_map(|(i, item)| out_of_range(item).map(|at| join(i.to_string(), at))),
         Value::Object(map) => map
             .iter()
-            .find_map(|(k, item)| out_of_range(item).map(|at| format!("{k}{}", dotted(at)))),
+            .find_map(|(k, item)| out_of_range(item).map(|at| join(k.clone(), at))),
         _ => None,
-    }
-}
-
-fn dotted(rest: String) -> String {
-    if rest.is_empty() || rest.starts_with('[') {
-        rest
-    } else {
-        format!(".{rest}")
     }
 }
 

@@ -9,7 +9,7 @@ use clap::Args;
 use serde_json::{Map, Value};
 
 use super::Session;
-use crate::api::{Kind, RunInfo, RunStatus, now_ms, rfc3339_ms};
+use crate::api::{JsonError, Kind, RunInfo, RunStatus, now_ms, rfc3339_ms};
 use crate::cli::{GlobalArgs, parse_duration};
 use crate::client::{Answer, Client, Watch, fmt_secs};
 use crate::error::{Exit, Failure};
@@ -230,10 +230,7 @@ pub fn build_input(input: Option<&str>, set: &[String]) -> Result<Map<String, Va
                     .into());
                 }
                 Err(e) => {
-                    return Err(Failure::usage(format!(
-                        "the input ({from}) is not valid JSON: {e}"
-                    ))
-                    .into());
+                    return Err(Failure::usage(format!("the input ({from}) {e}")).into());
                 }
             }
         }
@@ -245,8 +242,11 @@ pub fn build_input(input: Option<&str>, set: &[String]) -> Result<Map<String, Va
         if k.is_empty() {
             return Err(Failure::usage(format!("--set {kv:?}: the key is empty")).into());
         }
-        let value =
-            crate::api::parse_json(v.as_bytes()).unwrap_or_else(|_| Value::String(v.to_string()));
+        let value = match crate::api::parse_json(v.as_bytes()) {
+            Ok(value) => value,
+            Err(JsonError::Syntax(_)) => Value::String(v.to_string()),
+            Err(e) => return Err(Failure::usage(format!("--set {k}: the value {e}")).into()),
+        };
         obj.insert(k.to_string(), value);
     }
     Ok(obj)

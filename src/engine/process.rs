@@ -11,7 +11,7 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufR
 use tokio_util::sync::CancellationToken;
 
 use super::catalog::CommandSpec;
-use crate::api::{json_type, parse_json};
+use crate::api::{JsonError, json_type, parse_json};
 
 /// Stdout beyond this fails the run rather than filling memory.
 pub const OUTPUT_CAP: usize = 8 * 1024 * 1024;
@@ -334,6 +334,9 @@ fn parse_output(stdout: &[u8]) -> Outcome {
             "the agent's stdout must be one JSON object, not {}",
             json_type(&other)
         )),
-        Err(e) => Outcome::Failed(format!("the agent's stdout is not one JSON object: {e}")),
+        Err(JsonError::Syntax(e)) => {
+            Outcome::Failed(format!("the agent's stdout is not one JSON object: {e}"))
+        }
+        Err(e) => Outcome::Failed(format!("the agent's stdout {e}")),
     }
 }

@@ -157,6 +157,11 @@ fn bad_input_is_exit_2_and_nothing_is_sent() {
         (vec!["--input", "missing.json"], None, "missing.json"),
         (vec!["--set", "no-equals-sign"], None, "KEY=VALUE"),
         (vec!["--set", "=value"], None, "key"),
+        (
+            vec!["--set", "n=1e400"],
+            None,
+            "--set n: the value holds a number out of range",
+        ),
     ];
     for (args, stdin, says) in cases {
         for kind in ["agent", "workflow"] {
@@ -187,11 +192,14 @@ fn numbers_come_back_exactly_as_written() {
         &server.url,
         &[
             "--input",
-            r#"{"wei": 1000000000000000000000, "pi": 3.14159265358979323846, "price": 1.50}"#,
+            r#"{"wei": 1000000000000000000000, "pi": 3.14159265358979323846, "price": 1.50,
+                "sat": 0.00000001, "zero": -0}"#,
         ],
         None,
     );
     assert_eq!(got["wei"].to_string(), "1000000000000000000000", "{got}");
     assert_eq!(got["pi"].to_string(), "3.14159265358979323846", "{got}");
     assert_eq!(got["price"].to_string(), "1.50", "{got}");
+    assert_eq!(got["sat"].to_string(), "0.00000001", "{got}");
+    assert_eq!(got["zero"].to_string(), "-0", "{got}");
 }

@@ -137,7 +137,7 @@ fn the_body_is_optional_and_no_body_means_empty_input() {
 fn numbers_are_stored_and_answered_as_sent() {
     // Past 64 bits, more digits than an f64 holds, a trailing zero: an agent's input is data,
     // and a rounded wei amount or price is a changed one. The workflow also carries the input
-    // through a step that is stored before the next starts.
+    // through its steps into its stored output.
     let sb = Sandbox::new();
     let cfg = sb.write(
         "restack.toml",

@@ -36,7 +36,7 @@ fn stdout_that_is_not_one_json_object_fails_the_run() {
         ("{\"a\": 1}\n{\"b\": 2}\n", "not one JSON object"),
         ("[1, 2]", "must be one JSON object, not an array"),
         ("", "wrote nothing to stdout"),
-        ("{\"a\": [1, 1e400]}", "number out of range at `a[1]`"),
+        ("{\"a\": [1, 1e400]}", "number out of range at `a.1`"),
     ] {
         let id = server.schedule("agents", "probe", json!({"stdout": stdout}));
         let run = server.wait_done("agents", "probe", &id, T);

@@ -106,7 +106,7 @@ fn malformed_bodies_and_inputs_are_400() {
             assert_error(code, 400, &resp, &format!("{what} to {path}"));
             if what.starts_with("a number") {
                 let msg = resp["error"].as_str().unwrap_or_default();
-                assert!(msg.contains("out of range at `input.n[0]`"), "{msg}");
+                assert!(msg.contains("out of range at `input.n.0`"), "{msg}");
             }
         }
     }

@@ -108,8 +108,8 @@ fn parse_request(body: &[u8]) -> Result<Value, EngineError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Object(Map::new()));
     }
-    let value = parse_json(body)
-        .map_err(|e| EngineError::BadRequest(format!("request body is not valid JSON: {e}")))?;
+    let value =
+        parse_json(body).map_err(|e| EngineError::BadRequest(format!("request body {e}")))?;
     let Value::Object(mut obj) = value else {
         return Err(EngineError::BadRequest(format!(
             "request body must be a JSON object like {{\"input\": {{...}}}}, not {}",
