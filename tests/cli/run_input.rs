@@ -184,7 +184,7 @@ fn bad_input_is_exit_2_and_nothing_is_sent() {
 #[test]
 fn numbers_come_back_exactly_as_written() {
     // Past 64 bits, more digits than an f64 holds, a trailing zero: what a user sends (a wei
-    // amount, a long decimal) is what the agent receives and `-o json` prints, not a rounding.
+    // amount, a long decimal) is what the agent receives and a followed run prints, unrounded.
     let sb = Sandbox::new();
     let server = engine(&sb);
     let got = echoed(
