@@ -432,9 +432,9 @@ fn parse_run(raw: &Value, kind: Kind, name: &str, id: &str) -> Result<RunInfo, S
         }
     }
     lenient_extras(&mut normalized);
-    // A non-object output from a lax server is kept, under `output`, as it came.
-    // The output is taken as it came, not through serde's typed path, which hands a number to
-    // the field as an f64 and re-prints it (0.000001 came back as 1e-6).
+    // The output is kept as it came (a non-object one from a lax server too), not taken
+    // through serde's typed path: that hands a number to the field as an f64 whenever the f64
+    // prints back the same, then re-prints it its own way (0.000001 came back as 1e-6).
     let output = normalized.as_object_mut().and_then(|o| o.remove("output"));
     let mut info: RunInfo = serde_json::from_value(normalized).map_err(|e| e.to_string())?;
     info.output = output.filter(|o| !o.is_null());

@@ -45,7 +45,7 @@ pub async fn run(url: &str, path: &str, ids_file: &str, n: usize, prefix: &str) 
 }
 
 /// `n` fetches of `path/ID` for random sampled IDs from each target, the targets taking turns
-/// request by request (see `take_turns`).
+/// request by request (see `take_turns`). Call `warm_up` first.
 pub async fn by_id(
     http: &reqwest::Client,
     targets: &[Target],
@@ -53,13 +53,10 @@ pub async fn by_id(
     n: usize,
 ) -> Result<Vec<Vec<Duration>>> {
     let mut pick = picker();
-    let mut samples = take_turns(http, targets, n + n / 10, |_, ids| {
-        Some(format!("{path}/{}", ids[pick(ids.len())]))
+    take_turns(http, targets, n, |_, ids| {
+        format!("{path}/{}", ids[pick(ids.len())])
     })
-    .await?;
-    // The first tenth warmed the connections.
-    samples.iter_mut().for_each(|s| drop(s.drain(..n / 10)));
-    Ok(samples)
+    .await
 }
 
 /// As many sampled runs from each target as the smallest sample holds, spread evenly over
@@ -77,11 +74,8 @@ pub async fn from_disk(
     for i in (1..count).rev() {
         order.swap(i, pick(i + 1));
     }
-    let mut next = vec![0; targets.len()];
-    take_turns(http, targets, count, |k, ids| {
-        let i = order[next[k]];
-        next[k] += 1;
-        Some(format!("{path}/{}", ids[i * ids.len() / count]))
+    take_turns(http, targets, count, |turn, ids| {
+        format!("{path}/{}", ids[order[turn] * ids.len() / count])
     })
     .await
 }
@@ -110,10 +104,10 @@ pub async fn list(
     for _ in 0..2 {
         let mut pick = picker();
         samples = take_turns(http, targets, n, |_, ids| {
-            Some(format!(
+            format!(
                 "/api/runs?name=echo&limit=20&before={}",
                 ids[pick(ids.len())]
-            ))
+            )
         })
         .await?;
     }
@@ -134,12 +128,12 @@ pub fn picker() -> impl FnMut(usize) -> usize {
 
 /// `turns` rounds of one request to each target, one request at a time, so that the host's
 /// drift between moments falls on every target alike (BENCHMARKS.md, "The fetch figure").
-/// `path_of(k, ids)` names target `k`'s next request, or `None` when it has none this turn.
+/// `path_of(turn, ids)` names a target's request in that turn.
 async fn take_turns(
     http: &reqwest::Client,
     targets: &[Target],
     turns: usize,
-    mut path_of: impl FnMut(usize, &[String]) -> Option<String>,
+    mut path_of: impl FnMut(usize, &[String]) -> String,
 ) -> Result<Vec<Vec<Duration>>> {
     let mut samples: Vec<Vec<Duration>> =
         targets.iter().map(|_| Vec::with_capacity(turns)).collect();
@@ -151,9 +145,8 @@ async fn take_turns(
         }
         for k in order {
             let target = &targets[k];
-            if let Some(path) = path_of(k, &target.ids) {
-                samples[k].push(get(http, &target.url, &path).await?);
-            }
+            let path = path_of(turn, &target.ids);
+            samples[k].push(get(http, &target.url, &path).await?);
         }
     }
     Ok(samples)

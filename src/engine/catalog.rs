@@ -42,9 +42,9 @@ impl Schema {
 
     /// The first violation, phrased so that it names the field.
     pub fn check(&self, value: &Value) -> Result<(), String> {
-        // The validator reads such a number as an f64 and would panic. `parse_json` keeps them
-        // out of everything that comes in; this keeps them from the validator whatever the path
-        // (a stored row read back, say).
+        // The validator reads such a number as an f64 and panics, which aborts the engine.
+        // `parse_json` keeps them out of everything that comes in, so no path brings one here
+        // today; this keeps it so for any path added later.
         if let Some(at) = crate::api::out_of_range(value) {
             return Err(if at.is_empty() {
                 "number out of range".into()
