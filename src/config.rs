@@ -315,8 +315,9 @@ impl Config {
     }
 
     /// Applies the precedence: `profile_flag` (already merged with `RESTACK_PROFILE` by clap),
-    /// then `default_profile`, then `local`; `url_flag` (merged with `RESTACK_URL`, never empty) overrides
-    /// the profile's URL; `RESTACK_API_BEARER_TOKEN` overrides the profile's token.
+    /// then `default_profile`, then `local`; `url_flag` (merged with `RESTACK_URL`, never
+    /// empty) overrides the profile's URL; `RESTACK_API_BEARER_TOKEN` overrides the profile's
+    /// token.
     pub fn resolve_profile(
         &self,
         profile_flag: Option<&str>,

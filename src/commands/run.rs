@@ -9,7 +9,7 @@ use clap::Args;
 use serde_json::{Map, Value};
 
 use super::Session;
-use crate::api::{JsonError, Kind, RunInfo, RunStatus, now_ms, rfc3339_ms};
+use crate::api::{JsonError, Kind, RunInfo, RunStatus, now_ms, parse_json, rfc3339_ms};
 use crate::cli::{GlobalArgs, parse_duration};
 use crate::client::{Answer, Client, Watch, fmt_secs};
 use crate::error::{Exit, Failure};
@@ -220,7 +220,7 @@ pub fn build_input(input: Option<&str>, set: &[String]) -> Result<Map<String, Va
                     .map_err(|e| Failure::usage(format!("cannot read input file {src}: {e}")))?;
                 (t, src.to_string())
             };
-            match crate::api::parse_json(text.as_bytes()) {
+            match parse_json(text.as_bytes()) {
                 Ok(Value::Object(o)) => o,
                 Ok(other) => {
                     return Err(Failure::usage(format!(
@@ -242,7 +242,7 @@ pub fn build_input(input: Option<&str>, set: &[String]) -> Result<Map<String, Va
         if k.is_empty() {
             return Err(Failure::usage(format!("--set {kv:?}: the key is empty")).into());
         }
-        let value = match crate::api::parse_json(v.as_bytes()) {
+        let value = match parse_json(v.as_bytes()) {
             Ok(value) => value,
             Err(JsonError::Syntax(_)) => Value::String(v.to_string()),
             Err(e) => return Err(Failure::usage(format!("--set {k}: the value {e}")).into()),

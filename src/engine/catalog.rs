@@ -193,17 +193,17 @@ impl Catalog {
         }
     }
 
-    /// Whether a run is finished the moment it is scheduled, its output being its input: an
-    /// `echo` agent run (not a workflow step), unless an `output_schema` refuses that output (the
-    /// normal path then fails the run with the reason). Such a run is stored completed by its
-    /// insert: one write where a run otherwise costs three (insert, start, finish), and nothing
-    /// left to execute or to recover.
     /// Whether `kind` `name` is a command agent: its runs may queue for slots, so a long queue
     /// of them waits in the store (`engine::backlog`).
     pub fn is_command(&self, kind: Kind, name: &str) -> bool {
         kind == Kind::Agent && self.agents.get(name).is_some_and(|a| a.is_command())
     }
 
+    /// Whether a run is finished the moment it is scheduled, its output being its input: an
+    /// `echo` agent run (not a workflow step), unless an `output_schema` refuses that output (the
+    /// normal path then fails the run with the reason). Such a run is stored completed by its
+    /// insert: one write where a run otherwise costs three (insert, start, finish), and nothing
+    /// left to execute or to recover.
     pub fn echoes_at_schedule(&self, kind: Kind, name: &str, input: &Value) -> bool {
         let Some(agent) = self.agents.get(name).filter(|_| kind == Kind::Agent) else {
             return false;
