@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering, fence};
 
 use tokio::sync::oneshot;
 
@@ -16,17 +16,30 @@ pub struct Notifier {
 }
 
 impl Notifier {
-    /// Registers interest in `run_id`; the receiver fires on the next committed change.
-    pub fn subscribe(&self, run_id: &str) -> oneshot::Receiver<()> {
+    /// Registers interest in `run_id`'s next committed change. Subscribe before reading the run:
+    /// a change committed after the read then still wakes the subscription.
+    pub fn subscribe<'a>(&'a self, run_id: &'a str) -> Subscription<'a> {
+        Subscription {
+            notifier: self,
+            run_id,
+            rx: Some(self.register(run_id)),
+        }
+    }
+
+    fn register(&self, run_id: &str) -> oneshot::Receiver<()> {
         let (tx, rx) = oneshot::channel();
         let mut map = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
         map.entry(run_id.to_string()).or_default().push(tx);
-        self.count.fetch_add(1, Ordering::Relaxed);
+        // SeqCst, paired with the fence in `notify`: the writer must not read a stale zero
+        // while this request reads the run from before the commit (store, then load, on both
+        // sides).
+        self.count.fetch_add(1, Ordering::SeqCst);
         rx
     }
 
     pub fn notify(&self, run_id: &str) {
-        if self.count.load(Ordering::Relaxed) == 0 {
+        fence(Ordering::SeqCst);
+        if self.count.load(Ordering::SeqCst) == 0 {
             return;
         }
         let senders = {
@@ -41,8 +54,8 @@ impl Notifier {
         }
     }
 
-    /// Drops waiters whose request has gone away, so the map does not grow with abandoned polls.
-    pub fn prune(&self, run_id: &str) {
+    /// Drops the run's waiters whose receiver is gone.
+    fn prune(&self, run_id: &str) {
         let mut map = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(list) = map.get_mut(run_id) {
             let before = list.len();
@@ -52,5 +65,70 @@ impl Notifier {
                 map.remove(run_id);
             }
         }
+    }
+
+    #[cfg(test)]
+    fn waiting(&self) -> (usize, usize) {
+        let map = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
+        (map.len(), self.count.load(Ordering::SeqCst))
+    }
+}
+
+/// One long-poll's interest in a run. Dropping it takes its entry out of the map on every way
+/// out: an answer, an error (a poll on an unknown run ID is never notified), or a client that
+/// hangs up mid-wait. Otherwise the map would grow with every such request, and a non-zero
+/// count would make the writer take the lock after every commit.
+pub struct Subscription<'a> {
+    notifier: &'a Notifier,
+    run_id: &'a str,
+    rx: Option<oneshot::Receiver<()>>,
+}
+
+impl Subscription<'_> {
+    /// Waits for the next committed change, then subscribes again before returning, so that a
+    /// change after the caller's next read is not missed either.
+    pub async fn changed(&mut self) {
+        if let Some(rx) = self.rx.as_mut() {
+            let _ = rx.await;
+        }
+        self.rx = Some(self.notifier.register(self.run_id));
+    }
+}
+
+impl Drop for Subscription<'_> {
+    fn drop(&mut self) {
+        // `prune` drops closed senders only, so the receiver goes first.
+        self.rx = None;
+        self.notifier.prune(self.run_id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_subscription_leaves_nothing_behind_however_it_ends() {
+        let n = Notifier::default();
+        // Dropped unused, as a poll on an unknown run or a hang-up drops it.
+        drop(n.subscribe("a"));
+        assert_eq!(n.waiting(), (0, 0));
+        // Woken, subscribed again, then dropped.
+        let mut s = n.subscribe("b");
+        let other = n.subscribe("b");
+        n.notify("b");
+        s.changed().await;
+        assert_eq!(n.waiting(), (1, 1));
+        drop(s);
+        drop(other);
+        assert_eq!(n.waiting(), (0, 0));
+        // A change after `changed` returned is seen by the next wait.
+        let mut s = n.subscribe("c");
+        n.notify("c");
+        s.changed().await;
+        n.notify("c");
+        tokio::time::timeout(std::time::Duration::from_secs(5), s.changed())
+            .await
+            .expect("the second change wakes the renewed subscription");
     }
 }

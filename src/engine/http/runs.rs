@@ -161,37 +161,34 @@ pub async fn get(
     // `since`: the status the caller last saw. Without it, the status at request time; with
     // it, a change that happened between the caller's two requests is not slept through.
     let since = query.get("since").map(|s| parse_status(s)).transpose()?;
-    // Subscribe before the first read, so a change between the two is not missed and one read
-    // is enough to start waiting (each read is a SQLite read transaction; a long-poll that
-    // read twice before it slept cost the workflow benchmark a tenth of its reads).
-    let subscribed = (wait > 0.0).then(|| state.notifier.subscribe(&id));
+    // Subscribe before the first read, so that a change between the two is not missed and one
+    // read is enough before sleeping. A poll that answers at once pays the notifier's lock
+    // twice instead of a second read; the subscription removes itself on every way out.
+    let mut subscription = (wait > 0.0).then(|| state.notifier.subscribe(&id));
     let mut row = load(&state, kind, &name, &id)?;
     let initial = since.unwrap_or(row.status);
-    if let Some(mut changed) = subscribed {
-        if !row.status.is_terminal() && row.status == initial {
-            let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(wait);
-            loop {
-                tokio::select! {
-                    _ = &mut changed => {
-                        changed = state.notifier.subscribe(&id);
-                        row = load(&state, kind, &name, &id)?;
-                        if row.status == initial {
-                            continue;
-                        }
-                    }
-                    _ = tokio::time::sleep_until(deadline) => {
-                        row = load(&state, kind, &name, &id)?;
-                    }
-                    _ = state.stopping.cancelled() => {
-                        row = load(&state, kind, &name, &id)?;
+    if let Some(sub) = subscription.as_mut()
+        && !row.status.is_terminal()
+        && row.status == initial
+    {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(wait);
+        loop {
+            tokio::select! {
+                _ = sub.changed() => {
+                    row = load(&state, kind, &name, &id)?;
+                    if row.status == initial {
+                        continue;
                     }
                 }
-                break;
+                _ = tokio::time::sleep_until(deadline) => {
+                    row = load(&state, kind, &name, &id)?;
+                }
+                _ = state.stopping.cancelled() => {
+                    row = load(&state, kind, &name, &id)?;
+                }
             }
+            break;
         }
-        // The subscription left over goes, so the map does not keep it.
-        drop(changed);
-        state.notifier.prune(&id);
     }
     render(&state, row)
 }
