@@ -276,7 +276,10 @@ pub struct ErrorBody {
 
 /// RFC 3339 in UTC with milliseconds, from Unix milliseconds.
 pub fn rfc3339_ms(ms: i64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
+    // Clamped to the years RFC 3339 can write (humantime fails past 9999, and a failed
+    // `Display` panics), whatever a database brings.
+    let ms = ms.clamp(0, 253_402_300_799_999);
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms as u64);
     humantime::format_rfc3339_millis(t).to_string()
 }
 
@@ -355,5 +358,19 @@ pub fn json_type(v: &Value) -> &'static str {
         Value::String(_) => "a string",
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rfc3339_ms;
+
+    /// A time no timestamp can show is written as the nearest one that can, never a panic: a
+    /// read of such a run used to abort the engine.
+    #[test]
+    fn times_out_of_range_are_clamped_not_a_panic() {
+        assert_eq!(rfc3339_ms(i64::MAX), "9999-12-31T23:59:59.999Z");
+        assert_eq!(rfc3339_ms(-1), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339_ms(1_500), "1970-01-01T00:00:01.500Z");
     }
 }

@@ -216,7 +216,7 @@ impl Catalog {
     }
 
     /// Checks an input at schedule time: the agent's schema, or for a workflow its own schema
-    /// and else the first step's agent schema (that agent receives the input as it is).
+    /// and else the first agent step's schema (that agent receives the input as it is).
     pub fn check_input(&self, kind: Kind, name: &str, input: &Value) -> Result<(), String> {
         let agent_check =
             |agent: &str| match self.agents.get(agent).and_then(|a| a.input_schema.as_ref()) {
@@ -236,9 +236,14 @@ impl Catalog {
                         format!("input does not match the input_schema of workflow `{name}`: {e}")
                     });
                 }
-                match w.steps.first() {
-                    Some(StepDef::Agent(a)) => agent_check(a),
-                    _ => Ok(()),
+                // Sleep steps pass their input on, so the first agent step gets the workflow's:
+                // a bad input is refused now, not after the sleeps.
+                match w.steps.iter().find_map(|s| match s {
+                    StepDef::Agent(a) => Some(a),
+                    StepDef::Sleep(_) => None,
+                }) {
+                    Some(a) => agent_check(a),
+                    None => Ok(()),
                 }
             }
         }

@@ -202,13 +202,17 @@ impl Executor {
             resumed += started;
             if self.inner.backlog.is_behind(&name) {
                 // Counted for the banner, so that no run seems lost: one pass over the index.
-                let waiting = store
-                    .count_queued(Kind::Agent, &name)?
-                    .saturating_sub(started);
-                resumed += waiting;
-                tracing::info!(
-                    "agent `{name}`: {waiting} queued runs wait in the store and start as slots free"
-                );
+                // Runs have started by now, so a failed count is only said, not a failed start.
+                match store.count_queued(Kind::Agent, &name) {
+                    Ok(n) => {
+                        let waiting = n.saturating_sub(started);
+                        resumed += waiting;
+                        tracing::info!(
+                            "agent `{name}`: {waiting} queued runs wait in the store and start as slots free"
+                        );
+                    }
+                    Err(e) => tracing::warn!("agent `{name}`: cannot count its queued runs: {e:#}"),
+                }
             }
         }
         Ok((resumed, failed))
@@ -477,7 +481,7 @@ impl Inner {
                     let wake_at = match resume.and_then(|s| s.wake_at) {
                         Some(w) => w,
                         None => {
-                            let w = started_at + d.as_millis() as i64;
+                            let w = started_at.saturating_add(d.as_millis() as i64);
                             let sw = step_write(
                                 &run.id,
                                 idx,
@@ -661,10 +665,13 @@ impl Inner {
             let global = self.global.clone().acquire_owned().await.ok()?;
             Some((own, global))
         };
+        // Biased: with slots free and the engine stopping, a random pick could start an
+        // attempt after the stop began (even on a driver spawned after the tracker's wait).
         tokio::select! {
-            p = wait => p,
+            biased;
             _ = token.cancelled() => None,
             _ = self.stopping.cancelled() => None,
+            p = wait => p,
         }
     }
 
@@ -673,9 +680,10 @@ impl Inner {
     async fn sleep_until(&self, wake_at: i64, token: &CancellationToken) -> bool {
         let ms = (wake_at - now_ms()).max(0) as u64;
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_millis(ms)) => true,
+            biased;
             _ = token.cancelled() => false,
             _ = self.stopping.cancelled() => false,
+            _ = tokio::time::sleep(Duration::from_millis(ms)) => true,
         }
     }
 

@@ -102,68 +102,41 @@ pub async fn run(inv: Invocation<'_>, mut log: impl FnMut(String) + Send) -> Out
         drop(stdin);
     };
 
+    // What the pipes have given so far lives out here, not in the futures that read them: a
+    // process the agent started in a session of its own escapes the group kill and can hold
+    // the pipes open, and what the agent itself wrote must still count when the wait for the
+    // end of the streams is cut short.
+    let mut out = Vec::new();
+    let mut over_cap = false;
+    let mut err = StderrLines::default();
+
     let mut stdout = child.stdout.take().expect("piped stdout");
-    let reader = async move {
-        let mut buf = Vec::new();
+    let reader = async {
         let mut chunk = vec![0u8; 64 * 1024];
         loop {
             match stdout.read(&mut chunk).await {
-                Ok(0) | Err(_) => return Ok(buf),
+                Ok(0) | Err(_) => return,
                 Ok(n) => {
-                    if buf.len() + n > OUTPUT_CAP {
+                    if out.len() + n > OUTPUT_CAP {
                         // Stop it now: the run fails for its output, not for the broken pipe
                         // the agent would die of next.
                         kill_group();
-                        return Err(());
+                        over_cap = true;
+                        return;
                     }
-                    buf.extend_from_slice(&chunk[..n]);
+                    out.extend_from_slice(&chunk[..n]);
                 }
             }
         }
     };
 
     let stderr = child.stderr.take().expect("piped stderr");
-    let logger = async move {
-        let mut last_line = String::new();
+    let logger = async {
         let mut lines = BufReader::new(stderr);
         let mut raw = Vec::new();
-        let mut count = 0usize;
-        let mut tail = std::collections::VecDeque::new();
-        loop {
-            match read_line_capped(&mut lines, &mut raw).await {
-                Ok(None) | Err(_) => break,
-                Ok(Some(cut)) => {
-                    let mut line = String::from_utf8_lossy(&raw).trim_end().to_string();
-                    if cut || line.len() > LOG_LINE_CAP {
-                        let mut end = LOG_LINE_CAP.min(line.len());
-                        while !line.is_char_boundary(end) {
-                            end -= 1;
-                        }
-                        line.truncate(end);
-                        line.push('…');
-                    }
-                    if !line.is_empty() {
-                        last_line.clone_from(&line);
-                    }
-                    count += 1;
-                    if count <= LOG_LINES_CAP {
-                        log(line);
-                    } else {
-                        if tail.len() == LOG_TAIL_LINES {
-                            tail.pop_front();
-                        }
-                        tail.push_back(line);
-                    }
-                }
-            }
+        while let Ok(Some(cut)) = read_line_capped(&mut lines, &mut raw).await {
+            err.push(&raw, cut, &mut log);
         }
-        // Past the cap, the last lines are kept: that is where an agent says why it failed.
-        let skipped = count.saturating_sub(LOG_LINES_CAP + tail.len());
-        if skipped > 0 {
-            log(format!("({skipped} lines not stored)"));
-        }
-        tail.into_iter().for_each(&mut log);
-        last_line
     };
 
     let timeout = async {
@@ -173,36 +146,37 @@ pub async fn run(inv: Invocation<'_>, mut log: impl FnMut(String) + Send) -> Out
         }
     };
 
-    // Run the child to its end while its pipes are drained, so a chatty child never blocks.
-    let io = async { tokio::join!(writer, reader, logger) };
-    tokio::pin!(io);
-    let waited = async {
-        tokio::select! {
-            status = child.wait() => Ok(status),
-            _ = timeout => Err(None),
-            _ = inv.cancel.cancelled() => Err(Some(())),
-        }
-    };
-    tokio::pin!(waited);
-
-    let mut io_result = None;
-    let status = loop {
-        tokio::select! {
-            r = &mut waited => break r,
-            r = &mut io, if io_result.is_none() => {
-                io_result = Some(r);
+    let status = {
+        // Run the child to its end while its pipes are drained, so a chatty child never blocks.
+        let io = async { tokio::join!(writer, reader, logger) };
+        tokio::pin!(io);
+        let waited = async {
+            tokio::select! {
+                status = child.wait() => Ok(status),
+                _ = timeout => Err(None),
+                _ = inv.cancel.cancelled() => Err(Some(())),
             }
+        };
+        tokio::pin!(waited);
+
+        let mut drained = false;
+        let status = loop {
+            tokio::select! {
+                r = &mut waited => break r,
+                _ = &mut io, if !drained => drained = true,
+            }
+        };
+        // Whatever happened, nothing the agent started outlives this attempt.
+        kill_group();
+        if !drained {
+            // Once the group is dead, what it wrote is already in the pipes and reads at once;
+            // only a process that left the group can keep them open, and its output is not
+            // the agent's.
+            let _ = tokio::time::timeout(Duration::from_secs(1), io).await;
         }
+        status
     };
-    // Whatever happened, nothing the agent started outlives this attempt.
-    kill_group();
-    let ((), stdout, last_line) = match io_result {
-        Some(r) => r,
-        None => match tokio::time::timeout(Duration::from_secs(5), io).await {
-            Ok(r) => r,
-            Err(_) => ((), Ok(Vec::new()), String::new()),
-        },
-    };
+    let last_line = err.finish(&mut log);
 
     match status {
         Err(None) => Outcome::Failed(format!(
@@ -212,9 +186,7 @@ pub async fn run(inv: Invocation<'_>, mut log: impl FnMut(String) + Send) -> Out
         Err(Some(())) => Outcome::Canceled,
         Ok(Err(e)) => Outcome::Failed(format!("cannot wait for {argv0}: {e}")),
         // Past the cap the reader killed the agent: that, not its exit, is why it failed.
-        Ok(Ok(_)) if stdout.is_err() => {
-            Outcome::Failed(format!("output exceeds {OUTPUT_CAP} bytes"))
-        }
+        Ok(Ok(_)) if over_cap => Outcome::Failed(format!("output exceeds {OUTPUT_CAP} bytes")),
         Ok(Ok(status)) => {
             if !status.success() {
                 let how = match status.code() {
@@ -230,7 +202,7 @@ pub async fn run(inv: Invocation<'_>, mut log: impl FnMut(String) + Send) -> Out
                     format!("{how}: {last_line}")
                 });
             }
-            parse_output(&stdout.unwrap_or_default())
+            parse_output(&out)
         }
     }
 }
@@ -290,6 +262,52 @@ pub fn kill_leftovers(run_ids: &std::collections::HashSet<&str>, database: &Path
 #[cfg(not(target_os = "linux"))]
 pub fn kill_leftovers(_: &std::collections::HashSet<&str>, _: &Path) -> usize {
     0
+}
+
+/// An attempt's stderr as it is read: the first [`LOG_LINES_CAP`] lines go to the log at once,
+/// the last [`LOG_TAIL_LINES`] wait in `tail` (past the cap, the end is where an agent says why
+/// it failed), and the last non-empty line is kept for the failure message.
+#[derive(Default)]
+struct StderrLines {
+    count: usize,
+    tail: std::collections::VecDeque<String>,
+    last_line: String,
+}
+
+impl StderrLines {
+    fn push(&mut self, raw: &[u8], cut: bool, log: &mut impl FnMut(String)) {
+        let mut line = String::from_utf8_lossy(raw).trim_end().to_string();
+        if cut || line.len() > LOG_LINE_CAP {
+            let mut end = LOG_LINE_CAP.min(line.len());
+            while !line.is_char_boundary(end) {
+                end -= 1;
+            }
+            line.truncate(end);
+            line.push('…');
+        }
+        if !line.is_empty() {
+            self.last_line.clone_from(&line);
+        }
+        self.count += 1;
+        if self.count <= LOG_LINES_CAP {
+            log(line);
+        } else {
+            if self.tail.len() == LOG_TAIL_LINES {
+                self.tail.pop_front();
+            }
+            self.tail.push_back(line);
+        }
+    }
+
+    /// Logs the count of the lines left out and the tail; answers the last line.
+    fn finish(self, log: &mut impl FnMut(String)) -> String {
+        let skipped = self.count.saturating_sub(LOG_LINES_CAP + self.tail.len());
+        if skipped > 0 {
+            log(format!("({skipped} lines not stored)"));
+        }
+        self.tail.into_iter().for_each(log);
+        self.last_line
+    }
 }
 
 /// One stderr line into `raw`, keeping at most [`LOG_LINE_CAP`] bytes of it however long it

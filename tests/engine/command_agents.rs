@@ -76,6 +76,31 @@ fn nonzero_exit_fails_with_the_status_and_last_stderr_line() {
     assert!(run["completedAt"].is_string());
 }
 
+/// An agent may start something that outlives it in a session of its own, out of reach of the
+/// group kill and holding the agent's pipes open. The agent's exit still decides: what it
+/// wrote is its output and its logs, not a run failed for "nothing on stdout".
+#[test]
+fn a_process_left_holding_the_pipes_does_not_cost_the_agents_output() {
+    let (sb, cfg) = sandbox(&agent("probe", ""));
+    let server = sb.serve(Some(&cfg), &sb.path("engine"), &[]);
+    let id = server.schedule(
+        "agents",
+        "probe",
+        json!({"daemon": 30, "stderr": ["started a daemon"]}),
+    );
+    let run = server.wait_done("agents", "probe", &id, T);
+    if let Some(pid) = run["output"]["daemon"].as_i64() {
+        // SAFETY: kill(2) on the pid this test's agent started; no memory involved.
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    }
+    assert_eq!(run["status"], "completed", "{run}");
+    assert!(run["output"]["daemon"].is_i64(), "{run}");
+    crate::support::wait_until("the agent's log line", T, || {
+        let (_, logs) = server.get(&format!("/api/agents/probe/{id}/logs"));
+        (logs["lines"][0]["line"] == "started a daemon").then_some(())
+    });
+}
+
 #[test]
 fn stderr_lines_are_the_runs_logs() {
     let (sb, cfg) = sandbox(&agent("probe", ""));

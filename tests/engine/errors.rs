@@ -43,6 +43,9 @@ fn unknown_agents_workflows_and_runs_are_404() {
         (Method::POST, format!("/api/agents/sleep/{echo_run}/cancel")),
         (Method::GET, format!("/api/agents/sleep/{echo_run}/logs")),
         (Method::GET, format!("/api/gadgets/echo/{echo_run}")),
+        // A typo in the area is a 404 whatever the method, not a 405 for the method.
+        (Method::GET, "/api/agent/echo".to_string()),
+        (Method::DELETE, format!("/api/workflow/w/{wf_run}")),
         (Method::GET, "/no/such/route".to_string()),
     ];
     for (method, path) in cases {

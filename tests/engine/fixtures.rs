@@ -16,6 +16,8 @@ use crate::support::{PY, Sandbox};
 /// - `sleep`: seconds to sleep
 /// - `fail_attempts`: attempts up to this one exit 3
 /// - `exit`: exit with this status; `stdout`: write this text verbatim and exit 0
+/// - `daemon`: seconds a process started in a session of its own lives on, holding the
+///   agent's stdout and stderr open; its pid is in the output as `daemon`
 ///
 /// Otherwise it prints its input plus `seen` (agent names so far), `env` and `cwd`.
 pub const AGENT_PY: &str = r#"
@@ -51,6 +53,10 @@ if "active" in d:
         others = max(others, len(os.listdir(d["active"])) - 1)
         time.sleep(0.01)
     os.remove(me)
+daemon = None
+if "daemon" in d:
+    daemon = subprocess.Popen([sys.executable, "-c", f"import time; time.sleep({d['daemon']})"],
+                              start_new_session=True).pid
 if "gate" in d:
     deadline = time.time() + 30
     while not os.path.exists(d["gate"]) and time.time() < deadline:
@@ -73,6 +79,8 @@ out["env"] = {k: os.environ.get(k) for k in
 out["cwd"] = os.getcwd()
 if others is not None:
     out["others"] = others
+if daemon is not None:
+    out["daemon"] = daemon
 print(json.dumps(out))
 "#;
 

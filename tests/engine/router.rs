@@ -119,12 +119,18 @@ fn a_second_engine_in_the_same_process_cannot_open_a_held_directory() {
 fn router_routes() -> Vec<(String, String)> {
     let src = include_str!("../../src/engine/http/mod.rs");
     let mut routes = vec![("get".to_string(), "/health".to_string())];
-    for line in src.lines() {
-        let Some(rest) = line.trim().strip_prefix(".route(\"") else {
+    // rustfmt may break a `.route(` call over lines: read from each `.route(` on.
+    for call in src.split(".route(").skip(1) {
+        let Some(rest) = call.trim_start().strip_prefix('"') else {
             continue;
         };
         let (path, rest) = rest.split_once('"').unwrap();
-        let method = rest.trim_start_matches(", ").split('(').next().unwrap();
+        let method = rest
+            .trim_start_matches(',')
+            .trim_start()
+            .split('(')
+            .next()
+            .unwrap();
         if path == "/health" {
             continue;
         }

@@ -25,17 +25,27 @@ fn input_that_fails_the_schema_is_a_400_naming_the_field_and_is_not_stored() {
     assert_eq!(body["runs"], json!([]), "rejected runs must not be stored");
 }
 
+/// Sleep steps pass their input on, so a workflow that sleeps first is checked against its
+/// first agent's schema too: the caller hears of a bad input now, not when the sleep ends.
 #[test]
 fn a_workflow_checks_its_input_against_the_first_agents_schema() {
     let toml = format!(
-        "{}[workflows.digest]\nsteps = [{{ agent = \"summarize\" }}]\n",
+        "{}[workflows.digest]\nsteps = [{{ agent = \"summarize\" }}]\n\
+         [workflows.later]\nsteps = [{{ sleep = \"1h\" }}, {{ agent = \"summarize\" }}]\n",
         agent("summarize", SCHEMAS)
     );
     let (sb, cfg) = sandbox(&toml);
     let server = sb.serve(Some(&cfg), &sb.path("engine"), &[]);
-    let (code, body) = server.post("/api/workflows/digest", json!({"input": {"text": []}}));
-    assert_eq!(code, 400, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("text"), "{body}");
+    for name in ["digest", "later"] {
+        let (code, body) = server.post(
+            &format!("/api/workflows/{name}"),
+            json!({"input": {"text": []}}),
+        );
+        assert_eq!(code, 400, "{name}: {body}");
+        assert!(body["error"].as_str().unwrap().contains("text"), "{body}");
+    }
+    let (code, body) = server.post("/api/workflows/later", json!({"input": {"text": "hi"}}));
+    assert_eq!(code, 200, "{body}");
 }
 
 #[test]

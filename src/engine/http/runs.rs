@@ -6,6 +6,8 @@ use std::time::Duration;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 
 use crate::api::{
@@ -39,6 +41,15 @@ fn area(segment: &str) -> Result<Kind, EngineError> {
         _ => Err(EngineError::NotFound(format!(
             "no such route: /api/{segment}/…; runs live under /api/agents and /api/workflows"
         ))),
+    }
+}
+
+/// Any other method on a run route. A typo in the area (`GET /api/agent/…`) is the 404 that
+/// says where runs live, as it is with the right method; otherwise a 405 (axum adds `Allow`).
+pub async fn other_method(Path(params): Path<Vec<(String, String)>>) -> Response {
+    match area(params.first().map_or("", |(_, v)| v)) {
+        Err(e) => e.into_response(),
+        Ok(_) => StatusCode::METHOD_NOT_ALLOWED.into_response(),
     }
 }
 

@@ -237,3 +237,139 @@ async fn logs_past_the_limit_are_the_newest_in_order() {
         .collect();
     assert_eq!(got, ["line 2", "line 3", "line 4"]);
 }
+
+/// Runs the writer over `ops` as one batch (they are all waiting when it starts) until it
+/// stops, and answers each write's reply.
+fn one_batch(dir: &tempfile::TempDir, ops: Vec<Op>) -> Vec<Result<bool, String>> {
+    let conn = Connection::open(dir.path().join("restack.db")).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let replies: Vec<_> = ops
+        .into_iter()
+        .map(|op| {
+            let (reply, answer) = oneshot::channel();
+            tx.send(writer::Job {
+                op,
+                reply: Some(reply),
+            })
+            .unwrap();
+            answer
+        })
+        .collect();
+    drop(tx);
+    writer::run(conn, rx, Arc::new(Notifier::default()));
+    replies
+        .into_iter()
+        .map(|mut a| a.try_recv().expect("every write is answered"))
+        .collect()
+}
+
+fn insert_op(mint: &mut ids::Mint, name: &str) -> Op {
+    let (seq, id) = mint.next_id();
+    Op::Insert {
+        seq,
+        id,
+        run: NewRun {
+            name: name.into(),
+            ..echo(1)
+        },
+    }
+}
+
+fn count_runs(dir: &tempfile::TempDir, filter: &str) -> i64 {
+    Connection::open(dir.path().join("restack.db"))
+        .unwrap()
+        .query_row(
+            &format!("SELECT count(*) FROM runs WHERE {filter}"),
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+}
+
+/// Some failures (a full disk, an I/O error) roll SQLite's whole transaction back, here
+/// imitated by a trigger. The writes after it must not go on to commit one by one while their
+/// callers are told they failed (a client would retry them into duplicates): the batch fails
+/// as one, and none of it is stored.
+#[test]
+fn a_failure_that_rolls_back_the_transaction_fails_the_batch_and_stores_none_of_it() {
+    let dir = tempfile::tempdir().unwrap();
+    open(&dir, false).close();
+    Connection::open(dir.path().join("restack.db"))
+        .unwrap()
+        .execute_batch(
+            "CREATE TRIGGER boom BEFORE INSERT ON runs WHEN NEW.name = 'boom'
+             BEGIN SELECT RAISE(ROLLBACK, 'database or disk is full'); END;",
+        )
+        .unwrap();
+    let mut mint = ids::Mint::after(0);
+    let ops = ["before", "boom", "after"].map(|n| insert_op(&mut mint, n));
+    let answers = one_batch(&dir, ops.into());
+    assert!(answers.iter().all(|a| a.is_err()), "{answers:?}");
+    assert!(
+        answers[2].as_ref().unwrap_err().contains("disk is full"),
+        "{answers:?}"
+    );
+    assert_eq!(
+        count_runs(&dir, "1"),
+        0,
+        "a write answered as failed was stored"
+    );
+}
+
+/// A run's end and its step rows are one write: when the steps cannot be written, the run is
+/// not left ended without them (the executor's retry of the write would then change nothing),
+/// and the other writes of the batch still commit.
+#[tokio::test]
+async fn a_write_that_fails_part_way_leaves_nothing_of_itself_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir, false);
+    let id = store
+        .insert(NewRun {
+            kind: Kind::Workflow,
+            ..echo(1)
+        })
+        .await
+        .unwrap();
+    store.close();
+    Connection::open(dir.path().join("restack.db"))
+        .unwrap()
+        .execute_batch(
+            "CREATE TRIGGER no_steps BEFORE INSERT ON steps
+             BEGIN SELECT RAISE(ABORT, 'cannot write steps'); END;",
+        )
+        .unwrap();
+    let finish = Op::Finish {
+        id: id.clone(),
+        status: RunStatus::Completed,
+        output: Some("{}".into()),
+        error: None,
+        at: 1_700_000_000_100,
+        canceled: false,
+        steps: vec![StepWrite {
+            run_id: id.clone(),
+            idx: 0,
+            status: RunStatus::Completed,
+            output: Some("{}".into()),
+            error: None,
+            started_at: Some(1_700_000_000_050),
+            completed_at: Some(1_700_000_000_100),
+            wake_at: None,
+            attempt: 1,
+        }],
+    };
+    let mut mint = ids::Mint::after(ids::seq_of(&id).unwrap());
+    let answers = one_batch(&dir, vec![finish, insert_op(&mut mint, "after")]);
+    assert!(
+        answers[0]
+            .as_ref()
+            .is_err_and(|e| e.contains("cannot write steps")),
+        "{answers:?}"
+    );
+    assert_eq!(answers[1], Ok(true));
+    assert_eq!(
+        count_runs(&dir, &format!("id = '{id}' AND status = 0")),
+        1,
+        "the workflow must still be queued, not ended without its steps"
+    );
+    assert_eq!(count_runs(&dir, "name = 'after'"), 1);
+}

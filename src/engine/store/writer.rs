@@ -133,7 +133,7 @@ pub fn run(mut conn: Connection, rx: Receiver<Job>, notifier: Arc<Notifier>) {
         let committed = (|| -> rusqlite::Result<()> {
             let tx = begin(&mut conn)?;
             for job in &batch {
-                results.push(apply(&tx, &job.op).map_err(|e| e.to_string()));
+                results.push(apply_whole(&tx, &job.op)?.map_err(|e| e.to_string()));
             }
             tx.commit()
         })();
@@ -379,6 +379,40 @@ pub fn apply(tx: &Transaction, op: &Op) -> rusqlite::Result<bool> {
         }
     };
     Ok(n > 0)
+}
+
+/// [`apply`], all or nothing. A write of several statements that fails part way (a run's end
+/// whose step rows cannot be written) is undone to where it began; else the run would stay
+/// ended without its steps, and the executor's retry of the write would change nothing.
+///
+/// `Ok(Err(e))`: this write failed and left nothing behind. `Err(e)`: the transaction cannot
+/// go on. Some failures (a full disk, an I/O error) roll the whole of it back, and the writes
+/// after them would each commit on their own while their callers hear of an error; so the
+/// batch ends there and fails as one.
+fn apply_whole(tx: &Transaction, op: &Op) -> rusqlite::Result<rusqlite::Result<bool>> {
+    // One statement each, which SQLite already applies whole.
+    let single = matches!(
+        op,
+        Op::Insert { .. } | Op::Start { .. } | Op::Requeue { .. }
+    );
+    if !single {
+        tx.prepare_cached("SAVEPOINT write")?.execute([])?;
+    }
+    match apply(tx, op) {
+        Err(e) if tx.is_autocommit() => Err(e),
+        Err(e) => {
+            if !single {
+                tx.execute_batch("ROLLBACK TO write; RELEASE write")?;
+            }
+            Ok(Err(e))
+        }
+        Ok(changed) => {
+            if !single {
+                tx.prepare_cached("RELEASE write")?.execute([])?;
+            }
+            Ok(Ok(changed))
+        }
+    }
 }
 
 /// Runs `set(seq)`, an `UPDATE` of one row that also requires its `id` (see [`at_run`]), on
