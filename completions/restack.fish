@@ -97,8 +97,8 @@ complete -c restack -n "__fish_restack_using_subcommand workflow; and __fish_see
 complete -c restack -n "__fish_restack_using_subcommand workflow; and __fish_seen_subcommand_from run" -s V -l version -d 'Print version'
 complete -c restack -n "__fish_restack_using_subcommand workflow; and __fish_seen_subcommand_from help" -f -a "run" -d 'Schedule a workflow run (and with --follow, watch it to the end)'
 complete -c restack -n "__fish_restack_using_subcommand workflow; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c restack -n "__fish_restack_using_subcommand status" -l agent -d 'The run\'s agent (otherwise taken from the local history)' -r
-complete -c restack -n "__fish_restack_using_subcommand status" -l workflow -d 'The run\'s workflow (otherwise taken from the local history)' -r
+complete -c restack -n "__fish_restack_using_subcommand status" -l agent -d 'The run\'s agent (otherwise taken from the local history); without a run ID, the table shows only this agent\'s runs' -r
+complete -c restack -n "__fish_restack_using_subcommand status" -l workflow -d 'The run\'s workflow (otherwise taken from the local history); without a run ID, the table shows only this workflow\'s runs' -r
 complete -c restack -n "__fish_restack_using_subcommand status" -l timeout -d 'With --follow: stop waiting after this long (exit 6; the run goes on)' -r
 complete -c restack -n "__fish_restack_using_subcommand status" -l limit -d 'How many recent runs the table shows' -r
 complete -c restack -n "__fish_restack_using_subcommand status" -s c -l config -d 'Config file [default: $RESTACK_CONFIG, else <config dir>/restack/config.toml]' -r -F

@@ -291,13 +291,7 @@ impl Client {
             let out_of_time = deadline.is_some_and(|d| Instant::now() >= d);
             let looked = last.is_some() || failing.is_some();
             if out_of_time && looked {
-                return Err(match (seen, failing) {
-                    (None, Some((_, _, e))) => e.context(format!(
-                        "--timeout reached after {} while retrying",
-                        fmt_secs(started.elapsed())
-                    )),
-                    (_, f) => self.timed_out(id, started, seen, f.as_ref().map(|(_, _, e)| e)),
-                });
+                return Err(self.timed_out(id, started, seen, failing.map(|(_, _, e)| e)));
             }
             let until = if looked { deadline } else { first_deadline };
             let remaining = until.map(|d| d.saturating_duration_since(Instant::now()));
@@ -314,8 +308,7 @@ impl Client {
                 Some(r) => match tokio::time::timeout(r, look).await {
                     Ok(result) => result,
                     Err(_) => {
-                        let f = failing.as_ref().map(|(_, _, e)| e);
-                        return Err(self.timed_out(id, started, seen, f));
+                        return Err(self.timed_out(id, started, seen, failing.map(|(_, _, e)| e)));
                     }
                 },
                 None => look.await,
@@ -365,26 +358,38 @@ impl Client {
         }
     }
 
+    /// How a follow ends at its deadline. A run seen queued or running is exit 6 (naming the
+    /// server's failure if it is failing): it goes on. A run never seen ends with the server's
+    /// own error, or, when the server never answered at all, as a request that timed out (exit
+    /// 3): nothing says the run is still queued or running.
     fn timed_out(
         &self,
         id: &str,
         started: Instant,
-        last: Option<RunStatus>,
-        failing: Option<&anyhow::Error>,
+        seen: Option<RunStatus>,
+        failing: Option<anyhow::Error>,
     ) -> anyhow::Error {
-        let mut state = match last {
-            Some(status) => format!("run {id} is still {status}"),
-            None => format!("{} had not answered about run {id}", self.origin.label),
+        let after = fmt_secs(started.elapsed());
+        let Some(status) = seen else {
+            return match failing {
+                Some(e) => e.context(format!("--timeout reached after {after} while retrying")),
+                None => Failure::new(
+                    Exit::Unreachable,
+                    format!(
+                        "--timeout reached after {after}: {} did not answer about run {id}",
+                        self.origin.label
+                    ),
+                )
+                .into(),
+            };
         };
+        let mut state = format!("run {id} is still {status}");
         if let Some(f) = failing {
             state.push_str(&format!(" (the server is failing: {f:#})"));
         }
         Failure::new(
             Exit::Timeout,
-            format!(
-                "--timeout reached after {}: {state}",
-                fmt_secs(started.elapsed())
-            ),
+            format!("--timeout reached after {after}: {state}"),
         )
         .with_hint(format!(
             "the run goes on; `{} status {id} --follow` watches it again",

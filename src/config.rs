@@ -283,7 +283,9 @@ impl Config {
                         }
                     }
                     (None, Some(d)) => {
-                        parse_duration(d).with_context(|| at.clone())?;
+                        if parse_duration(d).with_context(|| at.clone())? > LONGEST_SLEEP {
+                            bail!("{at}: a sleep of {d:?} is longer than 100 years");
+                        }
                     }
                     _ => bail!(
                         "{at}: a step is either {{ agent = \"NAME\" }} or {{ sleep = \"DURATION\" }}"
@@ -482,6 +484,11 @@ fn check_url(url: &str) -> Result<()> {
     if parsed.scheme() != "http" && parsed.scheme() != "https" {
         bail!("invalid URL {url:?}: the scheme must be http or https");
     }
+    // API paths are appended to the base, so anything after its path would end up in front
+    // of them (`…?x=1/health`).
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        bail!("invalid URL {url:?}: a server's base URL takes no query (`?`) or fragment (`#`)");
+    }
     Ok(())
 }
 
@@ -501,6 +508,10 @@ fn check_name(name: &str) -> Result<()> {
 pub fn parse_duration(s: &str) -> Result<Duration> {
     humantime::parse_duration(s.trim()).map_err(|e| anyhow!("invalid duration {s:?}: {e}"))
 }
+
+/// The longest a workflow's sleep step may last. Its wake-up time is stored and shown, and
+/// past this it would leave the years RFC 3339 (and every client) can write.
+const LONGEST_SLEEP: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 pub fn toml_to_json(v: &toml::Value) -> Value {
     match v {

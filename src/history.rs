@@ -86,10 +86,10 @@ pub fn find(run_id: &str, profile: &str) -> Option<Entry> {
 }
 
 /// The newest `limit` runs of a profile, newest first.
-pub fn recent(profile: &str, limit: usize) -> Vec<Entry> {
+pub fn recent(profile: &str, of: Option<(Kind, &str)>, limit: usize) -> Vec<Entry> {
     let mut v: Vec<Entry> = entries()
         .into_iter()
-        .filter(|e| e.profile == profile)
+        .filter(|e| e.profile == profile && of.is_none_or(|(k, n)| e.kind == k && e.name == n))
         .collect();
     v.reverse();
     v.truncate(limit);

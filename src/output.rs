@@ -38,7 +38,23 @@ pub fn status_word(status: RunStatus, color: bool) -> String {
         RunStatus::Completed => "32",
         RunStatus::Failed => "31",
     };
-    format!("\x1b[{code}m{status}\x1b[0m")
+    paint(code, &status.to_string())
+}
+
+/// A word in the status column that is no run's status (`not found`), in the terminal's own
+/// colour when the others are coloured, so that the column still lines up (see [`paint`]).
+pub fn other_status(word: &str, color: bool) -> String {
+    if color {
+        paint("39", word)
+    } else {
+        word.to_string()
+    }
+}
+
+/// `text` in colour `code`. The table counts the escape bytes as width, so every cell of a
+/// painted column, its header too, carries the same ones (two-digit codes) to line up.
+fn paint(code: &str, text: &str) -> String {
+    format!("\x1b[{code}m{text}\x1b[0m")
 }
 
 /// Wall time between two RFC 3339 stamps, when both parse.
@@ -105,11 +121,16 @@ pub fn run_detail(info: &RunInfo, color: bool) -> String {
     s
 }
 
-/// One row per run: ID, kind, name, status, created, duration.
-pub fn runs_table(rows: &[(String, String, String, String, String, String)]) -> String {
+/// One row per run: ID, kind, name, status, created, duration. With `color`, the statuses
+/// come from [`status_word`] and [`other_status`].
+pub fn runs_table(
+    rows: &[(String, String, String, String, String, String)],
+    color: bool,
+) -> String {
     let mut t = Table::new();
     t.load_preset(presets::NOTHING);
-    t.set_header(vec!["RUN ID", "KIND", "NAME", "STATUS", "CREATED", "TOOK"]);
+    let status = other_status("STATUS", color);
+    t.set_header(vec!["RUN ID", "KIND", "NAME", &status, "CREATED", "TOOK"]);
     for r in rows {
         t.add_row(vec![&r.0, &r.1, &r.2, &r.3, &r.4, &r.5]);
     }
@@ -125,5 +146,51 @@ fn capitalize(s: &str) -> String {
     match c.next() {
         Some(f) => f.to_uppercase().collect::<String>() + c.as_str(),
         None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Coloured or not, the table's columns line up: without its escapes, the coloured table
+    /// is the plain one, whatever mix of statuses (and words that are none) its rows hold.
+    #[test]
+    fn a_coloured_table_lines_up_like_a_plain_one() {
+        let rows = |color: bool| -> Vec<_> {
+            let statuses = [
+                status_word(RunStatus::Completed, color),
+                status_word(RunStatus::Failed, color),
+                other_status("not found", color),
+                status_word(RunStatus::Queued, color),
+            ];
+            statuses
+                .into_iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    let w = |t: &str| t.to_string();
+                    (
+                        format!("run-{i}"),
+                        w("agent"),
+                        w("echo"),
+                        s,
+                        w("2026-11-30T06:00:00.000Z"),
+                        w("1.2s"),
+                    )
+                })
+                .collect()
+        };
+        let coloured = runs_table(&rows(true), true);
+        assert!(coloured.contains('\x1b'));
+        let mut plain = String::new();
+        let mut chars = coloured.chars();
+        while let Some(c) = chars.next() {
+            if c == '\x1b' {
+                chars.by_ref().find(|&c| c == 'm');
+            } else {
+                plain.push(c);
+            }
+        }
+        assert_eq!(plain, runs_table(&rows(false), false));
     }
 }

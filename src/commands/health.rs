@@ -21,6 +21,11 @@ impl HealthArgs {
         let rtt = started.elapsed();
         let label = session.label();
         let profile = session.profile.name.clone();
+        // For scripts, `url` is a URL or null: the embedded engine's is gone when this exits.
+        let (url, data_dir) = match &session.embedded {
+            Some(e) => (Value::Null, Some(e.data_dir.display().to_string())),
+            None => (Value::from(label.clone()), None),
+        };
         let body = session.finish(result).await?;
         let status = body
             .get("status")
@@ -38,9 +43,12 @@ impl HealthArgs {
         }
         let rtt_ms = (rtt.as_secs_f64() * 1000.0 * 10.0).round() / 10.0;
         if g.json() {
-            output::json(
-                &json!({"status": status, "url": label, "profile": profile, "rttMs": rtt_ms}),
-            );
+            let mut body =
+                json!({"status": status, "url": url, "profile": profile, "rttMs": rtt_ms});
+            if let Some(d) = data_dir {
+                body["dataDir"] = Value::from(d);
+            }
+            output::json(&body);
         } else if !g.quiet {
             output::out(&format!(
                 "{status}: {label} (profile {profile}) in {rtt_ms} ms"

@@ -22,10 +22,12 @@ pub struct StatusArgs {
     /// The run to show; without it, a table of recent runs of this profile
     #[arg(value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub run_id: Option<String>,
-    /// The run's agent (otherwise taken from the local history)
+    /// The run's agent (otherwise taken from the local history); without a run ID, the
+    /// table shows only this agent's runs
     #[arg(long, value_name = "NAME", conflicts_with = "workflow", value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub agent: Option<String>,
-    /// The run's workflow (otherwise taken from the local history)
+    /// The run's workflow (otherwise taken from the local history); without a run ID, the
+    /// table shows only this workflow's runs
     #[arg(long, value_name = "NAME", value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub workflow: Option<String>,
     /// Watch the run until it ends; the exit status reflects the run
@@ -49,20 +51,28 @@ impl StatusArgs {
         session.finish(result).await
     }
 
+    /// The agent or workflow named by `--agent` or `--workflow`.
+    fn named(&self) -> Option<(Kind, &str)> {
+        match (&self.agent, &self.workflow) {
+            (Some(a), _) => Some((Kind::Agent, a)),
+            (None, Some(w)) => Some((Kind::Workflow, w)),
+            (None, None) => None,
+        }
+    }
+
     async fn one(&self, id: &str, g: &GlobalArgs, s: &Session) -> Result<Exit> {
-        let (kind, name, entry) = match (&self.agent, &self.workflow) {
-            (Some(a), _) => (Kind::Agent, a.clone(), None),
-            (None, Some(w)) => (Kind::Workflow, w.clone(), None),
-            (None, None) => {
-                match history::find(id, &s.profile.name) {
-                    Some(e) => (e.kind, e.name.clone(), Some(e)),
-                    None => {
-                        return Err(Failure::usage(format!("run {id} is not in the local history, so its agent or workflow is unknown"))
-                        .with_hint("pass --agent NAME or --workflow NAME")
-                        .into());
-                    }
+        let (kind, name, entry) = match self.named() {
+            Some((kind, name)) => (kind, name.to_string(), None),
+            None => match history::find(id, &s.profile.name) {
+                Some(e) => (e.kind, e.name.clone(), Some(e)),
+                None => {
+                    return Err(Failure::usage(format!(
+                        "run {id} is not in the local history, so its agent or workflow is unknown"
+                    ))
+                    .with_hint("pass --agent NAME or --workflow NAME")
+                    .into());
                 }
-            }
+            },
         };
         if let Some(e) = entry
             .as_ref()
@@ -104,7 +114,7 @@ impl StatusArgs {
     }
 
     async fn recent(&self, g: &GlobalArgs, s: &Session) -> Result<Exit> {
-        let entries = history::recent(&s.profile.name, self.limit);
+        let entries = history::recent(&s.profile.name, self.named(), self.limit);
         // Each run is asked for where it was scheduled (a run scheduled with --url lives on
         // that server), all at once; the answers come back in any order.
         let urls: Vec<Option<String>> = entries
@@ -195,7 +205,11 @@ impl StatusArgs {
                             Some(Exit::NotFound) => "not found",
                             _ => "unknown",
                         };
-                        (what.to_string(), e.time.clone(), String::new())
+                        (
+                            output::other_status(what, color),
+                            e.time.clone(),
+                            String::new(),
+                        )
                     }
                 };
                 (
@@ -208,7 +222,7 @@ impl StatusArgs {
                 )
             })
             .collect();
-        output::out(&output::runs_table(&rows));
+        output::out(&output::runs_table(&rows, color));
         Ok(Exit::Ok)
     }
 }

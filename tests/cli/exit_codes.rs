@@ -45,6 +45,7 @@ fn exit_2_usage_errors() {
         vec!["-p", "no-such-profile", "health"],
         vec!["-c", bad_toml.to_str().unwrap(), "health"],
         vec!["--url", "not a url", "health"],
+        vec!["--url", "http://127.0.0.1:9?x=1", "health"],
         vec!["agent", "run", ""],
         vec!["status", "", "--agent", "echo"],
     ] {

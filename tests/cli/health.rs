@@ -41,6 +41,38 @@ fn health_in_json() {
     assert!(body["rttMs"].is_number(), "{body}");
 }
 
+/// The embedded engine has no URL that outlives the command: `url` is null, never prose a
+/// script would take for one, and `dataDir` says which engine answered.
+#[test]
+fn health_in_json_on_the_embedded_engine() {
+    let sb = Sandbox::new();
+    let data = sb.path("engine-data");
+    let cfg = sb.write(
+        "e.toml",
+        &format!("[serve]\ndata_dir = \"{}\"\n", data.display()),
+    );
+    let out = sb.run(&[
+        "-c",
+        cfg.to_str().unwrap(),
+        "-p",
+        "embedded",
+        "-o",
+        "json",
+        "health",
+    ]);
+    assert_eq!(code(&out), 0, "{out:?}");
+    let body = stdout_json(&out);
+    assert_eq!(body["status"], "ok");
+    assert!(body["url"].is_null(), "{body}");
+    assert_eq!(body["profile"], "embedded");
+    let said = std::path::PathBuf::from(body["dataDir"].as_str().unwrap());
+    assert_eq!(
+        said.canonicalize().unwrap(),
+        data.canonicalize().unwrap(),
+        "{body}"
+    );
+}
+
 #[test]
 fn health_with_nothing_listening_is_exit_3_with_a_hint() {
     let sb = Sandbox::new();

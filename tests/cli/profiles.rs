@@ -271,6 +271,11 @@ fn an_invalid_value_in_the_config_says_why() {
             "[agents.x]\ncommand = [\"true\"]\ntimeout = \"5 parsecs\"\n",
             "invalid duration",
         ),
+        // Its wake-up time would be past the year 9999, which no timestamp can show.
+        (
+            "[workflows.w]\nsteps = [{ sleep = \"8000years\" }]\n",
+            "longer than 100 years",
+        ),
     ] {
         let path = sb.write("why.toml", text);
         let out = sb.run(&["-c", path.to_str().unwrap(), "health"]);

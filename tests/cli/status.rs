@@ -140,6 +140,40 @@ fn status_alone_prints_a_table_of_recent_runs_with_live_status() {
     }
 }
 
+/// Without a run ID, `--agent` or `--workflow` narrows the table to that one's runs.
+#[test]
+fn status_alone_with_agent_or_workflow_shows_only_its_runs() {
+    let sb = Sandbox::new();
+    let server = engine(&sb);
+    let echo = run_via_cli(&sb, &server, "agent", "echo", "n=1");
+    let pair = run_via_cli(&sb, &server, "workflow", "pair", "n=2");
+    for (flag, name, shown, hidden) in [
+        ("--agent", "echo", &echo, &pair),
+        ("--workflow", "pair", &pair, &echo),
+    ] {
+        let out = sb.run(&["--url", &server.url, "-o", "json", "status", flag, name]);
+        assert_eq!(code(&out), 0, "{out:?}");
+        let ids: Vec<Value> = stdout_json(&out)
+            .as_array()
+            .expect("an array")
+            .iter()
+            .map(|r| r["runId"].clone())
+            .collect();
+        assert_eq!(ids, [json!(shown)], "{flag} {name} (not {hidden})");
+    }
+    // An agent that shares a workflow's name is another thing: nothing of `pair` is an agent.
+    let out = sb.run(&[
+        "--url",
+        &server.url,
+        "-o",
+        "json",
+        "status",
+        "--agent",
+        "pair",
+    ]);
+    assert_eq!(stdout_json(&out), json!([]), "{out:?}");
+}
+
 #[test]
 fn status_alone_in_json_is_an_array() {
     let sb = Sandbox::new();
