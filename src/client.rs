@@ -262,8 +262,9 @@ impl Client {
     /// only the first look at the run gets at least [`FIRST_LOOK`], so that `--timeout 0s`
     /// still reports it. Transient failures (5xx, a lost connection) are retried with back-off
     /// for up to [`RETRY_FOR`], or until the deadline. At the deadline a run known to be queued
-    /// or running is exit 6, with the server's failure named if it is failing; a server that
-    /// never said anything about the run ends with its own error.
+    /// or running is exit 6, with the server's failure named if it is failing; a run never seen
+    /// ends with the server's own error, or as a request that timed out (exit 3) when the
+    /// server never answered (see `timed_out`).
     pub async fn follow(
         &self,
         kind: Kind,

@@ -511,7 +511,8 @@ pub fn parse_duration(s: &str) -> Result<Duration> {
 
 /// The longest a workflow's sleep step may last. Its wake-up time is stored and shown, and
 /// past this it would leave the years RFC 3339 (and every client) can write.
-const LONGEST_SLEEP: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+/// (humantime's year: 365.25 days, so that "100y" itself passes.)
+const LONGEST_SLEEP: Duration = Duration::from_secs(100 * 31_557_600);
 
 pub fn toml_to_json(v: &toml::Value) -> Value {
     match v {

@@ -178,8 +178,12 @@ impl StatusArgs {
         }
         if entries.is_empty() {
             if !g.quiet {
+                let of = self
+                    .named()
+                    .map(|(kind, name)| format!(" of {kind} `{name}`"))
+                    .unwrap_or_default();
                 eprintln!(
-                    "no runs scheduled from this machine with profile `{}` yet",
+                    "no runs{of} scheduled from this machine with profile `{}` yet",
                     s.profile.name
                 );
             }

@@ -170,8 +170,8 @@ pub async fn run(inv: Invocation<'_>, mut log: impl FnMut(String) + Send) -> Out
         kill_group();
         if !drained {
             // Once the group is dead, what it wrote is already in the pipes and reads at once;
-            // only a process that left the group can keep them open, and its output is not
-            // the agent's.
+            // only a process that left the group can keep them open, and its end of stream is
+            // not worth waiting for past a second.
             let _ = tokio::time::timeout(Duration::from_secs(1), io).await;
         }
         status

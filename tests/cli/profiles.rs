@@ -282,6 +282,16 @@ fn an_invalid_value_in_the_config_says_why() {
         let err = assert_error(&out, 2);
         assert!(err.contains(why), "{text}: {err}");
     }
+    // A hundred years itself passes: the file is taken, and health goes on to the server.
+    let path = sb.write("ok.toml", "[workflows.w]\nsteps = [{ sleep = \"100y\" }]\n");
+    let out = sb.run(&[
+        "-c",
+        path.to_str().unwrap(),
+        "--url",
+        &closed_url(),
+        "health",
+    ]);
+    assert_error(&out, 3);
 }
 
 #[test]
