@@ -194,20 +194,27 @@ impl Client {
         .await
     }
 
+    ///
+    /// `within` (the command's `--timeout`) bounds the request too, so that a stuck server
+    /// cannot hold the command for the whole [`REQUEST_TIMEOUT`]; never below [`FIRST_LOOK`],
+    /// so that a healthy server always has the time to answer (a schedule cut short may still
+    /// have stored the run).
     pub async fn schedule(
         &self,
         kind: Kind,
         name: &str,
         input: Map<String, Value>,
+        within: Option<Duration>,
     ) -> Result<Answer<ScheduleResponse>> {
         let body = serde_json::to_vec(&RunRequest { input: Some(input) })?;
         let path = format!("/api/{}/{}", kind.plural(), encode(name));
+        let timeout = within.map_or(REQUEST_TIMEOUT, |t| t.clamp(FIRST_LOOK, REQUEST_TIMEOUT));
         let raw = self
             .call(
                 Method::POST,
                 &path,
                 Some(body),
-                REQUEST_TIMEOUT,
+                timeout,
                 &format!("{kind} `{name}`"),
             )
             .await?;

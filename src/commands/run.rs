@@ -50,7 +50,11 @@ impl RunArgs {
         g: &GlobalArgs,
         s: &Session,
     ) -> Result<Exit> {
-        let answer = s.client.schedule(kind, &self.name, input).await?;
+        let started = std::time::Instant::now();
+        let answer = s
+            .client
+            .schedule(kind, &self.name, input, self.timeout)
+            .await?;
         let id = answer.typed.run_id.clone();
         history::record(&history::Entry {
             profile: s.profile.name.clone(),
@@ -89,16 +93,9 @@ impl RunArgs {
         }
         // The schedule's answer is the first thing known of the run (at least, queued).
         let known = answer.typed.status.unwrap_or(RunStatus::Queued);
-        follow(
-            &s.client,
-            kind,
-            &self.name,
-            &id,
-            self.timeout,
-            Some(known),
-            g,
-        )
-        .await
+        // `--timeout` bounds the command from its start: the schedule's time comes off it.
+        let timeout = self.timeout.map(|t| t.saturating_sub(started.elapsed()));
+        follow(&s.client, kind, &self.name, &id, timeout, Some(known), g).await
     }
 }
 

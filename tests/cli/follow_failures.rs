@@ -111,6 +111,30 @@ fn timeout_holds_against_a_server_that_stops_answering() {
     );
 }
 
+/// A server that never answers the schedule itself: `--timeout` bounds that request too (not
+/// the 30 s every request gets), as a request that timed out (exit 3), whose run may or may
+/// not have been stored.
+#[test]
+fn timeout_bounds_a_schedule_the_server_never_answers() {
+    let sb = Sandbox::new();
+    let stuck = Standin::start(|_, _| {
+        std::thread::sleep(Duration::from_secs(300));
+        Reply::json(500, json!({}))
+    });
+    let started = std::time::Instant::now();
+    let out = sb.run_at(
+        &stuck.url,
+        &["agent", "run", "echo", "--follow", "--timeout", "1s"],
+    );
+    let err = assert_error(&out, 3);
+    assert!(err.contains("did not answer in time"), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "the schedule was not cut at --timeout (took {:?})",
+        started.elapsed()
+    );
+}
+
 #[test]
 fn a_timeout_too_long_for_the_clock_means_no_timeout() {
     let sb = Sandbox::new();
