@@ -207,7 +207,7 @@ fn on_a_terminal_follow_draws_a_spinner_and_still_prints_the_output() {
     let server = engine(&sb);
     // `script` runs the CLI on a pseudo-terminal, as a person at a shell would.
     let inner = format!(
-        "{} --url {} agent run slow --set seconds=0.5 --follow",
+        "{} --url {} agent run slow --set seconds=0.5 --follow --timeout 60s",
         crate::support::BIN,
         server.url
     );

@@ -159,7 +159,6 @@ fn the_builtin_local_profile_points_at_localhost_6233() {
     let sb = Sandbox::new();
     // Whether something listens there is not ours to know; `-v` says where it went.
     let out = sb.cmd().args(["-v", "health"]).output().unwrap();
-    assert!(matches!(code(&out), 0 | 3), "{out:?}");
     assert!(
         stderr(&out).contains("* profile local: http://localhost:6233"),
         "{}",

@@ -9,7 +9,8 @@ use serde_json::json;
 use super::fixtures::sandbox;
 use crate::support::{Sandbox, Server, wait_until};
 
-const T: Duration = Duration::from_secs(60);
+/// Generous: 400 runs one at a time, each two synced commits and a process, on a busy machine.
+const T: Duration = Duration::from_secs(180);
 
 /// Past the 256 runs held in memory, so that the queue is read back from the store in more than
 /// one batch.

@@ -144,7 +144,7 @@ fn a_killed_engines_agent_dies_with_it_and_what_it_started_is_stopped_at_the_nex
     let (sb, cfg) = sandbox(&agent("long", "retries = 1"));
     let data = sb.path("engine");
     let mut server = sb.serve(Some(&cfg), &data, &[]);
-    server.schedule(
+    let id = server.schedule(
         "agents",
         "long",
         json!({"pidfile": "pids", "child": true, "gate": "never"}),
@@ -167,6 +167,14 @@ fn a_killed_engines_agent_dies_with_it_and_what_it_started_is_stopped_at_the_nex
         (!crate::support::process_alive(child)).then_some(())
     });
     assert!(server.logs().contains("left running"), "{}", server.logs());
+    // The retry starts the same work again: end it, so that nothing outlives the test.
+    let retry = wait_until("the retry to start", T, || {
+        let now = super::fixtures::pids(&sb, "pids", 2);
+        (now != pids).then_some(now)
+    });
+    let (code, body) = server.post(&format!("/api/agents/long/{id}/cancel"), json!({}));
+    assert_eq!(code, 200, "{body}");
+    super::fixtures::assert_all_gone(&retry);
 }
 
 /// Another program holding the database's write lock past the busy timeout fails a write; the
@@ -176,7 +184,7 @@ fn a_write_that_fails_while_another_program_holds_the_database_is_retried() {
     let (sb, cfg) = sandbox("");
     let data = sb.path("engine");
     let server = sb.serve(Some(&cfg), &data, &[]);
-    let id = server.schedule("agents", "sleep", serde_json::json!({"seconds": 3}));
+    let id = server.schedule("agents", "sleep", serde_json::json!({"seconds": 6}));
     wait_until("the run to start", T, || {
         let (_, run) = server.get(&format!("/api/agents/sleep/{id}"));
         (run["status"] == "running").then_some(())
@@ -186,9 +194,11 @@ fn a_write_that_fails_while_another_program_holds_the_database_is_retried() {
         c = sqlite3.connect(sys.argv[1], isolation_level=None)\n\
         c.execute('BEGIN IMMEDIATE')\n\
         open(sys.argv[2], 'w').close()\n\
-        time.sleep(9)\n\
+        time.sleep(12)\n\
         c.execute('COMMIT')\n";
     let mut lock = std::process::Command::new(crate::support::PY)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .args(["-c", holder])
         .arg(data.join("restack.db"))
         .arg(sb.path("locked"))

@@ -49,6 +49,9 @@ fn wait_answers_when_the_status_changes() {
     let poll =
         std::thread::spawn(move || crate::support::send(reqwest::blocking::Client::new().get(url)));
     sb.write("gate", "");
+    wait_until("the long wait to answer", Duration::from_secs(20), || {
+        poll.is_finished().then_some(())
+    });
     let (code, run) = poll.join().unwrap();
     assert_eq!(code, 200, "{run}");
     assert_eq!(run["status"], "completed", "{run}");
@@ -76,6 +79,11 @@ fn runs_list_filters_newest_first_and_pages() {
         server.wait_done("agents", "echo", id, T);
     }
     server.wait_done("workflows", "w", &wf, T);
+    // Its start is written after its insert: listed by status, it must have been.
+    wait_until("the sleeper to start", T, || {
+        let (_, run) = server.get(&format!("/api/agents/sleep/{sleeper}"));
+        (run["status"] == "running").then_some(())
+    });
 
     let ids = |body: &Value| -> Vec<String> {
         body["runs"]

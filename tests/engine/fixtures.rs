@@ -11,7 +11,8 @@ use crate::support::{PY, Sandbox};
 /// - `append`: a file to which each invocation appends `<agent name> <attempt>`
 /// - `pidfile` (+ `child`): write the agent's pid (and a sleeping child's) there
 /// - `stderr`: lines to log
-/// - `active` (+ `hold`): a folder; reports in `others` how many other runs were inside at once
+/// - `active` (+ `hold`, `until_seen`): a folder; reports in `others` how many other runs were
+///   inside at once, holding `hold` seconds (or, with `until_seen`, until it has seen one)
 /// - `gate`: wait (at most 30 s) until this file exists
 /// - `sleep`: seconds to sleep
 /// - `fail_attempts`: attempts up to this one exit 3
@@ -49,7 +50,7 @@ if "active" in d:
     open(me, "w").close()
     others = 0
     until = time.time() + d.get("hold", 0.3)
-    while time.time() < until:
+    while time.time() < until and not (d.get("until_seen") and others > 0):
         others = max(others, len(os.listdir(d["active"])) - 1)
         time.sleep(0.01)
     os.remove(me)
@@ -112,4 +113,15 @@ pub fn pids(sb: &Sandbox, rel: &str, count: usize) -> Vec<i32> {
             (pids.len() == count).then_some(pids)
         },
     )
+}
+
+/// Waits until none of `pids` is alive.
+pub fn assert_all_gone(pids: &[i32]) {
+    for &pid in pids {
+        crate::support::wait_until(
+            &format!("pid {pid} to be gone"),
+            std::time::Duration::from_secs(30),
+            || (!crate::support::process_alive(pid)).then_some(()),
+        );
+    }
 }

@@ -43,14 +43,17 @@ fn a_run_stored_for_a_client_that_hung_up_still_runs() {
         let body = r#"{"input":{"seconds":0}}"#;
         send_and_hang_up(&server, "POST", "/api/agents/sleep", body, spread(i * 2));
     }
-    // Every run that was stored ends, without a restart: all completed, twice in a row with
-    // the same count (a hung-up request's insert may still be on its way at the first look).
-    let mut seen = usize::MAX;
+    // Every run that was stored ends, without a restart: all completed, and their count the
+    // same for a second (a hung-up request may still be on its way in on a busy machine).
+    let mut seen = (usize::MAX, std::time::Instant::now());
     let stored = wait_until("every stored run to end", T, || {
         let (_, body) = server.get("/api/runs?limit=100");
         let runs = body["runs"].as_array().cloned().unwrap_or_default();
         let done = runs.iter().all(|r| r["status"] == "completed");
-        let steady = std::mem::replace(&mut seen, runs.len()) == runs.len();
+        if seen.0 != runs.len() {
+            seen = (runs.len(), std::time::Instant::now());
+        }
+        let steady = seen.1.elapsed() >= Duration::from_secs(1);
         (done && steady).then_some(runs.len())
     });
     assert!(

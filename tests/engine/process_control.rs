@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::fixtures::{agent, pids, sandbox};
-use crate::support::{Sandbox, Server, process_alive, wait_until};
+use super::fixtures::{agent, assert_all_gone, pids, sandbox};
+use crate::support::{Sandbox, Server, process_alive};
 
 const T: Duration = Duration::from_secs(30);
 
@@ -22,14 +22,6 @@ fn long_agent_with_child(extra: &str) -> (Sandbox, Server, String, Vec<i32>) {
     );
     let pids = pids(&sb, "pids", 2);
     (sb, server, id, pids)
-}
-
-fn assert_all_gone(pids: &[i32]) {
-    for &pid in pids {
-        wait_until(&format!("pid {pid} to be gone"), T, || {
-            (!process_alive(pid)).then_some(())
-        });
-    }
 }
 
 #[test]
@@ -51,10 +43,11 @@ fn cancel_kills_the_agent_and_what_it_started() {
 
 #[test]
 fn timeout_kills_the_process_group_and_fails_the_run() {
-    let (_sb, server, id, pids) = long_agent_with_child("timeout = \"500ms\"");
+    // Long enough for the agent to start its child and say so on a loaded machine.
+    let (_sb, server, id, pids) = long_agent_with_child("timeout = \"3s\"");
     let run = server.wait_done("agents", "probe", &id, T);
     assert_eq!(run["status"], "failed");
-    assert_eq!(run["error"], "timed out after 500ms");
+    assert_eq!(run["error"], "timed out after 3s");
     assert_all_gone(&pids);
 }
 
@@ -111,8 +104,12 @@ fn without_a_limit_runs_do_overlap() {
     // The counterpart of the test above: proves the probe can see an overlap at all.
     let (sb, cfg) = sandbox(&agent("probe", ""));
     let server = sb.serve(Some(&cfg), &sb.path("engine"), &[]);
+    // Each holds until it sees another (at most 20 s), so a slow start cannot hide an overlap.
     let ids: Vec<String> = (0..3)
-        .map(|_| server.schedule("agents", "probe", json!({"active": "active", "hold": 1.5})))
+        .map(|_| {
+            let input = json!({"active": "active", "hold": 20, "until_seen": true});
+            server.schedule("agents", "probe", input)
+        })
         .collect();
     let overlapped = ids.iter().any(|id| {
         let run = server.wait_done("agents", "probe", id, T);

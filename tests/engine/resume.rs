@@ -12,7 +12,7 @@ const T: Duration = Duration::from_secs(30);
 
 fn config() -> String {
     format!(
-        "{}{}[workflows.nap]\nsteps = [{{ agent = \"first\" }}, {{ sleep = \"2s\" }}, {{ agent = \"last\" }}]\n\n\
+        "{}{}[workflows.nap]\nsteps = [{{ agent = \"first\" }}, {{ sleep = \"5s\" }}, {{ agent = \"last\" }}]\n\n\
          [workflows.pair]\nsteps = [{{ agent = \"first\" }}, {{ agent = \"last\" }}]\n",
         agent("first", ""),
         agent("last", "retries = 1")

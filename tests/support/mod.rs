@@ -120,7 +120,7 @@ impl Server {
         let (tx, rx) = mpsc::channel();
         let sink = log.clone();
         // Drain stderr for the engine's whole life, so its logging never blocks it.
-        std::thread::spawn(move || {
+        let drain = std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Some(rest) = line.split("listening on ").nth(1) {
                     let url = rest.split(';').next().unwrap_or("").trim().to_string();
@@ -136,7 +136,8 @@ impl Server {
             Err(_) => {
                 let _ = child.kill();
                 let _ = child.wait();
-                std::thread::sleep(Duration::from_millis(100)); // let the drain thread finish
+                // The engine is gone, so its stderr ends and the drain thread with it.
+                let _ = drain.join();
                 panic!(
                     "the engine did not start; its log:\n{}",
                     log.lock().unwrap()
