@@ -16,29 +16,27 @@ fn health_names_the_url_and_profile() {
     assert!(text.contains("profile local"), "{text}");
 }
 
+/// `restack -c FILE -p PROFILE -o json health`, FILE holding `config`: the answer, checked to
+/// be healthy and to name the profile.
+fn health_json(sb: &Sandbox, config: &str, profile: &str) -> serde_json::Value {
+    let cfg = sb.write("health.toml", config);
+    let cfg = cfg.to_str().unwrap();
+    let out = sb.run(&["-c", cfg, "-p", profile, "-o", "json", "health"]);
+    assert_eq!(code(&out), 0, "{out:?}");
+    let body = stdout_json(&out);
+    assert_eq!(body["status"], "ok");
+    assert_eq!(body["profile"], profile);
+    assert!(body["rttMs"].is_number(), "{body}");
+    body
+}
+
 #[test]
 fn health_in_json() {
     let sb = Sandbox::new();
     let server = engine(&sb);
-    let cfg = sb.write(
-        "p.toml",
-        &format!("[profiles.dev]\nurl = \"{}\"\n", server.url),
-    );
-    let out = sb.run(&[
-        "-c",
-        cfg.to_str().unwrap(),
-        "-p",
-        "dev",
-        "-o",
-        "json",
-        "health",
-    ]);
-    assert_eq!(code(&out), 0, "{out:?}");
-    let body = stdout_json(&out);
-    assert_eq!(body["status"], "ok");
+    let config = format!("[profiles.dev]\nurl = \"{}\"\n", server.url);
+    let body = health_json(&sb, &config, "dev");
     assert_eq!(body["url"], server.url.as_str());
-    assert_eq!(body["profile"], "dev");
-    assert!(body["rttMs"].is_number(), "{body}");
 }
 
 /// The embedded engine has no URL that outlives the command: `url` is null, never prose a
@@ -47,24 +45,9 @@ fn health_in_json() {
 fn health_in_json_on_the_embedded_engine() {
     let sb = Sandbox::new();
     let data = sb.path("engine-data");
-    let cfg = sb.write(
-        "e.toml",
-        &format!("[serve]\ndata_dir = \"{}\"\n", data.display()),
-    );
-    let out = sb.run(&[
-        "-c",
-        cfg.to_str().unwrap(),
-        "-p",
-        "embedded",
-        "-o",
-        "json",
-        "health",
-    ]);
-    assert_eq!(code(&out), 0, "{out:?}");
-    let body = stdout_json(&out);
-    assert_eq!(body["status"], "ok");
+    let config = format!("[serve]\ndata_dir = \"{}\"\n", data.display());
+    let body = health_json(&sb, &config, "embedded");
     assert!(body["url"].is_null(), "{body}");
-    assert_eq!(body["profile"], "embedded");
     let said = std::path::PathBuf::from(body["dataDir"].as_str().unwrap());
     assert_eq!(
         said.canonicalize().unwrap(),
