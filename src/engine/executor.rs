@@ -608,7 +608,9 @@ impl Inner {
                         cancel: token,
                         database: self.store.path(),
                     };
-                    let outcome = process::run(inv, log).await;
+                    // Boxed: inline, the attempt's state would size every driver's task, and a
+                    // driver waiting for a slot (a queued run) would carry it for nothing.
+                    let outcome = Box::pin(process::run(inv, log)).await;
                     drop(_permits);
                     let error = match outcome {
                         Outcome::Done(output) => {

@@ -390,11 +390,13 @@ pub fn apply(tx: &Transaction, op: &Op) -> rusqlite::Result<bool> {
 /// after them would each commit on their own while their callers hear of an error; so the
 /// batch ends there and fails as one.
 fn apply_whole(tx: &Transaction, op: &Op) -> rusqlite::Result<rusqlite::Result<bool>> {
-    // One statement each, which SQLite already applies whole.
-    let single = matches!(
-        op,
-        Op::Insert { .. } | Op::Start { .. } | Op::Requeue { .. }
-    );
+    // One statement each, which SQLite already applies whole (an agent's log line comes
+    // alone, as it is read).
+    let single = match op {
+        Op::Insert { .. } | Op::Start { .. } | Op::Requeue { .. } => true,
+        Op::Logs(lines) => lines.len() == 1,
+        Op::Finish { .. } | Op::Steps(_) => false,
+    };
     if !single {
         tx.prepare_cached("SAVEPOINT write")?.execute([])?;
     }
