@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# What a queued workflow costs the engine in memory: schedules workflows whose only step is a
+# What queued workflows cost the engine in memory: schedules workflows whose only step is a
 # command agent that never frees its one slot, for DUR seconds of wrk at 16 connections, and
-# prints how many were queued and the engine's RSS growth per workflow. Each is held by a
-# driver task until its step can start (workflows have no store-backed queue; see
-# BENCHMARKS.md). BIN=OTHER_BUILD measures another build (A/B in the same minute).
+# prints how many were queued and the engine's RSS growth, also per workflow. Up to
+# `workflows_in_memory` (4096) of them are held by driver tasks; the rest wait in the store, so
+# the growth levels off (see BENCHMARKS.md). BIN=OTHER_BUILD measures another build.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BIN=${BIN:-$ROOT/target/release/restack} DUR=${DUR:-4} PORT=${PORT:-7970}

@@ -50,6 +50,9 @@ pub struct ServeConfig {
     pub listen: Option<String>,
     pub data_dir: Option<PathBuf>,
     pub max_concurrency: Option<usize>,
+    /// How many runs of each workflow the engine holds at once, under way or waiting for a
+    /// slot (default 4096); past it, new runs wait queued in the store and start as others end.
+    pub workflows_in_memory: Option<usize>,
     pub max_body_bytes: Option<usize>,
     /// The variable that holds the engine's bearer token (default `RESTACK_API_BEARER_TOKEN`).
     pub token_env: Option<String>,
@@ -119,6 +122,7 @@ pub struct EngineSettings {
     pub listen: String,
     pub data_dir: PathBuf,
     pub max_concurrency: usize,
+    pub workflows_in_memory: usize,
     pub max_body_bytes: usize,
     pub token: Option<String>,
     pub shutdown_grace: Duration,
@@ -242,6 +246,9 @@ impl Config {
         }
         if s.max_concurrency == Some(0) {
             bail!("[serve] max_concurrency must be at least 1");
+        }
+        if s.workflows_in_memory == Some(0) {
+            bail!("[serve] workflows_in_memory must be at least 1");
         }
         for (name, a) in &self.file.agents {
             check_name(name).with_context(|| format!("[agents.{name}]"))?;
@@ -408,6 +415,9 @@ impl Config {
                 .unwrap_or_else(|| DEFAULT_LISTEN.to_string()),
             data_dir,
             max_concurrency: s.max_concurrency.unwrap_or(16),
+            workflows_in_memory: s
+                .workflows_in_memory
+                .unwrap_or(crate::engine::WORKFLOWS_IN_MEMORY),
             max_body_bytes: s.max_body_bytes.unwrap_or(1024 * 1024),
             // Trimmed like the client's, so one exported value works on both sides.
             token: env_token(token_var)?,

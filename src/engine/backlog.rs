@@ -1,14 +1,16 @@
-//! How many of a command agent's runs the executor holds in memory. A run waiting for a
-//! concurrency slot costs a task of a few KiB, so a backlog of a million runs of a slow agent
-//! would be gigabytes, and after a crash the next start would load it all again. Past a limit
-//! (see [`limit`]) an agent's queued runs wait only in the store, where they already are (a 200
-//! means committed), and the executor reads the oldest of them back as its drivers finish.
-//! Only bookkeeping lives here; the executor does the reading and the driving.
+//! How many of a command agent's or a workflow's runs the executor holds in memory. A run
+//! waiting for a concurrency slot costs a task of a few KiB, so a backlog of a million runs of a
+//! slow agent (or of workflows that call it) would be gigabytes, and after a crash the next
+//! start would load it all again. Past a limit (see [`limit`], [`WORKFLOWS_IN_MEMORY`]) the queued
+//! runs wait only in the store, where they already are (a 200 means committed), and the
+//! executor reads the oldest of them back as its drivers finish. Only bookkeeping lives here;
+//! the executor does the reading and the driving.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use super::catalog::Catalog;
+use crate::api::Kind;
 
 /// The fewest runs of one command agent held by drivers at once (running, backing off before a
 /// retry, or waiting for a slot): a few MiB.
@@ -20,9 +22,17 @@ pub fn limit(at_once: usize) -> usize {
     at_once.saturating_mul(4).max(RESIDENT_AT_LEAST)
 }
 
+/// How many runs of one workflow drivers hold by default, started or not (about 14 MiB of
+/// tasks; `[serve] workflows_in_memory`). A workflow holds its place through its sleep steps
+/// too, so this is also how many of one workflow may be under way at once; the next start as
+/// those end.
+pub const WORKFLOWS_IN_MEMORY: usize = 4096;
+
+/// The queues by name, apart for each kind: an agent and a workflow may share a name.
 #[derive(Default)]
 pub struct Backlog {
     agents: Mutex<HashMap<String, Queue>>,
+    workflows: Mutex<HashMap<String, Queue>>,
 }
 
 struct Queue {
@@ -52,33 +62,37 @@ impl Queue {
 }
 
 impl Backlog {
-    /// Each command agent of the catalog gets the limit its concurrency asks for; at most
-    /// `max_concurrency` agent processes run at once in all.
-    pub fn for_catalog(catalog: &Catalog, max_concurrency: usize) -> Backlog {
-        let agents = catalog
-            .agents
-            .values()
-            .filter(|a| a.is_command())
-            .map(|a| {
-                let at_once = a
-                    .concurrency
-                    .unwrap_or(max_concurrency)
-                    .min(max_concurrency);
-                (a.name.clone(), Queue::new(limit(at_once)))
-            })
-            .collect();
+    /// Each command agent of the catalog gets the limit its concurrency asks for (at most
+    /// `max_concurrency` agent processes run at once in all); each workflow `workflows`.
+    pub fn for_catalog(catalog: &Catalog, max_concurrency: usize, workflows: usize) -> Backlog {
+        let agents = catalog.agents.values().filter(|a| a.is_command()).map(|a| {
+            let at_once = a
+                .concurrency
+                .unwrap_or(max_concurrency)
+                .min(max_concurrency);
+            (a.name.clone(), Queue::new(limit(at_once)))
+        });
+        let workflows = catalog
+            .workflows
+            .keys()
+            .map(|name| (name.clone(), Queue::new(workflows)));
         Backlog {
-            agents: Mutex::new(agents),
+            agents: Mutex::new(agents.collect()),
+            workflows: Mutex::new(workflows.collect()),
         }
     }
 
-    /// Runs `f` on the agent's queue, under the lock.
-    fn with<T>(&self, agent: &str, f: impl FnOnce(&mut Queue) -> T) -> T {
-        let mut agents = self.agents.lock().unwrap_or_else(|e| e.into_inner());
-        match agents.get_mut(agent) {
+    /// Runs `f` on the queue of `kind` `name`, under the lock.
+    fn with<T>(&self, kind: Kind, name: &str, f: impl FnOnce(&mut Queue) -> T) -> T {
+        let queues = match kind {
+            Kind::Agent => &self.agents,
+            Kind::Workflow => &self.workflows,
+        };
+        let mut queues = queues.lock().unwrap_or_else(|e| e.into_inner());
+        match queues.get_mut(name) {
             Some(q) => f(q),
-            None => f(agents
-                .entry(agent.to_string())
+            None => f(queues
+                .entry(name.to_string())
                 .or_insert_with(|| Queue::new(RESIDENT_AT_LEAST))),
         }
     }
@@ -88,8 +102,8 @@ impl Backlog {
     /// a new one waits behind them, so runs keep roughly the order they were scheduled in.
     /// (A run read back just as its driver finished can get a second driver; that one stops
     /// at its first write, which finds the run ended.)
-    pub fn admit(&self, agent: &str, id: &str) -> bool {
-        self.with(agent, |q| {
+    pub fn admit(&self, kind: Kind, name: &str, id: &str) -> bool {
+        self.with(kind, name, |q| {
             if q.resident.contains(id) {
                 return false;
             }
@@ -103,24 +117,24 @@ impl Backlog {
     }
 
     /// A run that must be driven whatever the count: one found running at start-up.
-    pub fn hold(&self, agent: &str, id: &str) {
-        self.with(agent, |q| q.resident.insert(id.to_string()));
+    pub fn hold(&self, kind: Kind, name: &str, id: &str) {
+        self.with(kind, name, |q| q.resident.insert(id.to_string()));
     }
 
-    /// Marks that some of the agent's queued runs are only in the store.
-    pub fn fall_behind(&self, agent: &str) {
-        self.with(agent, |q| q.behind = true);
+    /// Marks that some of the queued runs are only in the store.
+    pub fn fall_behind(&self, kind: Kind, name: &str) {
+        self.with(kind, name, |q| q.behind = true);
     }
 
-    /// Whether some of the agent's queued runs are only in the store.
-    pub fn is_behind(&self, agent: &str) -> bool {
-        self.with(agent, |q| q.behind)
+    /// Whether some of the queued runs are only in the store.
+    pub fn is_behind(&self, kind: Kind, name: &str) -> bool {
+        self.with(kind, name, |q| q.behind)
     }
 
-    /// A driver is done with run `id`. True when the agent's queue should be read back from
-    /// the store (see [`Backlog::wants_refill`]).
-    pub fn release(&self, agent: &str, id: &str) -> bool {
-        self.with(agent, |q| {
+    /// A driver is done with run `id`. True when the queue should be read back from the store
+    /// (see [`Backlog::wants_refill`]).
+    pub fn release(&self, kind: Kind, name: &str, id: &str) -> bool {
+        self.with(kind, name, |q| {
             q.resident.remove(id);
             q.wants_refill()
         })
@@ -128,16 +142,16 @@ impl Backlog {
 
     /// Whether some queued runs are only in the store and half the room is free: the queue is
     /// read back in batches rather than one run per finished run.
-    pub fn wants_refill(&self, agent: &str) -> bool {
-        self.with(agent, |q| q.wants_refill())
+    pub fn wants_refill(&self, kind: Kind, name: &str) -> bool {
+        self.with(kind, name, |q| q.wants_refill())
     }
 
-    /// Starts reading the agent's queue back: `None` when another reader got there first (or
+    /// Starts reading the queue back: `None` when another reader got there first (or
     /// nothing waits), else how many queued runs to read (the resident ones not yet started
     /// are among the oldest). New runs admitted from here on are found either by this read or
     /// by [`Backlog::admit`], so none is left in the store unseen.
-    pub fn begin_refill(&self, agent: &str) -> Option<usize> {
-        self.with(agent, |q| {
+    pub fn begin_refill(&self, kind: Kind, name: &str) -> Option<usize> {
+        self.with(kind, name, |q| {
             if !q.behind {
                 return None;
             }
@@ -147,13 +161,13 @@ impl Backlog {
     }
 
     /// After a failed read: true when no retry timer is pending yet (the caller starts one).
-    pub fn start_retry(&self, agent: &str) -> bool {
-        self.with(agent, |q| !std::mem::replace(&mut q.retrying, true))
+    pub fn start_retry(&self, kind: Kind, name: &str) -> bool {
+        self.with(kind, name, |q| !std::mem::replace(&mut q.retrying, true))
     }
 
     /// The retry timer fired.
-    pub fn end_retry(&self, agent: &str) {
-        self.with(agent, |q| q.retrying = false);
+    pub fn end_retry(&self, kind: Kind, name: &str) {
+        self.with(kind, name, |q| q.retrying = false);
     }
 }
 
@@ -161,32 +175,41 @@ impl Backlog {
 mod tests {
     use super::*;
 
+    const A: Kind = Kind::Agent;
+
     #[test]
     fn past_the_limit_runs_wait_in_the_store_and_are_read_back_in_batches() {
         let b = Backlog::default();
         for i in 0..RESIDENT_AT_LEAST {
-            assert!(b.admit("a", &format!("r{i}")));
+            assert!(b.admit(A, "a", &format!("r{i}")));
         }
-        assert!(!b.admit("a", "late"), "over the limit");
-        assert!(b.admit("other", "x"), "each agent has its own room");
-        // Not read back after every finished run: only once half the room is free.
-        assert!(!b.release("a", "r0"));
+        assert!(!b.admit(A, "a", "late"), "over the limit");
+        assert!(b.admit(A, "other", "x"), "each agent has its own room");
         assert!(
-            !b.admit("a", "later"),
+            b.admit(Kind::Workflow, "a", "y"),
+            "a workflow of the same name too"
+        );
+        // Not read back after every finished run: only once half the room is free.
+        assert!(!b.release(A, "a", "r0"));
+        assert!(
+            !b.admit(A, "a", "later"),
             "no overtaking while runs wait in the store"
         );
         let mut asked = false;
         for i in 1..=RESIDENT_AT_LEAST / 2 {
-            asked |= b.release("a", &format!("r{i}"));
+            asked |= b.release(A, "a", &format!("r{i}"));
         }
         assert!(asked);
-        assert_eq!(b.begin_refill("a"), Some(RESIDENT_AT_LEAST));
-        assert_eq!(b.begin_refill("a"), None, "one reader at a time");
-        assert!(b.admit("a", "late"));
-        assert!(!b.admit("a", "late"), "never two drivers for one run");
-        assert!(b.start_retry("a") && !b.start_retry("a"), "one retry timer");
-        b.end_retry("a");
-        assert!(b.start_retry("a"));
+        assert_eq!(b.begin_refill(A, "a"), Some(RESIDENT_AT_LEAST));
+        assert_eq!(b.begin_refill(A, "a"), None, "one reader at a time");
+        assert!(b.admit(A, "a", "late"));
+        assert!(!b.admit(A, "a", "late"), "never two drivers for one run");
+        assert!(
+            b.start_retry(A, "a") && !b.start_retry(A, "a"),
+            "one retry timer"
+        );
+        b.end_retry(A, "a");
+        assert!(b.start_retry(A, "a"));
     }
 
     #[test]
@@ -194,10 +217,10 @@ mod tests {
         assert_eq!(limit(1), RESIDENT_AT_LEAST);
         assert_eq!(limit(100), 400);
         let b = Backlog::default();
-        b.with("wide", |q| q.limit = 400);
+        b.with(A, "wide", |q| q.limit = 400);
         for i in 0..400 {
-            assert!(b.admit("wide", &format!("r{i}")));
+            assert!(b.admit(A, "wide", &format!("r{i}")));
         }
-        assert!(!b.admit("wide", "over"));
+        assert!(!b.admit(A, "wide", "over"));
     }
 }

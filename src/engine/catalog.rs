@@ -193,10 +193,14 @@ impl Catalog {
         }
     }
 
-    /// Whether `kind` `name` is a command agent: its runs may queue for slots, so a long queue
-    /// of them waits in the store (`engine::backlog`).
-    pub fn is_command(&self, kind: Kind, name: &str) -> bool {
-        kind == Kind::Agent && self.agents.get(name).is_some_and(|a| a.is_command())
+    /// Whether the runs of `kind` `name` may queue for slots, so that a long queue of them waits
+    /// in the store (`engine::backlog`): a command agent's, and every workflow's (its steps may
+    /// call one).
+    pub fn queues_in_store(&self, kind: Kind, name: &str) -> bool {
+        match kind {
+            Kind::Agent => self.agents.get(name).is_some_and(|a| a.is_command()),
+            Kind::Workflow => self.workflows.contains_key(name),
+        }
     }
 
     /// Whether a run is finished the moment it is scheduled, its output being its input: an

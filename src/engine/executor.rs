@@ -1,5 +1,5 @@
-//! Runs what is scheduled: one task per run (a command agent's long queue waits in the store;
-//! see `backlog`), concurrency slots for agent processes, retries with back-off,
+//! Runs what is scheduled: one task per run (a long queue of a command agent's runs or of a
+//! workflow's waits in the store; see `backlog`), concurrency slots for agent processes, retries with back-off,
 //! durable timers, cancel, recovery at start and a graceful stop.
 //!
 //! Every state change is written (and committed) before the next thing happens, so whatever
@@ -100,12 +100,13 @@ impl Executor {
         store: Store,
         catalog: Arc<Catalog>,
         max_concurrency: usize,
+        workflows_in_memory: usize,
         enabled: bool,
     ) -> Executor {
         Executor {
             inner: Arc::new(Inner {
                 store,
-                backlog: Backlog::for_catalog(&catalog, max_concurrency),
+                backlog: Backlog::for_catalog(&catalog, max_concurrency, workflows_in_memory),
                 catalog,
                 global: Arc::new(Semaphore::new(max_concurrency)),
                 running: Mutex::new(HashMap::new()),
@@ -126,8 +127,8 @@ impl Executor {
         if !self.inner.enabled || self.inner.stopping.is_cancelled() {
             return;
         }
-        let backlogged = self.inner.catalog.is_command(run.kind, &run.name);
-        if backlogged && !self.inner.backlog.admit(&run.name, &run.id) {
+        let backlogged = self.inner.catalog.queues_in_store(run.kind, &run.name);
+        if backlogged && !self.inner.backlog.admit(run.kind, &run.name, &run.id) {
             return;
         }
         self.inner.spawn(run, backlogged);
@@ -160,14 +161,14 @@ impl Executor {
                 "stopped {killed} processes left running by agents of the previous engine"
             );
         }
-        // The running runs, and the queued runs of workflows and built-in agents, are all read
-        // before any starts, so a failed read stops the start-up with nothing half begun. A
-        // command agent's queue is then read back a batch at a time, as while serving.
+        // The running runs, and the queued runs of built-in agents, are all read before any
+        // starts, so a failed read stops the start-up with nothing half begun. The queues of
+        // command agents and workflows are then read back a batch at a time, as while serving.
         let mut rows = running;
         let mut queues = Vec::new();
         for (kind, name) in store.queued_names()? {
-            if self.inner.catalog.is_command(kind, &name) {
-                queues.push(name);
+            if self.inner.catalog.queues_in_store(kind, &name) {
+                queues.push((kind, name));
             } else {
                 rows.extend(store.queued_runs(kind, &name, None)?);
             }
@@ -178,10 +179,10 @@ impl Executor {
                 Ok(()) => {
                     resumed += 1;
                     let run = active_from_row(row);
-                    let backlogged = self.inner.catalog.is_command(run.kind, &run.name);
+                    let backlogged = self.inner.catalog.queues_in_store(run.kind, &run.name);
                     if backlogged {
                         // Driven whatever the count: it was running.
-                        self.inner.backlog.hold(&run.name, &run.id);
+                        self.inner.backlog.hold(run.kind, &run.name, &run.id);
                     }
                     self.inner.spawn(run, backlogged);
                 }
@@ -196,22 +197,24 @@ impl Executor {
                 }
             }
         }
-        for name in queues {
-            self.inner.backlog.fall_behind(&name);
-            let started = self.inner.refill(&name);
+        for (kind, name) in queues {
+            self.inner.backlog.fall_behind(kind, &name);
+            let started = self.inner.refill(kind, &name);
             resumed += started;
-            if self.inner.backlog.is_behind(&name) {
+            if self.inner.backlog.is_behind(kind, &name) {
                 // Counted for the banner, so that no run seems lost: one pass over the index.
                 // Runs have started by now, so a failed count is only said, not a failed start.
-                match store.count_queued(Kind::Agent, &name) {
+                match store.count_queued(kind, &name) {
                     Ok(n) => {
                         let waiting = n.saturating_sub(started);
                         resumed += waiting;
                         tracing::info!(
-                            "agent `{name}`: {waiting} queued runs wait in the store and start as slots free"
+                            "{kind} `{name}`: {waiting} queued runs wait in the store and start as others end"
                         );
                     }
-                    Err(e) => tracing::warn!("agent `{name}`: cannot count its queued runs: {e:#}"),
+                    Err(e) => {
+                        tracing::warn!("{kind} `{name}`: cannot count its queued runs: {e:#}")
+                    }
                 }
             }
         }
@@ -254,8 +257,9 @@ fn active_from_row(row: RunRow) -> ActiveRun {
 }
 
 impl Inner {
-    /// Drives the run on a task of its own; a `backlogged` run (a command agent's, held by
-    /// [`Backlog`]) gives its place back at the end, and more of its queue is read back.
+    /// Drives the run on a task of its own; a `backlogged` run (a command agent's or a
+    /// workflow's, held by [`Backlog`]) gives its place back at the end, and more of its queue
+    /// is read back.
     fn spawn(self: &Arc<Self>, run: ActiveRun, backlogged: bool) {
         let inner = self.clone();
         let token = inner.kill.child_token();
@@ -266,7 +270,7 @@ impl Inner {
             .insert(run.id.clone(), token.clone());
         self.tracker.spawn(async move {
             let id = run.id.clone();
-            let queued_in_store = backlogged.then(|| run.name.clone());
+            let queued_in_store = backlogged.then(|| (run.kind, run.name.clone()));
             match run.kind {
                 Kind::Agent => inner.drive_agent(run, &token).await,
                 Kind::Workflow => inner.drive_workflow(run, &token).await,
@@ -276,34 +280,34 @@ impl Inner {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .remove(&id);
-            if let Some(agent) = queued_in_store
-                && inner.backlog.release(&agent, &id)
+            if let Some((kind, name)) = queued_in_store
+                && inner.backlog.release(kind, &name, &id)
                 && !inner.stopping.is_cancelled()
             {
-                inner.refill(&agent);
+                inner.refill(kind, &name);
             }
         });
     }
 
-    /// Reads the oldest queued runs of a command agent back from the store and drives those
-    /// that fit; answers how many. Runs a driver already holds are skipped. Reads again while
-    /// the drivers it started have already finished, and when a read fails, tries again in a
-    /// second: nothing else may be left to wake the queue.
-    fn refill(self: &Arc<Self>, agent: &str) -> usize {
+    /// Reads the oldest queued runs of a command agent or a workflow back from the store and
+    /// drives those that fit; answers how many. Runs a driver already holds are skipped. Reads
+    /// again while the drivers it started have already finished, and when a read fails, tries
+    /// again in a second: nothing else may be left to wake the queue.
+    fn refill(self: &Arc<Self>, kind: Kind, name: &str) -> usize {
         let mut started = 0;
-        while let Some(limit) = self.backlog.begin_refill(agent) {
-            let rows = match self.store.queued_runs(Kind::Agent, agent, Some(limit)) {
+        while let Some(limit) = self.backlog.begin_refill(kind, name) {
+            let rows = match self.store.queued_runs(kind, name, Some(limit)) {
                 Ok(rows) => rows,
                 Err(e) => {
-                    tracing::error!("cannot read the queue of agent `{agent}`: {e:#}; retrying");
-                    self.backlog.fall_behind(agent);
-                    if self.backlog.start_retry(agent) {
-                        let (inner, agent) = (self.clone(), agent.to_string());
+                    tracing::error!("cannot read the queue of {kind} `{name}`: {e:#}; retrying");
+                    self.backlog.fall_behind(kind, name);
+                    if self.backlog.start_retry(kind, name) {
+                        let (inner, name) = (self.clone(), name.to_string());
                         self.tracker.spawn(async move {
                             tokio::select! {
                                 _ = tokio::time::sleep(Duration::from_secs(1)) => {
-                                    inner.backlog.end_retry(&agent);
-                                    inner.refill(&agent);
+                                    inner.backlog.end_retry(kind, &name);
+                                    inner.refill(kind, &name);
                                 }
                                 _ = inner.stopping.cancelled() => {}
                             }
@@ -314,16 +318,16 @@ impl Inner {
             };
             let more = rows.len() == limit;
             for row in rows {
-                if self.backlog.admit(agent, &row.id) {
+                if self.backlog.admit(kind, name, &row.id) {
                     started += 1;
                     self.spawn(active_from_row(row), true);
                 }
             }
             if more {
                 // There may be more than one read holds.
-                self.backlog.fall_behind(agent);
+                self.backlog.fall_behind(kind, name);
             }
-            if !self.backlog.wants_refill(agent) || self.stopping.is_cancelled() {
+            if !self.backlog.wants_refill(kind, name) || self.stopping.is_cancelled() {
                 break;
             }
         }

@@ -25,6 +25,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::EngineSettings;
+pub use backlog::WORKFLOWS_IN_MEMORY;
 use catalog::Catalog;
 use executor::Executor;
 pub use lock::DirInUse;
@@ -78,6 +79,7 @@ impl Engine {
             store.clone(),
             catalog.clone(),
             settings.max_concurrency,
+            settings.workflows_in_memory,
             execute,
         );
         Ok(Engine {

@@ -270,6 +270,10 @@ fn an_invalid_value_in_the_config_says_why() {
             "[agents.x]\ncommand = [\"true\"]\ntimeout = \"5 parsecs\"\n",
             "invalid duration",
         ),
+        (
+            "[serve]\nworkflows_in_memory = 0\n",
+            "workflows_in_memory must be at least 1",
+        ),
         // Its wake-up time would be past the year 9999, which no timestamp can show.
         (
             "[workflows.w]\nsteps = [{ sleep = \"8000years\" }]\n",

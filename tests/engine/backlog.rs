@@ -1,6 +1,7 @@
-//! A command agent's queue longer than the engine holds in memory (256 runs) waits in the store
-//! and is read back as runs finish: every run still runs, once, and after a `kill -9` the next
-//! engine picks the whole queue up.
+//! A command agent's queue, or a workflow's, longer than the engine holds in memory (256 runs
+//! of an agent; `workflows_in_memory` of a workflow) waits in the store and is read back as
+//! runs finish: every run still runs, once, and after a `kill -9` the next engine picks the
+//! whole queue up.
 
 use std::time::Duration;
 
@@ -12,20 +13,28 @@ use crate::support::{Sandbox, Server, wait_until};
 /// Generous: 400 runs one at a time, each two synced commits and a process, on a busy machine.
 const T: Duration = Duration::from_secs(180);
 
-/// Past the 256 runs held in memory, so that the queue is read back from the store in more than
-/// one batch.
+/// Past the 256 runs of an agent held in memory (and far past the workflows' 64), so that the
+/// queue is read back from the store in more than one batch.
 const RUNS: usize = 400;
 
-/// One run at a time, each held until the `gate` file exists, each noting its run ID in `order`.
-const CONFIG: &str = r#"[agents.gated]
+/// One run at a time, each held until the `gate` file exists, each noting its run ID in
+/// `order`; and a workflow whose one step is that agent (its step runs under the workflow's
+/// run ID).
+const CONFIG: &str = r#"[serve]
+workflows_in_memory = 64
+
+[agents.gated]
 command = ["sh", "-c", "while [ ! -e gate ]; do sleep 0.02; done; echo \"$RESTACK_RUN_ID\" >> order; cat"]
 concurrency = 1
 retries = 1
+
+[workflows.flow]
+steps = [{ agent = "gated" }]
 "#;
 
-fn schedule_all(server: &Server) -> Vec<String> {
+fn schedule_all(server: &Server, area: &str, name: &str) -> Vec<String> {
     (0..RUNS)
-        .map(|n| server.schedule("agents", "gated", json!({ "n": n })))
+        .map(|n| server.schedule(area, name, json!({ "n": n })))
         .collect()
 }
 
@@ -43,34 +52,63 @@ fn each_ran_once(sb: &Sandbox, ids: &[String]) {
     assert_eq!(order.len(), ids.len(), "some run ran twice");
 }
 
-#[test]
-fn a_queue_past_what_the_engine_holds_runs_every_run_once() {
+fn a_long_queue_runs_every_run_once(area: &str, name: &str) {
     let (sb, cfg) = sandbox(CONFIG);
     let server = sb.serve(Some(&cfg), &sb.path("engine"), &[]);
-    let ids = schedule_all(&server);
+    let ids = schedule_all(&server, area, name);
     sb.write("gate", "");
     each_ran_once(&sb, &ids);
-    let last = server.wait_done("agents", "gated", ids.last().unwrap(), T);
+    let last = server.wait_done(area, name, ids.last().unwrap(), T);
     assert_eq!(last["status"], "completed", "{last}");
     assert_eq!(last["output"], json!({ "n": RUNS - 1 }));
 }
 
 #[test]
-fn after_kill_9_the_next_engine_runs_the_whole_queue() {
+fn an_agents_queue_past_what_the_engine_holds_runs_every_run_once() {
+    a_long_queue_runs_every_run_once("agents", "gated");
+}
+
+#[test]
+fn a_workflows_queue_past_what_the_engine_holds_runs_every_run_once() {
+    a_long_queue_runs_every_run_once("workflows", "flow");
+}
+
+/// Returns the run that was running at the kill, once it has completed again.
+fn after_kill_9_the_next_engine_runs_the_whole_queue(area: &str, name: &str) -> serde_json::Value {
     let (sb, cfg) = sandbox(CONFIG);
     let data = sb.path("engine");
     let mut server = sb.serve(Some(&cfg), &data, &[]);
-    let ids = schedule_all(&server);
+    let ids = schedule_all(&server, area, name);
     let cut = wait_until("a run to start", T, || {
-        let (_, running) = server.get("/api/runs?name=gated&status=running");
+        let (_, running) = server.get(&format!("/api/runs?name={name}&status=running"));
         running["runs"][0]["runId"].as_str().map(String::from)
     });
     server.kill9();
     let server = sb.serve(Some(&cfg), &data, &[]);
+    // Only part of the queue was read back at the start; the rest waits in the store.
+    let kind = area.trim_end_matches('s');
+    assert!(
+        server.logs().contains(&format!("{kind} `{name}`: "))
+            && server.logs().contains("queued runs wait in the store"),
+        "{}",
+        server.logs()
+    );
     sb.write("gate", "");
     each_ran_once(&sb, &ids);
-    // The run that was running at the kill had its attempt cut short, and ran again.
-    let cut = server.wait_done("agents", "gated", &cut, T);
+    let cut = server.wait_done(area, name, &cut, T);
     assert_eq!(cut["status"], "completed", "{cut}");
+    cut
+}
+
+#[test]
+fn after_kill_9_the_next_engine_runs_an_agents_whole_queue() {
+    let cut = after_kill_9_the_next_engine_runs_the_whole_queue("agents", "gated");
+    // Its attempt was cut short, and it ran again.
     assert_eq!(cut["attempt"], 2, "{cut}");
+}
+
+#[test]
+fn after_kill_9_the_next_engine_runs_a_workflows_whole_queue() {
+    let cut = after_kill_9_the_next_engine_runs_the_whole_queue("workflows", "flow");
+    assert_eq!(cut["steps"][0]["attempt"], 2, "{cut}");
 }

@@ -20,6 +20,7 @@ fn settings(sb: &Sandbox) -> EngineSettings {
         listen: "127.0.0.1:0".into(),
         data_dir: sb.path("engine"),
         max_concurrency: 4,
+        workflows_in_memory: restack::engine::WORKFLOWS_IN_MEMORY,
         max_body_bytes: 1024,
         token: None,
         shutdown_grace: Duration::from_secs(1),
