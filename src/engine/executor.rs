@@ -37,7 +37,8 @@ pub struct ActiveRun {
     /// Attempts already started.
     pub attempt: u32,
     pub wake_at: Option<i64>,
-    /// Found at start-up: its stored steps must be read before resuming.
+    /// Read back from the store after it had started: its stored steps must be read before
+    /// resuming. (A queued run has none: a workflow's first step write also marks it running.)
     pub recovered: bool,
 }
 
@@ -252,7 +253,7 @@ fn active_from_row(row: RunRow) -> ActiveRun {
         status: row.status,
         attempt: row.attempt,
         wake_at: row.wake_at,
-        recovered: true,
+        recovered: row.status != RunStatus::Queued,
     }
 }
 

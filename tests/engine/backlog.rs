@@ -112,3 +112,27 @@ fn after_kill_9_the_next_engine_runs_a_workflows_whole_queue() {
     let cut = after_kill_9_the_next_engine_runs_the_whole_queue("workflows", "flow");
     assert_eq!(cut["steps"][0]["attempt"], 2, "{cut}");
 }
+
+/// A workflow holds its place from its start to its end, sleep steps included: with
+/// `workflows_in_memory = 4`, no more than 4 runs of one workflow are under way at once, and the
+/// rest start in turn from the store. (That is the price of bounded memory; the knob raises it.)
+#[test]
+fn no_more_runs_of_a_workflow_are_under_way_than_the_engine_holds() {
+    let (sb, cfg) = sandbox(
+        "[serve]\nworkflows_in_memory = 4\n\n[workflows.nap]\nsteps = [{ sleep = \"1s\" }]\n",
+    );
+    let server = sb.serve(Some(&cfg), &sb.path("engine"), &[]);
+    for _ in 0..10 {
+        server.schedule("workflows", "nap", json!({}));
+    }
+    let count = |status: &str| {
+        let (_, runs) = server.get(&format!("/api/runs?name=nap&status={status}&limit=100"));
+        runs["runs"].as_array().map_or(0, Vec::len)
+    };
+    let mut most = 0;
+    wait_until("every run to end", T, || {
+        most = most.max(count("running"));
+        (count("completed") == 10).then_some(())
+    });
+    assert!((1..=4).contains(&most), "{most} runs under way at once");
+}
