@@ -1,6 +1,6 @@
 //! Runs what is scheduled: one task per run (a long queue of a command agent's runs or of a
-//! workflow's waits in the store; see `backlog`), concurrency slots for agent processes, retries with back-off,
-//! durable timers, cancel, recovery at start and a graceful stop.
+//! workflow's waits in the store; see `backlog`), concurrency slots for agent processes,
+//! retries with back-off, durable timers, cancel, recovery at start and a graceful stop.
 //!
 //! Every state change is written (and committed) before the next thing happens, so whatever
 //! point the engine dies at, the store says where to pick up: a queued run is dispatched again, a
