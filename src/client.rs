@@ -194,11 +194,10 @@ impl Client {
         .await
     }
 
-    ///
-    /// `within` (the command's `--timeout`) bounds the request too, so that a stuck server
-    /// cannot hold the command for the whole [`REQUEST_TIMEOUT`]; never below [`FIRST_LOOK`],
-    /// so that a healthy server always has the time to answer (a schedule cut short may still
-    /// have stored the run).
+    /// Schedules a run. `within` (the command's `--timeout`) bounds the request too, so that a
+    /// stuck server cannot hold the command for the whole [`REQUEST_TIMEOUT`]; never below
+    /// [`FIRST_LOOK`], so that a healthy server always has the time to answer (a schedule cut
+    /// short may still have stored the run).
     pub async fn schedule(
         &self,
         kind: Kind,

@@ -26,22 +26,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/agents", get(catalog::agents))
         .route("/api/workflows", get(catalog::workflows))
         .route("/api/runs", get(runs::list))
-        .route(
-            "/api/{area}/{name}",
-            post(runs::schedule).fallback(runs::other_method),
-        )
-        .route(
-            "/api/{area}/{name}/{run_id}",
-            get(runs::get).fallback(runs::other_method),
-        )
-        .route(
-            "/api/{area}/{name}/{run_id}/cancel",
-            post(runs::cancel).fallback(runs::other_method),
-        )
-        .route(
-            "/api/{area}/{name}/{run_id}/logs",
-            get(runs::logs).fallback(runs::other_method),
-        );
+        .route("/api/{area}/{name}", post(runs::schedule))
+        .route("/api/{area}/{name}/{run_id}", get(runs::get))
+        .route("/api/{area}/{name}/{run_id}/cancel", post(runs::cancel))
+        .route("/api/{area}/{name}/{run_id}/logs", get(runs::logs))
+        .method_not_allowed_fallback(runs::other_method);
     // Without a token there is nothing to check: no layer, rather than one that passes all.
     let api = match state.token {
         Some(_) => api.route_layer(from_fn_with_state(state.clone(), auth::require_token)),

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, RawPathParams, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
@@ -44,12 +44,17 @@ fn area(segment: &str) -> Result<Kind, EngineError> {
     }
 }
 
-/// Any other method on a run route. A typo in the area (`GET /api/agent/…`) is the 404 that
-/// says where runs live, as it is with the right method; otherwise a 405 (axum adds `Allow`).
-pub async fn other_method(Path(params): Path<Vec<(String, String)>>) -> Response {
-    match area(params.first().map_or("", |(_, v)| v)) {
-        Err(e) => e.into_response(),
-        Ok(_) => StatusCode::METHOD_NOT_ALLOWED.into_response(),
+/// A method an API route does not take: a 405 (axum adds `Allow`). On a run route with a typo
+/// in the area (`GET /api/agent/…`), the 404 that says where runs live, as with the right
+/// method.
+pub async fn other_method(params: RawPathParams) -> Response {
+    match params
+        .iter()
+        .find(|(k, _)| *k == "area")
+        .map(|(_, v)| area(v))
+    {
+        Some(Err(e)) => e.into_response(),
+        _ => StatusCode::METHOD_NOT_ALLOWED.into_response(),
     }
 }
 
@@ -184,21 +189,17 @@ pub async fn get(
     {
         let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(wait);
         loop {
-            tokio::select! {
-                _ = sub.changed() => {
-                    row = load(&state, kind, &name, &id)?;
-                    if row.status == initial {
-                        continue;
-                    }
-                }
-                _ = tokio::time::sleep_until(deadline) => {
-                    row = load(&state, kind, &name, &id)?;
-                }
-                _ = state.stopping.cancelled() => {
-                    row = load(&state, kind, &name, &id)?;
-                }
+            // Woken by a change, it waits on while the status is still `initial`; at the
+            // deadline or a stop, it answers whatever the status is.
+            let changed = tokio::select! {
+                _ = sub.changed() => true,
+                _ = tokio::time::sleep_until(deadline) => false,
+                _ = state.stopping.cancelled() => false,
+            };
+            row = load(&state, kind, &name, &id)?;
+            if !changed || row.status != initial {
+                break;
             }
-            break;
         }
     }
     render(&state, row)

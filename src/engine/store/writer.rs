@@ -397,21 +397,21 @@ fn apply_whole(tx: &Transaction, op: &Op) -> rusqlite::Result<rusqlite::Result<b
         Op::Logs(lines) => lines.len() == 1,
         Op::Finish { .. } | Op::Steps(_) => false,
     };
-    if !single {
-        tx.prepare_cached("SAVEPOINT write")?.execute([])?;
+    if single {
+        return match apply(tx, op) {
+            Err(e) if tx.is_autocommit() => Err(e),
+            result => Ok(result),
+        };
     }
+    tx.prepare_cached("SAVEPOINT write")?.execute([])?;
     match apply(tx, op) {
         Err(e) if tx.is_autocommit() => Err(e),
         Err(e) => {
-            if !single {
-                tx.execute_batch("ROLLBACK TO write; RELEASE write")?;
-            }
+            tx.execute_batch("ROLLBACK TO write; RELEASE write")?;
             Ok(Err(e))
         }
         Ok(changed) => {
-            if !single {
-                tx.prepare_cached("RELEASE write")?.execute([])?;
-            }
+            tx.prepare_cached("RELEASE write")?.execute([])?;
             Ok(Ok(changed))
         }
     }
