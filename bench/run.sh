@@ -124,6 +124,8 @@ unset RESTACK_URL RESTACK_PROFILE RESTACK_CONFIG RESTACK_API_BEARER_TOKEN RESTAC
 
 # start_engine DATA_DIR [CONFIG]: sets ENGINE_PID and URL
 start_engine() {
+  # Created first: the loop below may read it before the engine's shell has opened it.
+  : > "$OUT/engine-$(basename "$1").log"
   "$BIN" serve --listen 127.0.0.1:0 --data-dir "$1" -c "${2:-$CONFIG}" 2> "$OUT/engine-$(basename "$1").log" &
   ENGINE_PID=$!
   PIDS+=("$ENGINE_PID")

@@ -51,7 +51,8 @@ pub struct ServeConfig {
     pub data_dir: Option<PathBuf>,
     pub max_concurrency: Option<usize>,
     /// How many runs of each workflow the engine holds at once, under way or waiting for a
-    /// slot (default 4096); past it, new runs wait queued in the store and start as others end.
+    /// slot, not counting those asleep (default 4096); past it, new runs wait queued in the
+    /// store and start as others end.
     pub workflows_in_memory: Option<usize>,
     pub max_body_bytes: Option<usize>,
     /// The variable that holds the engine's bearer token (default `RESTACK_API_BEARER_TOKEN`).

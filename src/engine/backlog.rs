@@ -3,10 +3,11 @@
 //! slow agent (or of workflows that call it) would be gigabytes, and after a crash the next
 //! start would load it all again. Past a limit (see [`limit`], [`WORKFLOWS_IN_MEMORY`]) the queued
 //! runs wait only in the store, where they already are (a 200 means committed), and the
-//! executor reads the oldest of them back as its drivers finish. Only bookkeeping lives here;
-//! the executor does the reading and the driving.
+//! executor reads the oldest of them back as its drivers finish. A workflow asleep at a sleep
+//! step gives its place up (see `timers`); woken, it waits here for a place again, ahead of
+//! the queue. Only bookkeeping lives here; the executor does the reading and the driving.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
 
 use super::catalog::Catalog;
@@ -23,9 +24,8 @@ pub fn limit(at_once: usize) -> usize {
 }
 
 /// How many runs of one workflow drivers hold by default, started or not (about 14 MiB of
-/// tasks; `[serve] workflows_in_memory`). A workflow holds its place through its sleep steps
-/// too, so this is also how many of one workflow may be under way at once; the next start as
-/// those end.
+/// tasks; `[serve] workflows_in_memory`): how many of one workflow may be under way at once,
+/// not counting those asleep at a sleep step. The next start as those end or fall asleep.
 pub const WORKFLOWS_IN_MEMORY: usize = 4096;
 
 /// The queues by name, apart for each kind: an agent and a workflow may share a name.
@@ -41,6 +41,11 @@ struct Queue {
     resident: HashSet<String>,
     /// Some queued runs of this agent are only in the store.
     behind: bool,
+    /// Runs asleep or woken without a place yet: started, so not for [`Backlog::admit`] to
+    /// hand to a driver as if queued (a read of the queue can be stale by then).
+    asleep: HashSet<String>,
+    /// Those of them woken that found no room: they get the next places, before the queue.
+    woken: VecDeque<String>,
     /// A failed read of the queue is to be tried again on a timer (one timer, however many
     /// reads failed).
     retrying: bool,
@@ -52,6 +57,8 @@ impl Queue {
             limit,
             resident: HashSet::new(),
             behind: false,
+            asleep: HashSet::new(),
+            woken: VecDeque::new(),
             retrying: false,
         }
     }
@@ -98,27 +105,24 @@ impl Backlog {
     }
 
     /// Whether a driver may take run `id` now. When not, the run stays queued in the store,
-    /// and [`Backlog::release`] tells when to read it back. While some runs wait in the store
-    /// a new one waits behind them, so runs keep roughly the order they were scheduled in.
+    /// and [`Backlog::wants_refill`] tells when to read it back. While some runs wait in the
+    /// store (or woken ones wait for room) a new one waits behind them, so runs keep roughly
+    /// the order they were scheduled in.
     /// (A run read back just as its driver finished can get a second driver; that one stops
-    /// at its first write, which finds the run ended.)
+    /// at its first write, which finds the run ended. One that fell asleep instead is in
+    /// `asleep` before it leaves `resident`, so it gets none.)
     pub fn admit(&self, kind: Kind, name: &str, id: &str) -> bool {
         self.with(kind, name, |q| {
-            if q.resident.contains(id) {
+            if q.resident.contains(id) || q.asleep.contains(id) {
                 return false;
             }
-            if q.behind || q.resident.len() >= q.limit {
+            if q.behind || !q.woken.is_empty() || q.resident.len() >= q.limit {
                 q.behind = true;
                 return false;
             }
             q.resident.insert(id.to_string());
             true
         })
-    }
-
-    /// A run that must be driven whatever the count: one found running at start-up.
-    pub fn hold(&self, kind: Kind, name: &str, id: &str) {
-        self.with(kind, name, |q| q.resident.insert(id.to_string()));
     }
 
     /// Marks that some of the queued runs are only in the store.
@@ -131,12 +135,54 @@ impl Backlog {
         self.with(kind, name, |q| q.behind)
     }
 
-    /// A driver is done with run `id`. True when the queue should be read back from the store
-    /// (see [`Backlog::wants_refill`]).
-    pub fn release(&self, kind: Kind, name: &str, id: &str) -> bool {
+    /// A driver is done with run `id`: it ended or stopped.
+    pub fn release(&self, kind: Kind, name: &str, id: &str) {
+        self.with(kind, name, |q| q.resident.remove(id));
+    }
+
+    /// Run `id` fell asleep: its driver gives its place up, in one step with marking it
+    /// asleep, so no stale read of the queue can hand it to a second driver in between.
+    pub fn fall_asleep(&self, kind: Kind, name: &str, id: &str) {
         self.with(kind, name, |q| {
             q.resident.remove(id);
-            q.wants_refill()
+            q.asleep.insert(id.to_string());
+        });
+    }
+
+    /// Run `id` is asleep no more and was never woken (canceled).
+    pub fn forget(&self, kind: Kind, name: &str, id: &str) {
+        self.with(kind, name, |q| q.asleep.remove(id));
+    }
+
+    /// Run `id`, started before, is to be driven again (woken, or found running at start-up):
+    /// true when a driver may take it now, else it waits for [`Backlog::next_woken`] (a run ID
+    /// each: it is not in the store's queue). False too when a driver holds it already.
+    pub fn admit_woken(&self, kind: Kind, name: &str, id: &str) -> bool {
+        self.with(kind, name, |q| {
+            if q.resident.contains(id) {
+                return false;
+            }
+            if q.woken.is_empty() && q.resident.len() < q.limit {
+                q.asleep.remove(id);
+                q.resident.insert(id.to_string());
+                return true;
+            }
+            q.asleep.insert(id.to_string());
+            q.woken.push_back(id.to_string());
+            false
+        })
+    }
+
+    /// The next woken run that waited for room, now held for its driver, if there is room.
+    pub fn next_woken(&self, kind: Kind, name: &str) -> Option<String> {
+        self.with(kind, name, |q| {
+            if q.resident.len() >= q.limit {
+                return None;
+            }
+            let id = q.woken.pop_front()?;
+            q.asleep.remove(&id);
+            q.resident.insert(id.clone());
+            Some(id)
         })
     }
 
@@ -190,16 +236,16 @@ mod tests {
             "a workflow of the same name too"
         );
         // Not read back after every finished run: only once half the room is free.
-        assert!(!b.release(A, "a", "r0"));
+        b.release(A, "a", "r0");
+        assert!(!b.wants_refill(A, "a"));
         assert!(
             !b.admit(A, "a", "later"),
             "no overtaking while runs wait in the store"
         );
-        let mut asked = false;
         for i in 1..=RESIDENT_AT_LEAST / 2 {
-            asked |= b.release(A, "a", &format!("r{i}"));
+            b.release(A, "a", &format!("r{i}"));
         }
-        assert!(asked);
+        assert!(b.wants_refill(A, "a"));
         assert_eq!(b.begin_refill(A, "a"), Some(RESIDENT_AT_LEAST));
         assert_eq!(b.begin_refill(A, "a"), None, "one reader at a time");
         assert!(b.admit(A, "a", "late"));
@@ -210,6 +256,52 @@ mod tests {
         );
         b.end_retry(A, "a");
         assert!(b.start_retry(A, "a"));
+    }
+
+    #[test]
+    fn woken_runs_take_the_places_that_free_up_in_turn_before_the_queue() {
+        const W: Kind = Kind::Workflow;
+        let b = Backlog::default();
+        b.with(W, "nap", |q| q.limit = 2);
+        assert!(b.admit_woken(W, "nap", "w1"), "room for it");
+        assert!(b.admit(W, "nap", "q1"));
+        assert!(!b.admit_woken(W, "nap", "w2"), "full: it waits");
+        assert!(!b.admit_woken(W, "nap", "w3"));
+        assert!(
+            !b.admit_woken(W, "nap", "w1"),
+            "already driven: not queued twice"
+        );
+        assert_eq!(b.next_woken(W, "nap"), None, "still full");
+        b.release(W, "nap", "q1");
+        assert!(
+            !b.admit(W, "nap", "q2"),
+            "the freed place goes to a woken run"
+        );
+        assert_eq!(b.next_woken(W, "nap").as_deref(), Some("w2"));
+        assert_eq!(b.next_woken(W, "nap"), None);
+        b.release(W, "nap", "w1");
+        b.release(W, "nap", "w2");
+        assert_eq!(b.next_woken(W, "nap").as_deref(), Some("w3"));
+        assert_eq!(b.next_woken(W, "nap"), None, "none left");
+    }
+
+    #[test]
+    fn a_run_asleep_is_never_handed_out_as_queued() {
+        const W: Kind = Kind::Workflow;
+        let b = Backlog::default();
+        assert!(b.admit(W, "nap", "x"));
+        b.fall_asleep(W, "nap", "x");
+        // A read of the queue from before it started still lists it.
+        assert!(!b.admit(W, "nap", "x"), "asleep: not queued");
+        assert!(
+            b.admit_woken(W, "nap", "x"),
+            "woken, it gets its place back"
+        );
+        b.release(W, "nap", "x");
+        assert!(b.admit(W, "nap", "y"));
+        b.fall_asleep(W, "nap", "y");
+        b.forget(W, "nap", "y");
+        assert!(b.with(W, "nap", |q| q.asleep.is_empty() && q.resident.is_empty()));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Runs what is scheduled: one task per run (a long queue of a command agent's runs or of a
-//! workflow's waits in the store; see `backlog`), concurrency slots for agent processes,
-//! retries with back-off, durable timers, cancel, recovery at start and a graceful stop.
+//! workflow's waits in the store, see `backlog`; a run asleep for long waits in `timers`),
+//! concurrency slots for agent processes, retries with back-off, durable timers, cancel,
+//! recovery at start and a graceful stop.
 //!
 //! Every state change is written (and committed) before the next thing happens, so whatever
 //! point the engine dies at, the store says where to pick up: a queued run is dispatched again, a
@@ -8,6 +9,7 @@
 //! `echo` step's end rides with the workflow's next write: recomputing it changes nothing.)
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,10 +23,15 @@ use super::backlog::Backlog;
 use super::catalog::{AgentDef, AgentImpl, Catalog, StepDef};
 use super::process::{self, Invocation, Outcome};
 use super::store::{NewLog, Op, RunRow, StepWrite, Store};
+use super::timers::Timers;
 use crate::api::{Kind, RunStatus, now_ms};
 
 /// Why an agent found running at start-up, with no attempts left, failed.
 const INTERRUPTED: &str = "interrupted by engine restart";
+
+/// A sleep with more than this left (ms) gives its task up and waits in [`Timers`]; a shorter
+/// one is not worth the store read that wakes it.
+const SLEEP_IN_TASK_AT_MOST_MS: i64 = 1_000;
 
 /// A run handed to a driver: fresh from a schedule call, or found unfinished at start-up.
 #[derive(Debug, Clone)]
@@ -62,6 +69,9 @@ struct Inner {
     enabled: bool,
     /// Which command-agent runs drivers hold; the rest of a long queue waits in the store.
     backlog: Backlog,
+    /// Runs asleep without a task, and whether the task that wakes them has started.
+    timers: Timers,
+    timers_kept: AtomicBool,
 }
 
 /// How an agent invocation ended, from the driver's point of view.
@@ -71,6 +81,9 @@ enum Step {
     /// Canceled by a user or interrupted by shutdown: the driver writes nothing more (the cancel
     /// wrote the run's end; a shutdown's kill requeued the attempt before returning this).
     Stopped,
+    /// Asleep until this time (ms), which is stored: the driver ends, and the run is driven
+    /// again from the store when it falls due.
+    Asleep(i64),
 }
 
 /// Where an attempt's state is recorded: the run itself, or one step of a workflow.
@@ -115,6 +128,8 @@ impl Executor {
                 kill: CancellationToken::new(),
                 tracker: TaskTracker::new(),
                 enabled,
+                timers: Timers::default(),
+                timers_kept: AtomicBool::new(false),
             }),
         }
     }
@@ -135,8 +150,12 @@ impl Executor {
         self.inner.spawn(run, backlogged);
     }
 
-    /// Kills the run's process, if any. The caller has already written the run's end.
-    pub fn cancel(&self, id: &str) {
+    /// Kills the run's process, if any, or forgets it asleep. The caller has already written
+    /// the run's end.
+    pub fn cancel(&self, kind: Kind, name: &str, id: &str) {
+        if self.inner.timers.remove(id) && self.inner.catalog.queues_in_store(kind, name) {
+            self.inner.backlog.forget(kind, name, id);
+        }
         if let Some(t) = self
             .inner
             .running
@@ -179,13 +198,23 @@ impl Executor {
             match self.inner.recovery_verdict(&row) {
                 Ok(()) => {
                     resumed += 1;
-                    let run = active_from_row(row);
-                    let backlogged = self.inner.catalog.queues_in_store(run.kind, &run.name);
-                    if backlogged {
-                        // Driven whatever the count: it was running.
-                        self.inner.backlog.hold(run.kind, &run.name, &run.id);
+                    let (kind, name) = (row.kind, row.name.as_str());
+                    let backlogged = self.inner.catalog.queues_in_store(kind, name);
+                    if let Some(wake_at) = row
+                        .wake_at
+                        .filter(|w| *w - now_ms() > SLEEP_IN_TASK_AT_MOST_MS)
+                        && !backlogged
+                    {
+                        // A `sleep` agent run, asleep still: no need to drive it until it wakes.
+                        self.inner.sleep_without_task(wake_at, kind, name, &row.id);
+                        continue;
                     }
-                    self.inner.spawn(run, backlogged);
+                    // A run that was under way takes its place again as if woken (workflows
+                    // asleep included, so no more start at once than while serving); one
+                    // without room waits for it, a run ID in memory.
+                    if !backlogged || self.inner.backlog.admit_woken(kind, name, &row.id) {
+                        self.inner.spawn(active_from_row(row), backlogged);
+                    }
                 }
                 Err(why) => {
                     failed += 1;
@@ -259,8 +288,8 @@ fn active_from_row(row: RunRow) -> ActiveRun {
 
 impl Inner {
     /// Drives the run on a task of its own; a `backlogged` run (a command agent's or a
-    /// workflow's, held by [`Backlog`]) gives its place back at the end, and more of its queue
-    /// is read back.
+    /// workflow's, held by [`Backlog`]) gives its place back at the end, or when it falls
+    /// asleep, and the next runs of its name start.
     fn spawn(self: &Arc<Self>, run: ActiveRun, backlogged: bool) {
         let inner = self.clone();
         let token = inner.kill.child_token();
@@ -270,24 +299,111 @@ impl Inner {
             .unwrap_or_else(|e| e.into_inner())
             .insert(run.id.clone(), token.clone());
         self.tracker.spawn(async move {
-            let id = run.id.clone();
-            let queued_in_store = backlogged.then(|| (run.kind, run.name.clone()));
-            match run.kind {
+            let (id, kind, name) = (run.id.clone(), run.kind, run.name.clone());
+            let asleep = match kind {
                 Kind::Agent => inner.drive_agent(run, &token).await,
                 Kind::Workflow => inner.drive_workflow(run, &token).await,
-            }
+            };
             inner
                 .running
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .remove(&id);
-            if let Some((kind, name)) = queued_in_store
-                && inner.backlog.release(kind, &name, &id)
-                && !inner.stopping.is_cancelled()
-            {
-                inner.refill(kind, &name);
+            match (asleep, backlogged) {
+                (None, false) => {}
+                (None, true) => {
+                    inner.backlog.release(kind, &name, &id);
+                    inner.fill_places(kind, &name);
+                }
+                (Some(wake_at), _) => {
+                    if backlogged {
+                        inner.backlog.fall_asleep(kind, &name, &id);
+                    }
+                    inner.sleep_without_task(wake_at, kind, &name, &id);
+                    if backlogged {
+                        inner.fill_places(kind, &name);
+                    }
+                }
             }
         });
+    }
+
+    /// Gives the free places of a backlogged name out: to woken runs that wait for room
+    /// first, then to more of the queue, read back from the store.
+    fn fill_places(self: &Arc<Self>, kind: Kind, name: &str) {
+        while let Some(next) = self.backlog.next_woken(kind, name) {
+            if !self.drive_held(kind, name, &next) {
+                self.backlog.release(kind, name, &next);
+            }
+        }
+        if self.backlog.wants_refill(kind, name) && !self.stopping.is_cancelled() {
+            self.refill(kind, name);
+        }
+    }
+
+    /// Leaves run `id` asleep until `wake_at` (already stored) without a task.
+    fn sleep_without_task(self: &Arc<Self>, wake_at: i64, kind: Kind, name: &str, id: &str) {
+        self.timers.set(wake_at, kind, name, id);
+        if !self.timers_kept.swap(true, Ordering::AcqRel) {
+            self.tracker.spawn(self.clone().keep_timers());
+        }
+    }
+
+    /// Wakes the runs asleep in [`Timers`] as they fall due, until the engine stops (their
+    /// wake-up times are stored: the next start drives them again).
+    async fn keep_timers(self: Arc<Self>) {
+        loop {
+            for (kind, name, id) in self.timers.take_due(now_ms()) {
+                self.wake(kind, &name, &id);
+            }
+            // Looked at again at least hourly, so no wait is ever too long for the clock.
+            let wait = self.timers.next().map_or(3_600_000, |at| {
+                (at.saturating_sub(now_ms())).clamp(0, 3_600_000)
+            });
+            tokio::select! {
+                biased;
+                _ = self.stopping.cancelled() => return,
+                _ = self.timers.sooner() => {}
+                _ = tokio::time::sleep(Duration::from_millis(wait as u64)) => {}
+            }
+        }
+    }
+
+    /// A run's sleep is over: it is driven again when there is room for it (a workflow's
+    /// place), else it waits for a place to free up (see `fill_places`).
+    fn wake(self: &Arc<Self>, kind: Kind, name: &str, id: &str) {
+        if !self.catalog.queues_in_store(kind, name) {
+            self.drive_held(kind, name, id);
+        } else if self.backlog.admit_woken(kind, name, id) && !self.drive_held(kind, name, id) {
+            self.backlog.release(kind, name, id);
+            self.fill_places(kind, name);
+        }
+    }
+
+    /// Drives a woken run again from the store, as at start-up, on the place it holds (if its
+    /// name has places). False when the place is to be given back: the run ended meanwhile
+    /// (canceled), or the engine is stopping. When the store cannot be read, the run goes back
+    /// to sleep for a second.
+    fn drive_held(self: &Arc<Self>, kind: Kind, name: &str, id: &str) -> bool {
+        if self.stopping.is_cancelled() {
+            return false;
+        }
+        let backlogged = self.catalog.queues_in_store(kind, name);
+        match self.store.get_run(id) {
+            Ok(Some(row)) if !row.status.is_terminal() => {
+                self.spawn(active_from_row(row), backlogged);
+                true
+            }
+            Ok(_) => false,
+            Err(e) => {
+                tracing::error!(run = %id, "cannot read a run to wake it: {e:#}; retrying");
+                if backlogged {
+                    self.backlog.fall_asleep(kind, name, id);
+                }
+                self.sleep_without_task(now_ms() + 1_000, kind, name, id);
+                true
+            }
+        }
     }
 
     /// Reads the oldest queued runs of a command agent or a workflow back from the store and
@@ -359,7 +475,8 @@ impl Inner {
         }
     }
 
-    async fn drive_agent(&self, mut run: ActiveRun, token: &CancellationToken) {
+    /// Drives an agent run to its end, or until it falls asleep (the time it wakes).
+    async fn drive_agent(&self, mut run: ActiveRun, token: &CancellationToken) -> Option<i64> {
         let Some(agent) = self.catalog.agents.get(&run.name).cloned() else {
             self.finish(
                 &run.id,
@@ -367,7 +484,7 @@ impl Inner {
                 Vec::new(),
             )
             .await;
-            return;
+            return None;
         };
         let result = self
             .invoke(
@@ -383,10 +500,13 @@ impl Inner {
             Step::Done(output) => self.finish(&run.id, Ok(output), Vec::new()).await,
             Step::Failed(e) => self.finish(&run.id, Err(e), Vec::new()).await,
             Step::Stopped => {}
+            Step::Asleep(wake_at) => return Some(wake_at),
         }
+        None
     }
 
-    async fn drive_workflow(&self, run: ActiveRun, token: &CancellationToken) {
+    /// Drives a workflow to its end, or until it falls asleep (the time it wakes).
+    async fn drive_workflow(&self, run: ActiveRun, token: &CancellationToken) -> Option<i64> {
         let Some(wf) = self.catalog.workflows.get(&run.name).cloned() else {
             self.finish(
                 &run.id,
@@ -394,14 +514,15 @@ impl Inner {
                 Vec::new(),
             )
             .await;
-            return;
+            return None;
         };
         let stored = if run.recovered {
             match self.store.steps(&run.id) {
                 Ok(s) => s,
                 Err(e) => {
-                    tracing::error!(run = %run.id, "cannot read steps: {e:#}");
-                    return;
+                    // Tried again in a second, as a run asleep: nothing else would drive it.
+                    tracing::error!(run = %run.id, "cannot read steps: {e:#}; retrying");
+                    return Some(now_ms() + 1_000);
                 }
             }
         } else {
@@ -429,7 +550,7 @@ impl Inner {
         let mut carried: Vec<StepWrite> = Vec::new();
         for (idx, step) in wf.steps.iter().enumerate().skip(first) {
             if token.is_cancelled() || self.stopping.is_cancelled() {
-                return;
+                return None;
             }
             let instant = matches!(step, StepDef::Agent(name)
                 if self.catalog.agents.get(name).is_some_and(|a| a.is_echo()));
@@ -437,7 +558,7 @@ impl Inner {
                 && !carried.is_empty()
                 && !self.record(Op::Steps(std::mem::take(&mut carried))).await
             {
-                return;
+                return None;
             }
             let resume = stored
                 .iter()
@@ -460,7 +581,7 @@ impl Inner {
                             Vec::new(),
                         )
                         .await;
-                        return;
+                        return None;
                     };
                     if resume.is_some() && out_of_attempts(&agent, attempts) {
                         Step::Failed(INTERRUPTED.into())
@@ -496,16 +617,19 @@ impl Inner {
                                 0,
                             );
                             if !self.record(Op::Steps(vec![sw])).await {
-                                return;
+                                return None;
                             }
                             w
                         }
                     };
                     step_wake = Some(wake_at);
-                    if !self.sleep_until(wake_at, token).await {
-                        return;
+                    if wake_at - now_ms() > SLEEP_IN_TASK_AT_MOST_MS {
+                        Step::Asleep(wake_at)
+                    } else if !self.sleep_until(wake_at, token).await {
+                        return None;
+                    } else {
+                        Step::Done(prev.clone())
                     }
-                    Step::Done(prev.clone())
                 }
             };
             match result {
@@ -518,10 +642,10 @@ impl Inner {
                     carried.push(sw);
                     if idx + 1 == n {
                         self.finish(&run.id, Ok(output), carried).await;
-                        return;
+                        return None;
                     }
                     if !instant && !self.record(Op::Steps(std::mem::take(&mut carried))).await {
-                        return;
+                        return None;
                     }
                     prev = output;
                 }
@@ -536,15 +660,19 @@ impl Inner {
                     let msg = format!("step {} ({}) failed: {e}", idx + 1, step.describe());
                     carried.push(sw);
                     self.finish(&run.id, Err(msg), carried).await;
-                    return;
+                    return None;
                 }
-                Step::Stopped => return,
+                Step::Stopped => return None,
+                // Nothing is carried: a sleep is no `echo` step, so what was carried was
+                // written before it began.
+                Step::Asleep(wake_at) => return Some(wake_at),
             }
         }
         if first >= n {
             // Every step was done before a restart cut the final write short.
             self.finish(&run.id, Ok(prev), Vec::new()).await;
         }
+        None
     }
 
     /// One agent invocation with its retries: built-ins in-process, command agents as child
@@ -574,6 +702,9 @@ impl Inner {
                         w
                     }
                 };
+                if wake_at - now_ms() > SLEEP_IN_TASK_AT_MOST_MS {
+                    return Step::Asleep(wake_at);
+                }
                 if !self.sleep_until(wake_at, token).await {
                     return Step::Stopped;
                 }

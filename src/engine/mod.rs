@@ -14,6 +14,7 @@ mod lock;
 pub mod notify;
 mod process;
 pub mod store;
+mod timers;
 
 use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::fixtures::sandbox;
+use super::fixtures::{agent, sandbox};
 use crate::support::{Sandbox, Server, wait_until};
 
 /// Generous: 400 runs one at a time, each two synced commits and a process, on a busy machine.
@@ -113,26 +113,66 @@ fn after_kill_9_the_next_engine_runs_a_workflows_whole_queue() {
     assert_eq!(cut["steps"][0]["attempt"], 2, "{cut}");
 }
 
-/// A workflow holds its place from its start to its end, sleep steps included: with
-/// `workflows_in_memory = 4`, no more than 4 runs of one workflow are under way at once, and the
-/// rest start in turn from the store. (That is the price of bounded memory; the knob raises it.)
-#[test]
-fn no_more_runs_of_a_workflow_are_under_way_than_the_engine_holds() {
-    let (sb, cfg) = sandbox(
-        "[serve]\nworkflows_in_memory = 4\n\n[workflows.nap]\nsteps = [{ sleep = \"1s\" }]\n",
-    );
-    let server = sb.serve(Some(&cfg), &sb.path("engine"), &[]);
-    for _ in 0..10 {
-        server.schedule("workflows", "nap", json!({}));
-    }
-    let count = |status: &str| {
-        let (_, runs) = server.get(&format!("/api/runs?name=nap&status={status}&limit=100"));
-        runs["runs"].as_array().map_or(0, Vec::len)
-    };
-    let mut most = 0;
-    wait_until("every run to end", T, || {
-        most = most.max(count("running"));
-        (count("completed") == 10).then_some(())
+/// A workflow of three runs, `workflows_in_memory = 1`: each sleeps 3 s, then holds the probe
+/// agent 0.4 s and reports how many others were inside at once.
+fn nap_sandbox() -> (crate::support::Sandbox, std::path::PathBuf) {
+    sandbox(&format!(
+        "[serve]\nworkflows_in_memory = 1\n\n{}[workflows.nap]\nsteps = [{{ sleep = \"3s\" }}, {{ agent = \"probe\" }}]\n",
+        agent("probe", "")
+    ))
+}
+
+/// Schedules the three naps and waits until all three are asleep at once.
+fn three_asleep(sb: &crate::support::Sandbox, server: &Server) -> Vec<String> {
+    let input = json!({ "active": sb.path("inside"), "hold": 0.4 });
+    let ids = (0..3)
+        .map(|_| server.schedule("workflows", "nap", input.clone()))
+        .collect();
+    wait_until("all three asleep at once", Duration::from_secs(30), || {
+        let (_, runs) = server.get("/api/runs?name=nap&status=running&limit=100");
+        (runs["runs"].as_array().map_or(0, Vec::len) == 3).then_some(())
     });
-    assert!((1..=4).contains(&most), "{most} runs under way at once");
+    ids
+}
+
+/// Each run completes, and none ran the probe while another did.
+fn took_turns(server: &Server, ids: &[String]) {
+    for id in ids {
+        let run = server.wait_done("workflows", "nap", id, T);
+        assert_eq!(run["status"], "completed", "{run}");
+        assert_eq!(
+            run["output"]["others"], 0,
+            "two ran the step at once: {run}"
+        );
+    }
+}
+
+/// A workflow asleep for long gives its place up: with `workflows_in_memory = 1`, three runs
+/// of a workflow that sleeps 3 s are all under way at once (before, the second started only
+/// when the first ended). Woken, they take turns again.
+#[test]
+fn runs_asleep_give_their_place_up_and_woken_runs_take_turns() {
+    let (sb, cfg) = nap_sandbox();
+    let server = sb.serve(Some(&cfg), &sb.path("engine"), &[]);
+    let ids = three_asleep(&sb, &server);
+    took_turns(&server, &ids);
+}
+
+/// After a `kill -9`, runs whose sleep ended while no engine ran still take turns: the next
+/// engine does not drive every run it finds under way at once.
+#[test]
+fn after_kill_9_runs_whose_sleep_ended_meanwhile_still_take_turns() {
+    let (sb, cfg) = nap_sandbox();
+    let data = sb.path("engine");
+    let mut server = sb.serve(Some(&cfg), &data, &[]);
+    let ids = three_asleep(&sb, &server);
+    // Every sleep began before now, so each is over by then.
+    let due = std::time::Instant::now() + Duration::from_secs(3);
+    server.kill9();
+    // The wake-up times pass while no engine runs.
+    wait_until("the sleeps to be over", T, || {
+        (std::time::Instant::now() > due).then_some(())
+    });
+    let server = sb.serve(Some(&cfg), &data, &[]);
+    took_turns(&server, &ids);
 }

@@ -333,7 +333,7 @@ pub async fn cancel(
     // The end is written and the agent killed as a `whole`, or a hang-up could leave a run
     // marked canceled whose agent goes on.
     let st = state.clone();
-    let run_id = id.clone();
+    let (run_id, run_name) = (id.clone(), name.clone());
     let applied = whole(async move {
         let applied = st
             .store
@@ -348,7 +348,7 @@ pub async fn cancel(
             })
             .await?;
         if applied {
-            st.executor.cancel(&run_id);
+            st.executor.cancel(kind, &run_name, &run_id);
         }
         Ok(applied)
     })
