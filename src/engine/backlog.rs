@@ -3,9 +3,9 @@
 //! slow agent (or of workflows that call it) would be gigabytes, and after a crash the next
 //! start would load it all again. Past a limit (see [`limit`], [`WORKFLOWS_IN_MEMORY`]) the queued
 //! runs wait only in the store, where they already are (a 200 means committed), and the
-//! executor reads the oldest of them back as its drivers finish. A workflow asleep at a sleep
-//! step gives its place up (see `timers`); woken, it waits here for a place again, ahead of
-//! the queue. Only bookkeeping lives here; the executor does the reading and the driving.
+//! executor reads the oldest of them back as its drivers finish. A workflow asleep (a sleep
+//! step, or a step that calls the `sleep` agent) gives its place up (see `timers`); woken, it
+//! waits here for a place again, ahead of the queue. Only bookkeeping lives here; the executor does the reading and the driving.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
@@ -25,7 +25,7 @@ pub fn limit(at_once: usize) -> usize {
 
 /// How many runs of one workflow drivers hold by default, started or not (about 14 MiB of
 /// tasks; `[serve] workflows_in_memory`): how many of one workflow may be under way at once,
-/// not counting those asleep at a sleep step. The next start as those end or fall asleep.
+/// not counting those asleep. The next start as those end or fall asleep.
 pub const WORKFLOWS_IN_MEMORY: usize = 4096;
 
 /// The queues by name, apart for each kind: an agent and a workflow may share a name.

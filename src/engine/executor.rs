@@ -67,7 +67,8 @@ struct Inner {
     kill: CancellationToken,
     tracker: TaskTracker,
     enabled: bool,
-    /// Which command-agent runs drivers hold; the rest of a long queue waits in the store.
+    /// Which runs of each command agent and workflow drivers hold; the rest of a long queue
+    /// waits in the store.
     backlog: Backlog,
     /// Runs asleep without a task, and whether the task that wakes them has started.
     timers: Timers,
@@ -84,6 +85,17 @@ enum Step {
     /// Asleep until this time (ms), which is stored: the driver ends, and the run is driven
     /// again from the store when it falls due.
     Asleep(i64),
+}
+
+/// What became of a woken run, and so of the place it held.
+enum Woken {
+    /// A driver has it, on its place.
+    Driven,
+    /// It ended meanwhile (canceled; or it is gone), or the engine is stopping: the place is
+    /// to be given back.
+    Ended,
+    /// The store could not be read: it sleeps another second, and its place is free already.
+    Asleep,
 }
 
 /// Where an attempt's state is recorded: the run itself, or one step of a workflow.
@@ -203,9 +215,12 @@ impl Executor {
                     if let Some(wake_at) = row
                         .wake_at
                         .filter(|w| *w - now_ms() > SLEEP_IN_TASK_AT_MOST_MS)
-                        && !backlogged
                     {
-                        // A `sleep` agent run, asleep still: no need to drive it until it wakes.
+                        // Asleep still (a `sleep` agent run, or a workflow in a sleep): nothing
+                        // to drive until it wakes, and no place to hold.
+                        if backlogged {
+                            self.inner.backlog.fall_asleep(kind, name, &row.id);
+                        }
                         self.inner.sleep_without_task(wake_at, kind, name, &row.id);
                         continue;
                     }
@@ -315,6 +330,13 @@ impl Inner {
                     inner.backlog.release(kind, &name, &id);
                     inner.fill_places(kind, &name);
                 }
+                // Canceled on its way to sleep (after the sleep's start was written, before
+                // this): nothing is left to wake.
+                (Some(_), false) if token.is_cancelled() => {}
+                (Some(_), true) if token.is_cancelled() => {
+                    inner.backlog.release(kind, &name, &id);
+                    inner.fill_places(kind, &name);
+                }
                 (Some(wake_at), _) => {
                     if backlogged {
                         inner.backlog.fall_asleep(kind, &name, &id);
@@ -332,7 +354,7 @@ impl Inner {
     /// first, then to more of the queue, read back from the store.
     fn fill_places(self: &Arc<Self>, kind: Kind, name: &str) {
         while let Some(next) = self.backlog.next_woken(kind, name) {
-            if !self.drive_held(kind, name, &next) {
+            if let Woken::Ended = self.drive_held(kind, name, &next) {
                 self.backlog.release(kind, name, &next);
             }
         }
@@ -374,34 +396,41 @@ impl Inner {
     fn wake(self: &Arc<Self>, kind: Kind, name: &str, id: &str) {
         if !self.catalog.queues_in_store(kind, name) {
             self.drive_held(kind, name, id);
-        } else if self.backlog.admit_woken(kind, name, id) && !self.drive_held(kind, name, id) {
-            self.backlog.release(kind, name, id);
-            self.fill_places(kind, name);
+            return;
+        }
+        if !self.backlog.admit_woken(kind, name, id) {
+            return;
+        }
+        match self.drive_held(kind, name, id) {
+            Woken::Driven => {}
+            Woken::Ended => {
+                self.backlog.release(kind, name, id);
+                self.fill_places(kind, name);
+            }
+            Woken::Asleep => self.fill_places(kind, name),
         }
     }
 
     /// Drives a woken run again from the store, as at start-up, on the place it holds (if its
-    /// name has places). False when the place is to be given back: the run ended meanwhile
-    /// (canceled), or the engine is stopping. When the store cannot be read, the run goes back
-    /// to sleep for a second.
-    fn drive_held(self: &Arc<Self>, kind: Kind, name: &str, id: &str) -> bool {
+    /// name has places).
+    fn drive_held(self: &Arc<Self>, kind: Kind, name: &str, id: &str) -> Woken {
         if self.stopping.is_cancelled() {
-            return false;
+            return Woken::Ended;
         }
         let backlogged = self.catalog.queues_in_store(kind, name);
         match self.store.get_run(id) {
             Ok(Some(row)) if !row.status.is_terminal() => {
                 self.spawn(active_from_row(row), backlogged);
-                true
+                Woken::Driven
             }
-            Ok(_) => false,
+            Ok(_) => Woken::Ended,
             Err(e) => {
                 tracing::error!(run = %id, "cannot read a run to wake it: {e:#}; retrying");
                 if backlogged {
                     self.backlog.fall_asleep(kind, name, id);
                 }
                 self.sleep_without_task(now_ms() + 1_000, kind, name, id);
-                true
+                Woken::Asleep
             }
         }
     }

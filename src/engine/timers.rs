@@ -1,9 +1,11 @@
-//! Runs asleep: a workflow at a sleep step, a run of the built-in `sleep` agent. Their wake-up
-//! time is already stored, so while they sleep no driver holds them: a workflow asleep gives
-//! its place among the `workflows_in_memory` to the next one, instead of keeping new runs
-//! queued for as long as it sleeps. An entry here costs about what a sleeping task did (a few
-//! hundred bytes resident, measured: `bench/waiting-runs.sh`); when it falls due the executor
-//! drives the run again from the store, as it does at start-up. Only the bookkeeping lives here; the executor does the waiting and waking.
+//! Runs asleep for more than a second: a run of the built-in `sleep` agent, a workflow at a
+//! sleep step or at a step that calls that agent. Their wake-up time is already stored, so
+//! while they sleep no driver holds them: a workflow asleep gives its place among the
+//! `workflows_in_memory` to the next one, instead of keeping new runs queued for as long as
+//! it sleeps. An entry here costs about what a sleeping task did (a few hundred bytes
+//! resident, measured with `bench/waiting-runs.sh`); when it falls due the executor drives the
+//! run again from the store, as it does at start-up. Only the bookkeeping lives here; the
+//! executor does the waiting and waking.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;

@@ -354,12 +354,19 @@ pub fn apply(tx: &Transaction, op: &Op) -> rusqlite::Result<bool> {
             let Some(run_id) = steps.first().map(|s| &s.run_id) else {
                 return Ok(false);
             };
+            // A step that starts a sleep also marks the run, so that a restart finds it asleep
+            // without reading its steps (a later sleep overwrites it; one past is ignored).
+            let asleep_until = steps
+                .iter()
+                .filter(|s| s.status == RunStatus::Running)
+                .find_map(|s| s.wake_at);
             let n = update(tx, run_id, |seq| {
                 tx.prepare_cached(
-                    "UPDATE runs SET status = 1, started_at = coalesce(started_at, ?3)
+                    "UPDATE runs SET status = 1, started_at = coalesce(started_at, ?3),
+                        wake_at = coalesce(?4, wake_at)
                      WHERE seq = ?1 AND id = ?2 AND status < 2",
                 )?
-                .execute(params![seq, run_id, first_start(steps)])
+                .execute(params![seq, run_id, first_start(steps), asleep_until])
             })?;
             if n > 0 {
                 for s in steps {
