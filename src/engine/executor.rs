@@ -193,9 +193,10 @@ impl Executor {
                 "stopped {killed} processes left running by agents of the previous engine"
             );
         }
-        // The running runs, and the queued runs of built-in agents, are all read before any
-        // starts, so a failed read stops the start-up with nothing half begun. The queues of
-        // command agents and workflows are then read back a batch at a time, as while serving.
+        // The running runs, and the queued runs of built-in agents, are all listed before any
+        // starts, so a failed read stops the start-up with nothing half begun. A running run is
+        // then read whole as it is driven, as when it wakes. The queues of command agents and
+        // workflows are read back a batch at a time, as while serving.
         let mut rows = running;
         let mut queues = Vec::new();
         for (kind, name) in store.queued_names()? {
@@ -224,11 +225,14 @@ impl Executor {
                         self.inner.sleep_without_task(wake_at, kind, name, &row.id);
                         continue;
                     }
-                    // A run that was under way takes its place again as if woken (workflows
-                    // asleep included, so no more start at once than while serving); one
-                    // without room waits for it, a run ID in memory.
-                    if !backlogged || self.inner.backlog.admit_woken(kind, name, &row.id) {
+                    if row.status == RunStatus::Queued {
+                        // A built-in agent's, read whole.
                         self.inner.spawn(active_from_row(row), backlogged);
+                    } else {
+                        // A run that was under way takes its place again as if woken, so no
+                        // more start at once than while serving; one without room waits for
+                        // it, a run ID in memory.
+                        self.inner.wake(kind, name, &row.id);
                     }
                 }
                 Err(why) => {

@@ -310,12 +310,15 @@ impl Store {
 
     /// Runs found running, oldest first, through the partial index (no full scan at start-up;
     /// `status < 2` is repeated because SQLite only uses a partial index for a query that
-    /// states its condition).
+    /// states its condition). Without their input (`""`), output and error: most may be asleep,
+    /// and a run is read whole when it is driven.
     pub fn running_runs(&self) -> Result<Vec<RunRow>> {
         self.read(|c| {
-            c.prepare(&format!(
-                "SELECT {RUN_COLUMNS} FROM runs r INDEXED BY runs_active WHERE r.status < 2 AND r.status = 1 ORDER BY r.seq"
-            ))?
+            c.prepare(
+                "SELECT r.id, r.kind, r.name, r.status, '', NULL, NULL, r.created_at, r.started_at,
+                    r.completed_at, r.attempt, r.wake_at, r.canceled
+                 FROM runs r INDEXED BY runs_active WHERE r.status < 2 AND r.status = 1 ORDER BY r.seq",
+            )?
             .query_map([], run_row)?
             .collect()
         })
