@@ -194,9 +194,10 @@ impl Executor {
             );
         }
         // The running runs, and the queued runs of built-in agents, are all listed before any
-        // starts, so a failed read stops the start-up with nothing half begun. A running run is
-        // then read whole as it is driven, as when it wakes. The queues of command agents and
-        // workflows are read back a batch at a time, as while serving.
+        // starts, so a failed listing stops the start-up with nothing half begun. A running run
+        // is then read whole as it is driven, as when it wakes (a failed read is retried a
+        // second later). The queues of command agents and workflows are read back a batch at a
+        // time, as while serving.
         let mut rows = running;
         let mut queues = Vec::new();
         for (kind, name) in store.queued_names()? {

@@ -47,6 +47,9 @@ pub struct RunRow {
     pub started_at: Option<i64>,
     pub completed_at: Option<i64>,
     pub attempt: u32,
+    /// When the run wakes, while it sleeps: a `sleep` agent run, or a workflow in a sleep (set
+    /// by the step write that starts the sleep, cleared by its next one). The schema's older
+    /// comment names only the agent.
     pub wake_at: Option<i64>,
     pub canceled: bool,
 }

@@ -373,3 +373,37 @@ async fn a_write_that_fails_part_way_leaves_nothing_of_itself_behind() {
     );
     assert_eq!(count_runs(&dir, "name = 'after'"), 1);
 }
+
+/// Start-up tells a workflow asleep by its run's `wake_at` alone: set by the step write that
+/// starts a sleep, cleared by the next step write, and absent from the listing's inputs.
+#[tokio::test]
+async fn a_workflow_is_marked_asleep_only_while_its_sleep_step_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir, false);
+    let id = store.insert(echo(0)).await.unwrap(); // n = 0: a workflow
+    let step = |status, wake_at| StepWrite {
+        run_id: id.clone(),
+        idx: 0,
+        status,
+        output: None,
+        error: None,
+        started_at: Some(1),
+        completed_at: None,
+        wake_at,
+        attempt: 0,
+    };
+    let asleep = |store: &Store| {
+        let running = store.running_runs().unwrap();
+        assert_eq!(running.len(), 1);
+        assert_eq!(running[0].input, "", "listed without its input");
+        running[0].wake_at
+    };
+    let sleep = step(RunStatus::Running, Some(9_000_000_000_000));
+    assert!(store.write(Op::Steps(vec![sleep])).await.unwrap());
+    assert_eq!(asleep(&store), Some(9_000_000_000_000));
+    let slept = step(RunStatus::Completed, Some(9_000_000_000_000));
+    assert!(store.write(Op::Steps(vec![slept])).await.unwrap());
+    assert_eq!(asleep(&store), None, "its sleep is over");
+    let whole = store.get_run(&id).unwrap().unwrap();
+    assert_eq!(whole.input, "{\"n\":0}");
+}

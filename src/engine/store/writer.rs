@@ -355,7 +355,8 @@ pub fn apply(tx: &Transaction, op: &Op) -> rusqlite::Result<bool> {
                 return Ok(false);
             };
             // A step that starts a sleep also marks the run, so that a restart finds it asleep
-            // without reading its steps (a later sleep overwrites it; one past is ignored).
+            // without reading its steps; the workflow's next step write clears it (a clock set
+            // back must not make an old sleep look current).
             let asleep_until = steps
                 .iter()
                 .filter(|s| s.status == RunStatus::Running)
@@ -363,7 +364,7 @@ pub fn apply(tx: &Transaction, op: &Op) -> rusqlite::Result<bool> {
             let n = update(tx, run_id, |seq| {
                 tx.prepare_cached(
                     "UPDATE runs SET status = 1, started_at = coalesce(started_at, ?3),
-                        wake_at = coalesce(?4, wake_at)
+                        wake_at = ?4
                      WHERE seq = ?1 AND id = ?2 AND status < 2",
                 )?
                 .execute(params![seq, run_id, first_start(steps), asleep_until])
