@@ -293,7 +293,13 @@ fn out_of_attempts(agent: &AgentDef, attempts: u32) -> bool {
     agent.is_command() && attempts > agent.retries
 }
 
+/// From a row read whole: never one of [`Store::running_runs`], which leave the input out.
 fn active_from_row(row: RunRow) -> ActiveRun {
+    debug_assert!(
+        !row.input.is_empty(),
+        "run {} read without its input",
+        row.id
+    );
     ActiveRun {
         input: serde_json::from_str(&row.input).unwrap_or_else(|_| json!({})),
         id: row.id,
