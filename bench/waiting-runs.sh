@@ -35,6 +35,7 @@ printf 'wrk.method = "POST"\nwrk.body = %s\nwrk.headers["Content-Type"] = "appli
 PID=$!
 disown
 for _ in $(seq 50); do curl -sf "127.0.0.1:$PORT/health" > /dev/null && break; sleep 0.1; done
+curl -sf "127.0.0.1:$PORT/health" > /dev/null || { echo "the engine did not start:" >&2; cat "$D/log" >&2; exit 1; }
 rss() { awk '/VmRSS/{print $2}' "/proc/$PID/status"; }
 r0=$(rss)
 n=$(wrk -t1 -c16 -d"${DUR}s" -s "$D/post.lua" "http://127.0.0.1:$PORT$URL_PATH" |

@@ -45,6 +45,14 @@ pub struct Origin {
     pub refused_hint: Option<String>,
 }
 
+/// What bounds a follow: `--timeout`, counted from `started`, the command's start (so a
+/// schedule before the follow counts too).
+#[derive(Debug, Clone, Copy)]
+pub struct Bound {
+    pub started: Instant,
+    pub timeout: Option<Duration>,
+}
+
 /// What a follow reports while it watches.
 pub enum Watch {
     Status(RunStatus),
@@ -276,14 +284,14 @@ impl Client {
         kind: Kind,
         name: &str,
         id: &str,
-        timeout: Option<Duration>,
+        bound: Bound,
         known: Option<RunStatus>,
         mut watch: impl FnMut(Watch),
     ) -> Result<Answer<RunInfo>> {
-        let started = Instant::now();
+        let Bound { started, timeout } = bound;
         // A timeout too large for the clock is no timeout.
         let deadline = timeout.and_then(|t| started.checked_add(t));
-        let first_deadline = deadline.map(|d| d.max(started + FIRST_LOOK));
+        let first_deadline = deadline.map(|d| d.max(Instant::now() + FIRST_LOOK));
         let mut backoff = Duration::from_millis(50);
         let mut last: Option<RunStatus> = None;
         // While the server fails: since when, the next pause, and the latest failure.

@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use super::Session;
 use crate::api::{JsonError, Kind, RunInfo, RunStatus, now_ms, parse_json, rfc3339_ms};
 use crate::cli::{GlobalArgs, parse_duration};
-use crate::client::{Answer, Client, Watch, fmt_secs};
+use crate::client::{Answer, Bound, Client, Watch, fmt_secs};
 use crate::error::{Exit, Failure};
 use crate::{history, output};
 
@@ -50,7 +50,7 @@ impl RunArgs {
         g: &GlobalArgs,
         s: &Session,
     ) -> Result<Exit> {
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         let answer = s
             .client
             .schedule(kind, &self.name, input, self.timeout)
@@ -93,28 +93,31 @@ impl RunArgs {
         }
         // The schedule's answer is the first thing known of the run (at least, queued).
         let known = answer.typed.status.unwrap_or(RunStatus::Queued);
-        // `--timeout` bounds the command from its start: the schedule's time comes off it.
-        let timeout = self.timeout.map(|t| t.saturating_sub(started.elapsed()));
-        follow(&s.client, kind, &self.name, &id, timeout, Some(known), g).await
+        // `--timeout` bounds the command from its start, the schedule included.
+        let bound = Bound {
+            started,
+            timeout: self.timeout,
+        };
+        follow(&s.client, kind, &self.name, &id, bound, Some(known), g).await
     }
 }
 
 /// Watches a run to its end and reports it: the output object (or, with `-o json`, the whole
-/// status object) on stdout; exit 1 when it failed.
+/// status object) on stdout; exit 1 when it failed. The elapsed time shown counts from the
+/// command's start, as the timeout does.
 pub async fn follow(
     client: &Client,
     kind: Kind,
     name: &str,
     id: &str,
-    timeout: Option<Duration>,
+    bound: Bound,
     known: Option<RunStatus>,
     g: &GlobalArgs,
 ) -> Result<Exit> {
-    let started = Instant::now();
     let mut progress = Progress::new(g, id);
     let result = client
-        .follow(kind, name, id, timeout, known, |event| match event {
-            Watch::Status(status) => progress.update(status, started.elapsed()),
+        .follow(kind, name, id, bound, known, |event| match event {
+            Watch::Status(status) => progress.update(status, bound.started.elapsed()),
             Watch::Retrying(why, pause) => progress.retrying(&why, pause),
         })
         .await;

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use super::Session;
 use crate::api::Kind;
 use crate::cli::{GlobalArgs, parse_duration};
-use crate::client::{Client, Origin, fmt_secs};
+use crate::client::{Bound, Client, Origin, fmt_secs};
 use crate::config::{TOKEN_VAR, env_token};
 use crate::error::{Exit, Failure};
 use crate::{history, output};
@@ -99,7 +99,11 @@ impl StatusArgs {
         };
         let client = elsewhere.as_ref().unwrap_or(&s.client);
         if self.follow {
-            return super::run::follow(client, kind, &name, id, self.timeout, None, g).await;
+            let bound = Bound {
+                started: std::time::Instant::now(),
+                timeout: self.timeout,
+            };
+            return super::run::follow(client, kind, &name, id, bound, None, g).await;
         }
         let answer = client.run(kind, &name, id, None).await?;
         if g.json() {

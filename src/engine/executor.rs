@@ -87,17 +87,6 @@ enum Step {
     Asleep(i64),
 }
 
-/// What became of a woken run, and so of the place it held.
-enum Woken {
-    /// A driver has it, on its place.
-    Driven,
-    /// It ended meanwhile (canceled; or it is gone), or the engine is stopping: the place is
-    /// to be given back.
-    Ended,
-    /// The store could not be read: it sleeps another second, and its place is free already.
-    Asleep,
-}
-
 /// Where an attempt's state is recorded: the run itself, or one step of a workflow.
 #[derive(Clone, Copy)]
 enum Slot<'a> {
@@ -220,9 +209,6 @@ impl Executor {
                     {
                         // Asleep still (a `sleep` agent run, or a workflow in a sleep): nothing
                         // to drive until it wakes, and no place to hold.
-                        if backlogged {
-                            self.inner.backlog.fall_asleep(kind, name, &row.id);
-                        }
                         self.inner.sleep_without_task(wake_at, kind, name, &row.id);
                         continue;
                     }
@@ -335,28 +321,15 @@ impl Inner {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .remove(&id);
-            match (asleep, backlogged) {
-                (None, false) => {}
-                (None, true) => {
-                    inner.backlog.release(kind, &name, &id);
-                    inner.fill_places(kind, &name);
-                }
-                // Canceled on its way to sleep (after the sleep's start was written, before
-                // this): nothing is left to wake.
-                (Some(_), false) if token.is_cancelled() => {}
-                (Some(_), true) if token.is_cancelled() => {
-                    inner.backlog.release(kind, &name, &id);
-                    inner.fill_places(kind, &name);
-                }
-                (Some(wake_at), _) => {
-                    if backlogged {
-                        inner.backlog.fall_asleep(kind, &name, &id);
-                    }
-                    inner.sleep_without_task(wake_at, kind, &name, &id);
-                    if backlogged {
-                        inner.fill_places(kind, &name);
-                    }
-                }
+            // Canceled on its way to sleep (after the sleep's start was written, before this):
+            // nothing is left to wake.
+            match asleep.filter(|_| !token.is_cancelled()) {
+                Some(wake_at) => inner.sleep_without_task(wake_at, kind, &name, &id),
+                None if backlogged => inner.backlog.release(kind, &name, &id),
+                None => {}
+            }
+            if backlogged {
+                inner.fill_places(kind, &name);
             }
         });
     }
@@ -365,17 +338,19 @@ impl Inner {
     /// first, then to more of the queue, read back from the store.
     fn fill_places(self: &Arc<Self>, kind: Kind, name: &str) {
         while let Some(next) = self.backlog.next_woken(kind, name) {
-            if let Woken::Ended = self.drive_held(kind, name, &next) {
-                self.backlog.release(kind, name, &next);
-            }
+            self.drive_held(kind, name, &next);
         }
         if self.backlog.wants_refill(kind, name) && !self.stopping.is_cancelled() {
             self.refill(kind, name);
         }
     }
 
-    /// Leaves run `id` asleep until `wake_at` (already stored) without a task.
+    /// Leaves run `id` asleep until `wake_at` (already stored) without a task, and without the
+    /// place its driver held.
     fn sleep_without_task(self: &Arc<Self>, wake_at: i64, kind: Kind, name: &str, id: &str) {
+        if self.catalog.queues_in_store(kind, name) {
+            self.backlog.fall_asleep(kind, name, id);
+        }
         self.timers.set(wake_at, kind, name, id);
         if !self.timers_kept.swap(true, Ordering::AcqRel) {
             self.tracker.spawn(self.clone().keep_timers());
@@ -405,43 +380,43 @@ impl Inner {
     /// A run's sleep is over: it is driven again when there is room for it (a workflow's
     /// place), else it waits for a place to free up (see `fill_places`).
     fn wake(self: &Arc<Self>, kind: Kind, name: &str, id: &str) {
-        if !self.catalog.queues_in_store(kind, name) {
-            self.drive_held(kind, name, id);
+        let backlogged = self.catalog.queues_in_store(kind, name);
+        if backlogged && !self.backlog.admit_woken(kind, name, id) {
             return;
         }
-        if !self.backlog.admit_woken(kind, name, id) {
-            return;
-        }
-        match self.drive_held(kind, name, id) {
-            Woken::Driven => {}
-            Woken::Ended => {
-                self.backlog.release(kind, name, id);
-                self.fill_places(kind, name);
-            }
-            Woken::Asleep => self.fill_places(kind, name),
+        if !self.drive_held(kind, name, id) && backlogged {
+            self.fill_places(kind, name);
         }
     }
 
     /// Drives a woken run again from the store, as at start-up, on the place it holds (if its
-    /// name has places).
-    fn drive_held(self: &Arc<Self>, kind: Kind, name: &str, id: &str) -> Woken {
-        if self.stopping.is_cancelled() {
-            return Woken::Ended;
-        }
+    /// name has places). False when the place is free again: the run ended meanwhile
+    /// (canceled), the engine is stopping, or the store could not be read (the run then sleeps
+    /// another second).
+    fn drive_held(self: &Arc<Self>, kind: Kind, name: &str, id: &str) -> bool {
         let backlogged = self.catalog.queues_in_store(kind, name);
-        match self.store.get_run(id) {
-            Ok(Some(row)) if !row.status.is_terminal() => {
-                self.spawn(active_from_row(row), backlogged);
-                Woken::Driven
-            }
-            Ok(_) => Woken::Ended,
-            Err(e) => {
-                tracing::error!(run = %id, "cannot read a run to wake it: {e:#}; retrying");
-                if backlogged {
-                    self.backlog.fall_asleep(kind, name, id);
+        let row = if self.stopping.is_cancelled() {
+            None
+        } else {
+            match self.store.get_run(id) {
+                Ok(row) => row.filter(|r| !r.status.is_terminal()),
+                Err(e) => {
+                    tracing::error!(run = %id, "cannot read a run to wake it: {e:#}; retrying");
+                    self.sleep_without_task(now_ms() + 1_000, kind, name, id);
+                    return false;
                 }
-                self.sleep_without_task(now_ms() + 1_000, kind, name, id);
-                Woken::Asleep
+            }
+        };
+        match row {
+            Some(row) => {
+                self.spawn(active_from_row(row), backlogged);
+                true
+            }
+            None => {
+                if backlogged {
+                    self.backlog.release(kind, name, id);
+                }
+                false
             }
         }
     }

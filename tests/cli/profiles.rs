@@ -158,7 +158,8 @@ fn restack_url_overrides_the_profile_and_the_flag_wins_over_it() {
 fn the_builtin_local_profile_points_at_localhost_6233() {
     let sb = Sandbox::new();
     // Whether something listens there is not ours to know; `-v` says where it went.
-    let out = sb.cmd().args(["-v", "health"]).output().unwrap();
+    let out = sb.run(&["-v", "health"]);
+    assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("* profile local: http://localhost:6233"),
         "{}",

@@ -147,31 +147,26 @@ fn status_alone_with_agent_or_workflow_shows_only_its_runs() {
     let server = engine(&sb);
     let echo = run_via_cli(&sb, &server, "agent", "echo", "n=1");
     let pair = run_via_cli(&sb, &server, "workflow", "pair", "n=2");
-    for (flag, name, shown, hidden) in [
-        ("--agent", "echo", &echo, &pair),
-        ("--workflow", "pair", &pair, &echo),
-    ] {
-        let out = sb.run(&["--url", &server.url, "-o", "json", "status", flag, name]);
-        assert_eq!(code(&out), 0, "{out:?}");
-        let ids: Vec<Value> = stdout_json(&out)
-            .as_array()
-            .expect("an array")
-            .iter()
-            .map(|r| r["runId"].clone())
-            .collect();
-        assert_eq!(ids, [json!(shown)], "{flag} {name} (not {hidden})");
-    }
     // An agent that shares a workflow's name is another thing: nothing of `pair` is an agent.
-    let out = sb.run(&[
-        "--url",
-        &server.url,
-        "-o",
-        "json",
-        "status",
-        "--agent",
-        "pair",
-    ]);
-    assert_eq!(stdout_json(&out), json!([]), "{out:?}");
+    for (flag, name, shown) in [
+        ("--agent", "echo", vec![json!(echo)]),
+        ("--workflow", "pair", vec![json!(pair)]),
+        ("--agent", "pair", vec![]),
+    ] {
+        let out = sb.run_at(&server.url, &["-o", "json", "status", flag, name]);
+        assert_eq!(code(&out), 0, "{out:?}");
+        assert_eq!(run_ids(&out), shown, "{flag} {name}");
+    }
+}
+
+/// The run IDs of a JSON array of runs on stdout, in order.
+fn run_ids(out: &std::process::Output) -> Vec<Value> {
+    stdout_json(out)
+        .as_array()
+        .expect("an array")
+        .iter()
+        .map(|r| r["runId"].clone())
+        .collect()
 }
 
 #[test]
@@ -183,13 +178,7 @@ fn status_alone_in_json_is_an_array() {
     let out = sb.run(&["--url", &server.url, "-o", "json", "status"]);
     assert_eq!(code(&out), 0, "{out:?}");
     let list = stdout_json(&out);
-    let ids: Vec<&Value> = list
-        .as_array()
-        .expect("an array")
-        .iter()
-        .map(|r| &r["runId"])
-        .collect();
-    assert_eq!(ids, [&json!(second), &json!(first)]);
+    assert_eq!(run_ids(&out), [json!(second), json!(first)]);
     assert!(
         list.as_array()
             .unwrap()

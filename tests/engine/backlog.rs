@@ -115,7 +115,7 @@ fn after_kill_9_the_next_engine_runs_a_workflows_whole_queue() {
 
 /// A workflow of three runs, `workflows_in_memory = 1`: each sleeps 3 s, then holds the probe
 /// agent 0.4 s and reports how many others were inside at once.
-fn nap_sandbox() -> (crate::support::Sandbox, std::path::PathBuf) {
+fn nap_sandbox() -> (Sandbox, std::path::PathBuf) {
     sandbox(&format!(
         "[serve]\nworkflows_in_memory = 1\n\n{}[workflows.nap]\nsteps = [{{ sleep = \"3s\" }}, {{ agent = \"probe\" }}]\n",
         agent("probe", "")
@@ -123,7 +123,7 @@ fn nap_sandbox() -> (crate::support::Sandbox, std::path::PathBuf) {
 }
 
 /// Schedules the three naps and waits until all three are asleep at once.
-fn three_asleep(sb: &crate::support::Sandbox, server: &Server) -> Vec<String> {
+fn three_asleep(sb: &Sandbox, server: &Server) -> Vec<String> {
     let input = json!({ "active": sb.path("inside"), "hold": 0.4 });
     let ids = (0..3)
         .map(|_| server.schedule("workflows", "nap", input.clone()))

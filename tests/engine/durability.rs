@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::fixtures::{agent, sandbox};
-use crate::support::{Sandbox, wait_until};
+use super::fixtures::{agent, assert_all_gone, pids, sandbox};
+use crate::support::{Sandbox, process_alive, wait_until};
 
 const T: Duration = Duration::from_secs(60);
 
@@ -149,32 +149,29 @@ fn a_killed_engines_agent_dies_with_it_and_what_it_started_is_stopped_at_the_nex
         "long",
         json!({"pidfile": "pids", "child": true, "gate": "never"}),
     );
-    let pids = super::fixtures::pids(&sb, "pids", 2);
-    let (agent_pid, child) = (pids[0], pids[1]);
+    let first = pids(&sb, "pids", 2);
+    let (agent_pid, child) = (first[0], first[1]);
     server.kill9();
     // The agent would wait 30 s for its gate: well past this deadline.
     wait_until(
         "the agent to die with the engine",
         Duration::from_secs(10),
-        || (!crate::support::process_alive(agent_pid)).then_some(()),
+        || (!process_alive(agent_pid)).then_some(()),
     );
-    assert!(
-        crate::support::process_alive(child),
-        "the child outlives the engine"
-    );
+    assert!(process_alive(child), "the child outlives the engine");
     let server = sb.serve(Some(&cfg), &data, &[]);
     wait_until("the next engine to stop the left-over child", T, || {
-        (!crate::support::process_alive(child)).then_some(())
+        (!process_alive(child)).then_some(())
     });
     assert!(server.logs().contains("left running"), "{}", server.logs());
     // The retry starts the same work again: end it, so that nothing outlives the test.
     let retry = wait_until("the retry to start", T, || {
-        let now = super::fixtures::pids(&sb, "pids", 2);
-        (now != pids).then_some(now)
+        let now = pids(&sb, "pids", 2);
+        (now != first).then_some(now)
     });
     let (code, body) = server.post(&format!("/api/agents/long/{id}/cancel"), json!({}));
     assert_eq!(code, 200, "{body}");
-    super::fixtures::assert_all_gone(&retry);
+    assert_all_gone(&retry);
 }
 
 /// Another program holding the database's write lock past the busy timeout fails a write; the
@@ -185,10 +182,7 @@ fn a_write_that_fails_while_another_program_holds_the_database_is_retried() {
     let data = sb.path("engine");
     let server = sb.serve(Some(&cfg), &data, &[]);
     let id = server.schedule("agents", "sleep", serde_json::json!({"seconds": 6}));
-    wait_until("the run to start", T, || {
-        let (_, run) = server.get(&format!("/api/agents/sleep/{id}"));
-        (run["status"] == "running").then_some(())
-    });
+    server.wait_status("agents", "sleep", &id, "running", T);
     // Holds the write lock past the run's end and the engine's 5 s busy timeout, then lets go.
     let holder = "import sqlite3, sys, time\n\
         c = sqlite3.connect(sys.argv[1], isolation_level=None)\n\

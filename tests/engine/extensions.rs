@@ -80,10 +80,7 @@ fn runs_list_filters_newest_first_and_pages() {
     }
     server.wait_done("workflows", "w", &wf, T);
     // Its start is written after its insert: listed by status, it must have been.
-    wait_until("the sleeper to start", T, || {
-        let (_, run) = server.get(&format!("/api/agents/sleep/{sleeper}"));
-        (run["status"] == "running").then_some(())
-    });
+    server.wait_status("agents", "sleep", &sleeper, "running", T);
 
     let ids = |body: &Value| -> Vec<String> {
         body["runs"]

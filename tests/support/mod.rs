@@ -226,6 +226,14 @@ impl Server {
         body["runId"].as_str().expect("runId").to_string()
     }
 
+    /// Polls the run until its status is `status`.
+    pub fn wait_status(&self, kind: &str, name: &str, id: &str, status: &str, within: Duration) {
+        wait_until(&format!("run {id} to be {status}"), within, || {
+            let (_, run) = self.get(&format!("/api/{kind}/{name}/{id}"));
+            (run["status"] == status).then_some(())
+        });
+    }
+
     /// Polls the run until it is completed or failed.
     pub fn wait_done(&self, kind: &str, name: &str, id: &str, within: Duration) -> Value {
         wait_until(&format!("run {id} to end"), within, || {

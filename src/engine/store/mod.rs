@@ -109,6 +109,9 @@ struct Outbox {
 /// Every query names the runs table `r`, because listing by name joins it.
 const RUN_COLUMNS: &str = "r.id, r.kind, r.name, r.status, r.input, r.output, r.error, r.created_at, r.started_at, r.completed_at, r.attempt, r.wake_at, r.canceled";
 
+/// [`RUN_COLUMNS`] in the same places, without the input, output and error (`''`, `NULL`).
+const RUN_COLUMNS_WITHOUT_BODIES: &str = "r.id, r.kind, r.name, r.status, '', NULL, NULL, r.created_at, r.started_at, r.completed_at, r.attempt, r.wake_at, r.canceled";
+
 impl Store {
     /// Opens (creating and migrating) `restack.db` in `dir` and starts the writer thread.
     pub fn open(dir: &Path, sync_full: bool, notifier: Arc<Notifier>) -> Result<Store> {
@@ -317,11 +320,9 @@ impl Store {
     /// and a run is read whole when it is driven.
     pub fn running_runs(&self) -> Result<Vec<RunRow>> {
         self.read(|c| {
-            c.prepare(
-                "SELECT r.id, r.kind, r.name, r.status, '', NULL, NULL, r.created_at, r.started_at,
-                    r.completed_at, r.attempt, r.wake_at, r.canceled
-                 FROM runs r INDEXED BY runs_active WHERE r.status < 2 AND r.status = 1 ORDER BY r.seq",
-            )?
+            c.prepare(&format!(
+                "SELECT {RUN_COLUMNS_WITHOUT_BODIES} FROM runs r INDEXED BY runs_active WHERE r.status < 2 AND r.status = 1 ORDER BY r.seq"
+            ))?
             .query_map([], run_row)?
             .collect()
         })

@@ -407,3 +407,16 @@ async fn a_workflow_is_marked_asleep_only_while_its_sleep_step_runs() {
     let whole = store.get_run(&id).unwrap().unwrap();
     assert_eq!(whole.input, "{\"n\":0}");
 }
+
+#[test]
+fn the_listing_without_bodies_keeps_every_other_column_in_its_place() {
+    let whole: Vec<&str> = RUN_COLUMNS.split(", ").collect();
+    let light: Vec<&str> = RUN_COLUMNS_WITHOUT_BODIES.split(", ").collect();
+    assert_eq!(whole.len(), light.len());
+    for (i, (w, l)) in whole.iter().zip(&light).enumerate() {
+        if !(4..=6).contains(&i) {
+            assert_eq!(w, l, "column {i}");
+        }
+    }
+    assert_eq!(&whole[4..=6], ["r.input", "r.output", "r.error"]);
+}

@@ -398,31 +398,30 @@ pub fn apply(tx: &Transaction, op: &Op) -> rusqlite::Result<bool> {
 /// after them would each commit on their own while their callers hear of an error; so the
 /// batch ends there and fails as one.
 fn apply_whole(tx: &Transaction, op: &Op) -> rusqlite::Result<rusqlite::Result<bool>> {
-    // One statement each, which SQLite already applies whole (an agent's log line comes
-    // alone, as it is read).
+    // One statement each, which SQLite already applies whole (an agent's run ends alone, and
+    // its log lines come one at a time, as they are read).
     let single = match op {
         Op::Insert { .. } | Op::Start { .. } | Op::Requeue { .. } => true,
         Op::Logs(lines) => lines.len() == 1,
-        Op::Finish { .. } | Op::Steps(_) => false,
+        Op::Finish {
+            steps, canceled, ..
+        } => steps.is_empty() && !canceled,
+        Op::Steps(_) => false,
     };
-    if single {
-        return match apply(tx, op) {
-            Err(e) if tx.is_autocommit() => Err(e),
-            result => Ok(result),
-        };
+    if !single {
+        tx.prepare_cached("SAVEPOINT write")?.execute([])?;
     }
-    tx.prepare_cached("SAVEPOINT write")?.execute([])?;
-    match apply(tx, op) {
-        Err(e) if tx.is_autocommit() => Err(e),
-        Err(e) => {
-            tx.execute_batch("ROLLBACK TO write; RELEASE write")?;
-            Ok(Err(e))
-        }
-        Ok(changed) => {
-            tx.prepare_cached("RELEASE write")?.execute([])?;
-            Ok(Ok(changed))
+    let result = apply(tx, op);
+    if result.is_err() && tx.is_autocommit() {
+        return result.map(Ok);
+    }
+    if !single {
+        match result {
+            Ok(_) => tx.prepare_cached("RELEASE write")?.execute([]).map(drop)?,
+            Err(_) => tx.execute_batch("ROLLBACK TO write; RELEASE write")?,
         }
     }
+    Ok(result)
 }
 
 /// Runs `set(seq)`, an `UPDATE` of one row that also requires its `id` (see [`at_run`]), on
