@@ -84,12 +84,14 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum AgentCommand {
     /// Schedule an agent run (and with --follow, watch it to the end)
+    #[command(mut_arg("name", |a| a.help("The agent to run")))]
     Run(RunArgs),
 }
 
 #[derive(Debug, Subcommand)]
 pub enum WorkflowCommand {
     /// Schedule a workflow run (and with --follow, watch it to the end)
+    #[command(mut_arg("name", |a| a.help("The workflow to run")))]
     Run(RunArgs),
 }
 

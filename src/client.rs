@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 
 use crate::api::{Kind, RunInfo, RunRequest, RunStatus, ScheduleResponse};
 use crate::error::{Exit, Failure};
+use crate::output;
 
 /// How long one ordinary request may take before it counts as unreachable.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -37,12 +38,27 @@ pub struct Client {
 pub struct Origin {
     /// The server as the user knows it: its URL, or the embedded engine and its data directory.
     pub label: String,
-    pub profile: String,
+    /// The profile whose server this is; `None` when the URL came from elsewhere (`--url`,
+    /// `RESTACK_URL`, the history), where switching profiles is not the way to another server.
+    pub profile: Option<String>,
     /// The command line that reaches the same server again (`restack -p cloud`).
     pub again: String,
     /// What to say when this server refuses us, when the usual hint (about the token that was
     /// sent) would mislead: a server that is not the profile's gets only the exported token.
     pub refused_hint: Option<String>,
+}
+
+impl Origin {
+    /// The command that shows run `id` again. It names the agent or workflow, so it works
+    /// wherever it is pasted, whether or not this machine's history holds the run.
+    pub fn status_command(&self, kind: Kind, name: &str, id: &str) -> String {
+        format!(
+            "{} status {} --{kind} {}",
+            self.again,
+            output::shell_word(id),
+            output::shell_word(name)
+        )
+    }
 }
 
 /// What bounds a follow: `--timeout`, counted from `started`, the command's start (so a
@@ -148,10 +164,12 @@ impl Client {
         if !e.is_connect() {
             return failure;
         }
-        failure.with_hint(format!(
-            "is a server running there? Start one with `restack serve`, or pick another profile with --profile (this is `{}`; `-p embedded` runs the engine in-process)",
-            self.origin.profile
-        ))
+        failure.with_hint(match &self.origin.profile {
+            Some(p) => format!(
+                "is a server running there? Start one with `restack serve`, or pick another profile with --profile (this is `{p}`; `-p embedded` runs the engine in-process)"
+            ),
+            None => "is a server running there? Start one with `restack serve`, or check the URL (`-p embedded` runs the engine in-process)".to_string(),
+        })
     }
 
     /// A JSON object from a 2xx answer, or the failure that the status calls for.
@@ -191,6 +209,8 @@ impl Client {
         }
     }
 
+    /// A server without `/health` is not one that speaks the API: exit 7, not the 404's exit 4,
+    /// which means an unknown agent, workflow or run.
     pub async fn health(&self) -> Result<Value> {
         self.call(
             Method::GET,
@@ -200,6 +220,19 @@ impl Client {
             "the health check",
         )
         .await
+        .map_err(|e| match e.downcast::<Failure>() {
+            Ok(f) if f.exit == Exit::NotFound => Failure::new(
+                Exit::Server,
+                format!(
+                    "{} has no /health (HTTP 404): it does not answer as the Restack API does",
+                    self.origin.label
+                ),
+            )
+            .with_hint("check the URL: it names the server itself, with no path")
+            .into(),
+            Ok(f) => f.into(),
+            Err(e) => e,
+        })
     }
 
     /// Schedules a run. `within` (the command's `--timeout`) bounds the request too, so that a
@@ -306,7 +339,14 @@ impl Client {
             let out_of_time = deadline.is_some_and(|d| Instant::now() >= d);
             let looked = last.is_some() || failing.is_some();
             if out_of_time && looked {
-                return Err(self.timed_out(id, started, seen, failing.map(|(_, _, e)| e)));
+                return Err(self.timed_out(
+                    kind,
+                    name,
+                    id,
+                    started,
+                    seen,
+                    failing.map(|(_, _, e)| e),
+                ));
             }
             let until = if looked { deadline } else { first_deadline };
             let remaining = until.map(|d| d.saturating_duration_since(Instant::now()));
@@ -323,7 +363,14 @@ impl Client {
                 Some(r) => match tokio::time::timeout(r, look).await {
                     Ok(result) => result,
                     Err(_) => {
-                        return Err(self.timed_out(id, started, seen, failing.map(|(_, _, e)| e)));
+                        return Err(self.timed_out(
+                            kind,
+                            name,
+                            id,
+                            started,
+                            seen,
+                            failing.map(|(_, _, e)| e),
+                        ));
                     }
                 },
                 None => look.await,
@@ -379,6 +426,8 @@ impl Client {
     /// 3): nothing says the run is still queued or running.
     fn timed_out(
         &self,
+        kind: Kind,
+        name: &str,
         id: &str,
         started: Instant,
         seen: Option<RunStatus>,
@@ -407,8 +456,8 @@ impl Client {
             format!("--timeout reached after {after}: {state}"),
         )
         .with_hint(format!(
-            "the run goes on; `{} status {id} --follow` watches it again",
-            self.origin.again
+            "the run goes on; `{} --follow` watches it again",
+            self.origin.status_command(kind, name, id)
         ))
         .into()
     }

@@ -14,6 +14,18 @@ pub fn color_enabled(no_color_flag: bool) -> bool {
     !no_color_flag && std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal()
 }
 
+/// Sends the engine's logs to stderr, coloured only on a terminal and when colour is wanted:
+/// a log redirected to a file must not fill with escape codes.
+pub fn log_to_stderr(no_color_flag: bool, filter: &str) {
+    let ansi =
+        !no_color_flag && std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal();
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .with_env_filter(filter)
+        .try_init();
+}
+
 /// Writes to stdout; a closed pipe (`| head`) is not an error worth a panic.
 pub fn out(text: &str) {
     let mut stdout = std::io::stdout().lock();
@@ -146,6 +158,16 @@ fn capitalize(s: &str) -> String {
     match c.next() {
         Some(f) => f.to_uppercase().collect::<String>() + c.as_str(),
         None => String::new(),
+    }
+}
+
+/// `word` as the shell reads it back: bare when it is safe, else in single quotes.
+pub fn shell_word(word: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "-_./:@%+=,".contains(c);
+    if !word.is_empty() && word.chars().all(safe) {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
     }
 }
 

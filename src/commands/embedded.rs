@@ -21,16 +21,10 @@ pub struct Embedded {
 }
 
 impl Embedded {
-    pub async fn start(config: &Config, execute: bool, verbose: u8) -> Result<Embedded> {
+    pub async fn start(config: &Config, execute: bool) -> Result<Embedded> {
         let mut settings = config.engine_settings(None, None)?;
         // Work cut short when the command exits is requeued at once, not after a grace period.
         settings.shutdown_grace = Duration::ZERO;
-        if verbose > 0 {
-            let _ = tracing_subscriber::fmt()
-                .with_writer(std::io::stderr)
-                .with_env_filter("restack=debug")
-                .try_init();
-        }
         let data_dir = settings.data_dir.clone();
         let token = settings.token.clone();
         let engine = Engine::open(settings, execute).map_err(|e| {

@@ -14,6 +14,7 @@ use crate::cli::{AgentCommand, Cli, Command, Format, GlobalArgs, WorkflowCommand
 use crate::client::{Client, Origin};
 use crate::config::{Config, ResolvedProfile, Target};
 use crate::error::Exit;
+use crate::output;
 use embedded::Embedded;
 
 /// Runs the command on the runtime it needs: `serve` on all cores, the client commands on one
@@ -77,7 +78,10 @@ impl GlobalArgs {
                 None,
             ),
             Target::Embedded => {
-                let engine = Embedded::start(&config, execute, self.verbose).await?;
+                if verbose {
+                    output::log_to_stderr(self.no_color, "restack=debug");
+                }
+                let engine = Embedded::start(&config, execute).await?;
                 let label = format!("the embedded engine ({})", engine.data_dir.display());
                 let client = self.client(&engine.url, engine.token.clone(), &profile, label)?;
                 (client, Some(engine))
@@ -111,7 +115,7 @@ impl GlobalArgs {
     ) -> Result<Client> {
         let origin = Origin {
             label,
-            profile: profile.name.clone(),
+            profile: self.url().is_none().then(|| profile.name.clone()),
             again: self.again(),
             refused_hint: None,
         };
@@ -128,25 +132,18 @@ impl GlobalArgs {
     pub fn again(&self) -> String {
         let mut line = String::from("restack");
         if let Some(c) = &self.config {
-            line.push_str(&format!(" -c {}", shell_word(&c.display().to_string())));
+            line.push_str(&format!(
+                " -c {}",
+                output::shell_word(&c.display().to_string())
+            ));
         }
         if let Some(p) = &self.profile {
-            line.push_str(&format!(" -p {}", shell_word(p)));
+            line.push_str(&format!(" -p {}", output::shell_word(p)));
         }
         if let Some(u) = self.url() {
-            line.push_str(&format!(" --url {}", shell_word(u)));
+            line.push_str(&format!(" --url {}", output::shell_word(u)));
         }
         line
-    }
-}
-
-/// `word` as the shell reads it back: bare when it is safe, else in single quotes.
-fn shell_word(word: &str) -> String {
-    let safe = |c: char| c.is_ascii_alphanumeric() || "-_./:@%+=,".contains(c);
-    if !word.is_empty() && word.chars().all(safe) {
-        word.to_string()
-    } else {
-        format!("'{}'", word.replace('\'', r"'\''"))
     }
 }
 

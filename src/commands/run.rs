@@ -76,8 +76,8 @@ impl RunArgs {
                     self.name
                 ));
                 output::out(&format!(
-                    "Follow it: {} status {id} --follow",
-                    s.client.origin.again
+                    "Follow it: {} --follow",
+                    s.client.origin.status_command(kind, &self.name, &id)
                 ));
                 if s.embedded.is_some() {
                     eprintln!(
@@ -123,10 +123,16 @@ pub async fn follow(
         .await;
     progress.done();
     let Answer { typed: info, raw } = result?;
-    report_end(&info, &raw, g, &client.origin.again)
+    report_end(
+        &info,
+        &raw,
+        g,
+        &client.origin.status_command(kind, name, id),
+    )
 }
 
-fn report_end(info: &RunInfo, raw: &Value, g: &GlobalArgs, again: &str) -> Result<Exit> {
+/// `show` is the command that shows the run again, for the hint when it failed.
+fn report_end(info: &RunInfo, raw: &Value, g: &GlobalArgs, show: &str) -> Result<Exit> {
     if g.json() {
         output::json(raw);
     }
@@ -143,7 +149,7 @@ fn report_end(info: &RunInfo, raw: &Value, g: &GlobalArgs, again: &str) -> Resul
                 Exit::RunFailed,
                 format!("{} run {} failed: {why}", info.kind(), info.run_id),
             )
-            .with_hint(format!("`{again} status {}` shows the run", info.run_id))
+            .with_hint(format!("`{show}` shows the run"))
             .into())
         }
     }
@@ -216,9 +222,21 @@ pub fn build_input(input: Option<&str>, set: &[String]) -> Result<Map<String, Va
             } else if src.trim_start().starts_with('{') {
                 (src.to_string(), "--input".to_string())
             } else {
-                let t = std::fs::read_to_string(src)
-                    .map_err(|e| Failure::usage(format!("cannot read input file {src}: {e}")))?;
-                (t, src.to_string())
+                match std::fs::read_to_string(src) {
+                    Ok(t) => (t, src.to_string()),
+                    // Not a file, but JSON (`[1,2]`, `42`): say what is wrong with it as input.
+                    Err(e)
+                        if e.kind() == std::io::ErrorKind::NotFound
+                            && parse_json(src.as_bytes()).is_ok() =>
+                    {
+                        (src.to_string(), "--input".to_string())
+                    }
+                    Err(e) => {
+                        return Err(Failure::usage(format!("cannot read input file {src}: {e}"))
+                            .with_hint("--input takes a JSON file, `-` for stdin, or inline JSON starting with `{`")
+                            .into());
+                    }
+                }
             };
             match parse_json(text.as_bytes()) {
                 Ok(Value::Object(o)) => o,

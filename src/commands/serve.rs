@@ -30,14 +30,7 @@ impl ServeArgs {
         };
         let filter =
             std::env::var("RUST_LOG").unwrap_or_else(|_| format!("restack={default_level},warn"));
-        let _ = tracing_subscriber::fmt()
-            .with_writer(std::io::stderr)
-            .with_ansi(
-                crate::output::color_enabled(g.no_color)
-                    && std::io::IsTerminal::is_terminal(&std::io::stderr()),
-            )
-            .with_env_filter(filter)
-            .try_init();
+        crate::output::log_to_stderr(g.no_color, &filter);
 
         let config = g.load_config()?;
         let settings = config.engine_settings(self.listen.as_deref(), self.data_dir.as_deref())?;

@@ -247,6 +247,7 @@ fn recorded_elsewhere(recorded: &str, g: &GlobalArgs, s: &Session) -> Option<Str
 fn client_at(url: &str, token: Option<String>, g: &GlobalArgs, s: &Session) -> Result<Client> {
     let origin = Origin {
         label: url.to_string(),
+        profile: None,
         refused_hint: Some(format!(
             "only RESTACK_API_BEARER_TOKEN is sent to {url}, never this profile's token: export it, or pass --url {url} to send the profile's"
         )),

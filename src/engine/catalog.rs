@@ -25,6 +25,9 @@ pub struct CommandSpec {
     pub argv: Vec<String>,
     pub dir: PathBuf,
     pub env: Vec<(String, String)>,
+    /// Variables of the engine's environment the agent must not inherit: those that hold the
+    /// engine's bearer token. The agent's own `env` may still set them.
+    pub hidden: Vec<String>,
 }
 
 pub struct Schema {
@@ -148,6 +151,7 @@ impl Catalog {
                     argv: a.command.clone(),
                     dir: s.config_dir.clone(),
                     env: a.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                    hidden: s.token_vars.clone(),
                 }),
                 input_schema: schema(&a.input_schema)?,
                 output_schema: schema(&a.output_schema)?,

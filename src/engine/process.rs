@@ -52,6 +52,9 @@ pub async fn run(inv: Invocation<'_>, mut log: impl FnMut(String) + Send) -> Out
         argv0.into()
     };
     let mut cmd = tokio::process::Command::new(&program);
+    for var in &inv.spec.hidden {
+        cmd.env_remove(var);
+    }
     cmd.args(&inv.spec.argv[1..])
         .current_dir(&inv.spec.dir)
         .envs(inv.spec.env.iter().map(|(k, v)| (k, v)))
@@ -339,8 +342,16 @@ async fn read_line_capped<R: AsyncBufRead + Unpin>(
 }
 
 fn parse_output(stdout: &[u8]) -> Outcome {
-    let text = String::from_utf8_lossy(stdout);
-    let text = text.trim();
+    // Replacing bad bytes would complete the run with an output the agent never wrote.
+    let text = match std::str::from_utf8(stdout) {
+        Ok(t) => t.trim(),
+        Err(e) => {
+            return Outcome::Failed(format!(
+                "the agent's stdout is not UTF-8 (at byte {}), so it is not JSON",
+                e.valid_up_to()
+            ));
+        }
+    };
     if text.is_empty() {
         return Outcome::Failed(
             "the agent wrote nothing to stdout; it must write one JSON object".into(),

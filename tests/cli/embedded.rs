@@ -152,3 +152,21 @@ fn embedded_failures_have_the_same_exit_codes() {
         6,
     );
 }
+
+/// `-v` shows the in-process engine's logs; on a stderr that is not a terminal they are plain
+/// text, as `serve`'s are, not a file full of escape codes.
+#[test]
+fn verbose_engine_logs_are_plain_when_stderr_is_not_a_terminal() {
+    let sb = Sandbox::new();
+    // Without the sandbox's NO_COLOR: the pipe alone must keep the colour out.
+    let out = sb
+        .cmd()
+        .env_remove("NO_COLOR")
+        .args(["-p", "embedded", "-v", "health"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{out:?}");
+    let err = stderr(&out);
+    assert!(err.contains("restack::engine"), "no engine log:\n{err}");
+    assert!(!err.contains('\x1b'), "{err:?}");
+}

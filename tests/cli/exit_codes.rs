@@ -158,3 +158,14 @@ fn exit_7_server_error() {
         assert!(err.contains("database is on fire"), "{args:?}: {err}");
     }
 }
+
+/// A server with no `/health` (a web server at the wrong URL) does not speak the API: exit 7,
+/// not the exit 4 of an unknown run, which a script would read as "no such run".
+#[test]
+fn exit_7_a_health_check_the_server_does_not_know() {
+    let sb = Sandbox::new();
+    let standin = Standin::start(|_, _| Reply::raw(404, "text/html", "<h1>Not Found</h1>"));
+    let out = sb.run_at(&standin.url, &["health"]);
+    let err = assert_error(&out, 7);
+    assert!(err.contains("/health"), "{err}");
+}

@@ -47,7 +47,7 @@ fn without_follow_it_prints_the_run_id_and_how_to_follow_it() {
     // The hint reaches the same server: it carries the --url this command was given.
     assert!(
         text.contains(&format!(
-            "restack --url {} status {id} --follow",
+            "restack --url {} status {id} --agent echo --follow",
             server.url
         )),
         "{text}"
@@ -181,11 +181,43 @@ fn timeout_is_exit_6_and_the_run_goes_on() {
     let id = run["runId"].as_str().unwrap();
     assert!(
         err.contains(&format!(
-            "restack --url {} status {id} --follow",
+            "restack --url {} status {id} --agent sleep --follow",
             server.url
         )),
         "{err}"
     );
+}
+
+/// The hint names the agent, so the command it gives works where the local history does not
+/// hold the run: here, a machine that never scheduled it.
+#[test]
+fn the_timeout_hint_works_without_the_history() {
+    let sb = Sandbox::new();
+    let server = engine(&sb);
+    let (code_, body) = server.post("/api/agents/sleep", json!({"input": {"seconds": 60}}));
+    assert_eq!(code_, 200, "{body}");
+    let id = body["runId"].as_str().unwrap();
+    let elsewhere = Sandbox::new();
+    let out = elsewhere.run(&[
+        "--url",
+        &server.url,
+        "status",
+        id,
+        "--agent",
+        "sleep",
+        "--follow",
+        "--timeout",
+        "300ms",
+    ]);
+    let err = assert_error(&out, 6);
+    let hinted = err
+        .split('`')
+        .find(|part| part.starts_with("restack ") && part.contains(" status "))
+        .unwrap_or_else(|| panic!("no command in the hint:\n{err}"));
+    let mut args: Vec<&str> = hinted.split_whitespace().skip(1).collect();
+    args.extend(["--timeout", "300ms"]);
+    let again = elsewhere.run(&args);
+    assert_error(&again, 6);
 }
 
 #[test]

@@ -67,8 +67,17 @@ fn health_with_nothing_listening_is_exit_3_with_a_hint() {
     assert!(error_line.contains(&url), "{err}");
     let hint = err.lines().find(|l| l.starts_with("hint: ")).expect(&err);
     assert!(hint.contains("restack serve"), "{hint}");
+    // The URL was given: another profile would not change it.
+    assert!(hint.contains("check the URL"), "{hint}");
+    assert!(!hint.contains("--profile"), "{hint}");
+
+    // A profile's server: the hint names the profile and the way to another.
+    sb.write("c.toml", &format!("[profiles.dev]\nurl = \"{url}\"\n"));
+    let out = sb.run(&["-c", "c.toml", "-p", "dev", "health"]);
+    let err = assert_error(&out, 3);
+    let hint = err.lines().find(|l| l.starts_with("hint: ")).expect(&err);
     assert!(hint.contains("--profile"), "{hint}");
-    assert!(hint.contains("local"), "names the profile in use: {hint}");
+    assert!(hint.contains("`dev`"), "names the profile in use: {hint}");
 }
 
 #[test]

@@ -155,6 +155,12 @@ fn bad_input_is_exit_2_and_nothing_is_sent() {
         (vec!["--input", "-"], Some(""), "JSON"),
         (vec!["--input", r#"{"n": 1e400}"#], None, "range at `n`"),
         (vec!["--input", "missing.json"], None, "missing.json"),
+        // Inline JSON that is no object is told so, not taken for a missing file.
+        (
+            vec!["--input", "[1, 2]"],
+            None,
+            "must be a JSON object, not an array",
+        ),
         (vec!["--set", "no-equals-sign"], None, "KEY=VALUE"),
         (vec!["--set", "=value"], None, "key"),
         (

@@ -47,6 +47,67 @@ fn stdout_that_is_not_one_json_object_fails_the_run() {
     }
 }
 
+/// Bytes that are not UTF-8 are not JSON: the run fails, instead of completing with an
+/// output the agent never wrote (the bad bytes replaced).
+#[test]
+fn stdout_that_is_not_utf8_fails_the_run() {
+    let (sb, cfg) = sandbox(&agent("probe", ""));
+    let server = sb.serve(Some(&cfg), &sb.path("engine"), &[]);
+    let bytes: Vec<u8> = b"{\"a\": \"\xff\xfe\"}".to_vec();
+    let id = server.schedule("agents", "probe", json!({ "stdout_bytes": bytes }));
+    let run = server.wait_done("agents", "probe", &id, T);
+    assert_eq!(run["status"], "failed", "{run}");
+    let error = run["error"].as_str().unwrap_or_default();
+    assert!(error.contains("not UTF-8"), "{error}");
+}
+
+/// The engine's bearer token is the engine's: an agent inherits neither it nor the variable
+/// clients read a token from, unless the agent's own `env` sets one.
+#[test]
+fn agents_do_not_inherit_the_engines_token() {
+    let toml = format!(
+        "[serve]\ntoken_env = \"ENGINE_TOKEN\"\n\n{}{}",
+        agent("probe", ""),
+        agent("given", "env = { ENGINE_TOKEN = \"for-the-agent\" }")
+    );
+    let (sb, cfg) = sandbox(&toml);
+    let server = sb.serve(
+        Some(&cfg),
+        &sb.path("engine"),
+        &[
+            ("ENGINE_TOKEN", "engine-secret"),
+            ("RESTACK_API_BEARER_TOKEN", "cloud-secret"),
+        ],
+    );
+    for (name, engine_token) in [("probe", Value::Null), ("given", json!("for-the-agent"))] {
+        let out = sb
+            .cmd()
+            .env("RESTACK_API_BEARER_TOKEN", "engine-secret")
+            .args([
+                "--url",
+                &server.url,
+                "-o",
+                "json",
+                "agent",
+                "run",
+                name,
+                "-f",
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{name}: {out:?}");
+        let run: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let env = &run["output"]["env"];
+        assert_eq!(env["ENGINE_TOKEN"], engine_token, "{name}: {run}");
+        assert_eq!(
+            env["RESTACK_API_BEARER_TOKEN"],
+            Value::Null,
+            "{name}: {run}"
+        );
+        assert_eq!(env["RESTACK_RUN_ID"], run["runId"], "{name}: {run}");
+    }
+}
+
 #[test]
 fn an_agents_numbers_are_stored_as_it_wrote_them() {
     let (sb, cfg) = sandbox(&agent("probe", ""));

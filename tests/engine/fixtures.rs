@@ -16,7 +16,8 @@ use crate::support::{PY, Sandbox};
 /// - `gate`: wait (at most 30 s) until this file exists
 /// - `sleep`: seconds to sleep
 /// - `fail_attempts`: attempts up to this one exit 3
-/// - `exit`: exit with this status; `stdout`: write this text verbatim and exit 0
+/// - `exit`: exit with this status; `stdout`: write this text verbatim and exit 0;
+///   `stdout_bytes`: write these bytes and exit 0
 /// - `daemon`: seconds a process started in a session of its own lives on, holding the
 ///   agent's stdout and stderr open; its pid is in the output as `daemon`
 ///
@@ -72,11 +73,15 @@ if "exit" in d:
 if "stdout" in d:
     sys.stdout.write(d["stdout"])
     sys.exit(0)
+if "stdout_bytes" in d:
+    sys.stdout.buffer.write(bytes(d["stdout_bytes"]))
+    sys.exit(0)
 
 out = dict(inp)
 out["seen"] = inp.get("seen", []) + [name]
 out["env"] = {k: os.environ.get(k) for k in
-              ["RESTACK_RUN_ID", "RESTACK_AGENT_NAME", "RESTACK_ATTEMPT", "GREETING"]}
+              ["RESTACK_RUN_ID", "RESTACK_AGENT_NAME", "RESTACK_ATTEMPT", "GREETING",
+               "RESTACK_API_BEARER_TOKEN", "ENGINE_TOKEN"]}
 out["cwd"] = os.getcwd()
 if others is not None:
     out["others"] = others

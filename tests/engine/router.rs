@@ -23,6 +23,7 @@ fn settings(sb: &Sandbox) -> EngineSettings {
         workflows_in_memory: restack::engine::WORKFLOWS_IN_MEMORY,
         max_body_bytes: 1024,
         token: None,
+        token_vars: Vec::new(),
         shutdown_grace: Duration::from_secs(1),
         sync_full: true,
         config_dir: sb.root.path().to_path_buf(),

@@ -2,18 +2,20 @@
 //! engine, and the precedence rules (flags, then environment, then profile, then defaults).
 //!
 //! Loading is two passes on purpose: serde (with `deny_unknown_fields`, so a typo is an error
-//! that names line and column) and then [`Config::check`], which checks what the TOML grammar
-//! cannot: durations, schemas, workflow steps naming real agents.
+//! that names line and column) and then `check`, which checks what the TOML grammar cannot:
+//! durations, schemas, workflow steps naming real agents. Its errors name line and column too.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Result, anyhow, bail};
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::Failure;
+
+mod check;
 
 /// Names of the agents the engine carries itself.
 pub const BUILTIN_AGENTS: [&str; 2] = ["echo", "sleep"];
@@ -126,6 +128,9 @@ pub struct EngineSettings {
     pub workflows_in_memory: usize,
     pub max_body_bytes: usize,
     pub token: Option<String>,
+    /// The variables that may hold a bearer token (`RESTACK_API_BEARER_TOKEN` and the one
+    /// `token_env` names): kept out of agents' environments.
+    pub token_vars: Vec<String>,
     pub shutdown_grace: Duration,
     pub sync_full: bool,
     pub config_dir: PathBuf,
@@ -212,100 +217,20 @@ impl Config {
             dir,
             file,
         };
-        config.check().map_err(|e| {
-            Failure::usage(format!("invalid config file {}: {e:#}", path.display()))
+        config.check().map_err(|f| {
+            let at = check::locate(text, &f.at)
+                .map(|offset| {
+                    let (line, col) = line_col(text, offset);
+                    format!(":{line}:{col}")
+                })
+                .unwrap_or_default();
+            Failure::usage(format!(
+                "invalid config file {}{at}: {:#}",
+                path.display(),
+                f.error
+            ))
         })?;
         Ok(config)
-    }
-
-    fn check(&self) -> Result<()> {
-        for (name, p) in &self.file.profiles {
-            if p.embedded && p.url.is_some() {
-                bail!("profile `{name}` sets both `embedded` and `url`; choose one");
-            }
-            if let Some(url) = &p.url {
-                check_url(url).with_context(|| format!("profile `{name}`"))?;
-            }
-        }
-        if let Some(d) = &self.file.default_profile
-            && !self.profile_names().contains(d)
-        {
-            bail!(
-                "default_profile `{d}` is not a profile; known profiles: {}",
-                self.profile_names().join(", ")
-            );
-        }
-        let s = &self.file.serve;
-        if let Some(g) = &s.shutdown_grace {
-            parse_duration(g).context("[serve] shutdown_grace")?;
-        }
-        if let Some(sync) = &s.sync
-            && sync != "full"
-            && sync != "normal"
-        {
-            bail!("[serve] sync must be \"full\" or \"normal\", not {sync:?}");
-        }
-        if s.max_concurrency == Some(0) {
-            bail!("[serve] max_concurrency must be at least 1");
-        }
-        if s.workflows_in_memory == Some(0) {
-            bail!("[serve] workflows_in_memory must be at least 1");
-        }
-        for (name, a) in &self.file.agents {
-            check_name(name).with_context(|| format!("[agents.{name}]"))?;
-            if BUILTIN_AGENTS.contains(&name.as_str()) {
-                bail!("[agents.{name}]: `{name}` is a built-in agent; pick another name");
-            }
-            if a.command.is_empty() || a.command[0].is_empty() {
-                bail!(
-                    "[agents.{name}] command must name a program, e.g. [\"python3\", \"agent.py\"]"
-                );
-            }
-            if let Some(t) = &a.timeout {
-                parse_duration(t).with_context(|| format!("[agents.{name}] timeout"))?;
-            }
-            if a.concurrency == Some(0) {
-                bail!("[agents.{name}] concurrency must be at least 1");
-            }
-            for (key, schema) in [
-                ("input_schema", &a.input_schema),
-                ("output_schema", &a.output_schema),
-            ] {
-                if let Some(s) = schema {
-                    compile_schema(&toml_to_json(s))
-                        .with_context(|| format!("[agents.{name}] {key}"))?;
-                }
-            }
-        }
-        for (name, w) in &self.file.workflows {
-            check_name(name).with_context(|| format!("[workflows.{name}]"))?;
-            if w.steps.is_empty() {
-                bail!("[workflows.{name}] needs at least one step");
-            }
-            for (i, step) in w.steps.iter().enumerate() {
-                let at = format!("[workflows.{name}] step {}", i + 1);
-                match (&step.agent, &step.sleep) {
-                    (Some(agent), None) => {
-                        if !self.has_agent(agent) {
-                            bail!("{at}: unknown agent `{agent}`");
-                        }
-                    }
-                    (None, Some(d)) => {
-                        if parse_duration(d).with_context(|| at.clone())? > LONGEST_SLEEP {
-                            bail!("{at}: a sleep of {d:?} is longer than 100 years");
-                        }
-                    }
-                    _ => bail!(
-                        "{at}: a step is either {{ agent = \"NAME\" }} or {{ sleep = \"DURATION\" }}"
-                    ),
-                }
-            }
-            if let Some(s) = &w.input_schema {
-                compile_schema(&toml_to_json(s))
-                    .with_context(|| format!("[workflows.{name}] input_schema"))?;
-            }
-        }
-        Ok(())
     }
 
     pub fn has_agent(&self, name: &str) -> bool {
@@ -350,7 +275,7 @@ impl Config {
             }),
             _ => None,
         };
-        let profile = match self.file.profiles.get(&name).cloned().or(builtin) {
+        let mut profile = match self.file.profiles.get(&name).cloned().or(builtin) {
             Some(p) => p,
             None => {
                 return Err(Failure::usage(format!(
@@ -360,6 +285,10 @@ impl Config {
                 .into());
             }
         };
+        // The file's `embedded` that names no URL (only a token, say) stays in-process.
+        if name == "embedded" && profile.url.is_none() {
+            profile.embedded = true;
+        }
         let target = if let Some(url) = url_flag {
             check_url(url).map_err(|e| Failure::usage(format!("--url / RESTACK_URL: {e}")))?;
             Target::Url(url.trim_end_matches('/').to_string())
@@ -422,6 +351,12 @@ impl Config {
             max_body_bytes: s.max_body_bytes.unwrap_or(1024 * 1024),
             // Trimmed like the client's, so one exported value works on both sides.
             token: env_token(token_var)?,
+            token_vars: [TOKEN_VAR, token_var]
+                .into_iter()
+                .map(str::to_string)
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect(),
             shutdown_grace: match &s.shutdown_grace {
                 Some(g) => parse_duration(g)?,
                 None => Duration::from_secs(10),
@@ -503,27 +438,10 @@ fn check_url(url: &str) -> Result<()> {
     Ok(())
 }
 
-/// Agent and workflow names end up in URL paths: keep them to a safe alphabet.
-fn check_name(name: &str) -> Result<()> {
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-    {
-        bail!("the name {name:?} may only hold letters, digits, '-', '_' and '.'");
-    }
-    Ok(())
-}
-
 /// `10s`, `5m`, `1h 30m` (humantime).
 pub fn parse_duration(s: &str) -> Result<Duration> {
     humantime::parse_duration(s.trim()).map_err(|e| anyhow!("invalid duration {s:?}: {e}"))
 }
-
-/// The longest a workflow's sleep step may last. Its wake-up time is stored and shown, and
-/// past this it would leave the years RFC 3339 (and every client) can write.
-/// (humantime's year: 365.25 days, so that "100y" itself passes.)
-const LONGEST_SLEEP: Duration = Duration::from_secs(100 * 31_557_600);
 
 pub fn toml_to_json(v: &toml::Value) -> Value {
     match v {
@@ -556,11 +474,11 @@ mod tests {
         for (name, text) in [
             (
                 "config.example.toml",
-                include_str!("../config.example.toml"),
+                include_str!("../../config.example.toml"),
             ),
             (
                 "examples/restack.toml",
-                include_str!("../examples/restack.toml"),
+                include_str!("../../examples/restack.toml"),
             ),
         ] {
             let c =
@@ -570,6 +488,17 @@ mod tests {
                 "{name}"
             );
         }
+    }
+
+    #[test]
+    fn a_files_embedded_profile_without_a_url_stays_in_process() {
+        let c = Config::parse(
+            "[profiles.embedded]\ntoken_env = \"T\"\n",
+            Path::new("x.toml"),
+        )
+        .unwrap();
+        let p = c.resolve_profile(Some("embedded"), None).unwrap();
+        assert!(matches!(p.target, Target::Embedded), "{:?}", p.target);
     }
 
     #[test]

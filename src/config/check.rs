@@ -1,0 +1,323 @@
+//! What the TOML grammar cannot check (durations, URLs, schemas, names, steps that name real
+//! agents), and where in the file each failure lies, so that its error names line and column
+//! as a syntax error's does.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use toml::de::{DeTable, DeValue};
+
+use super::{BUILTIN_AGENTS, Config, check_url, compile_schema, parse_duration, toml_to_json};
+
+/// The longest a workflow's sleep step may last. Its wake-up time is stored and shown, and
+/// past this it would leave the years RFC 3339 (and every client) can write.
+/// (humantime's year: 365.25 days, so that "100y" itself passes.)
+const LONGEST_SLEEP: Duration = Duration::from_secs(100 * 31_557_600);
+
+/// The most runs a concurrency setting may allow at once: far past what any machine runs, and
+/// far below what a semaphore can count.
+const MOST_AT_ONCE: usize = 1_000_000;
+
+/// A failed check and the keys that lead to the value at fault (`agents`, `x`, `timeout`); an
+/// array element's key is its index.
+pub struct Fault {
+    pub at: Vec<String>,
+    pub error: anyhow::Error,
+}
+
+/// `Err(Fault)` at `keys`, with `error` (a `Result`'s error, or a message).
+fn fault<T>(keys: &[&str], error: impl Into<anyhow::Error>) -> Result<T, Fault> {
+    Err(Fault {
+        at: keys.iter().map(|k| k.to_string()).collect(),
+        error: error.into(),
+    })
+}
+
+/// Puts `keys` on a check's failure.
+fn at<T>(keys: &[&str], checked: Result<T>) -> Result<T, Fault> {
+    checked.or_else(|e| fault(keys, e))
+}
+
+fn at_most(keys: &[&str], what: &str, n: Option<usize>) -> Result<(), Fault> {
+    match n {
+        Some(0) => fault(keys, anyhow!("{what} must be at least 1")),
+        Some(n) if n > MOST_AT_ONCE => {
+            fault(keys, anyhow!("{what} must be at most {MOST_AT_ONCE}"))
+        }
+        _ => Ok(()),
+    }
+}
+
+impl Config {
+    pub(super) fn check(&self) -> Result<(), Fault> {
+        for (name, p) in &self.file.profiles {
+            if p.embedded && p.url.is_some() {
+                return fault(
+                    &["profiles", name, "url"],
+                    anyhow!("profile `{name}` sets both `embedded` and `url`; choose one"),
+                );
+            }
+            // The built-ins know their server; any other profile must say where it is.
+            if !p.embedded && p.url.is_none() && name != "local" && name != "embedded" {
+                return fault(
+                    &["profiles", name],
+                    anyhow!("profile `{name}` needs `url = \"…\"` or `embedded = true`"),
+                );
+            }
+            if let Some(url) = &p.url {
+                at(
+                    &["profiles", name, "url"],
+                    check_url(url).with_context(|| format!("profile `{name}`")),
+                )?;
+            }
+        }
+        if let Some(d) = &self.file.default_profile
+            && !self.profile_names().contains(d)
+        {
+            return fault(
+                &["default_profile"],
+                anyhow!(
+                    "default_profile `{d}` is not a profile; known profiles: {}",
+                    self.profile_names().join(", ")
+                ),
+            );
+        }
+        let s = &self.file.serve;
+        if let Some(g) = &s.shutdown_grace {
+            at(
+                &["serve", "shutdown_grace"],
+                parse_duration(g).context("[serve] shutdown_grace"),
+            )?;
+        }
+        if let Some(sync) = &s.sync
+            && sync != "full"
+            && sync != "normal"
+        {
+            return fault(
+                &["serve", "sync"],
+                anyhow!("[serve] sync must be \"full\" or \"normal\", not {sync:?}"),
+            );
+        }
+        at_most(
+            &["serve", "max_concurrency"],
+            "[serve] max_concurrency",
+            s.max_concurrency,
+        )?;
+        if s.workflows_in_memory == Some(0) {
+            return fault(
+                &["serve", "workflows_in_memory"],
+                anyhow!("[serve] workflows_in_memory must be at least 1"),
+            );
+        }
+        for (name, a) in &self.file.agents {
+            let keys = |key: &'static str| ["agents", name.as_str(), key];
+            at(
+                &["agents", name],
+                check_name(name).with_context(|| format!("[agents.{name}]")),
+            )?;
+            if BUILTIN_AGENTS.contains(&name.as_str()) {
+                return fault(
+                    &["agents", name],
+                    anyhow!("[agents.{name}]: `{name}` is a built-in agent; pick another name"),
+                );
+            }
+            if a.command.is_empty() || a.command[0].is_empty() {
+                return fault(
+                    &keys("command"),
+                    anyhow!(
+                        "[agents.{name}] command must name a program, e.g. [\"python3\", \"agent.py\"]"
+                    ),
+                );
+            }
+            if let Some(t) = &a.timeout {
+                at(
+                    &keys("timeout"),
+                    parse_duration(t).with_context(|| format!("[agents.{name}] timeout")),
+                )?;
+            }
+            at_most(
+                &keys("concurrency"),
+                &format!("[agents.{name}] concurrency"),
+                a.concurrency,
+            )?;
+            for (key, schema) in [
+                ("input_schema", &a.input_schema),
+                ("output_schema", &a.output_schema),
+            ] {
+                if let Some(s) = schema {
+                    at(
+                        &keys(key),
+                        compile_schema(&toml_to_json(s))
+                            .with_context(|| format!("[agents.{name}] {key}")),
+                    )?;
+                }
+            }
+        }
+        for (name, w) in &self.file.workflows {
+            at(
+                &["workflows", name],
+                check_name(name).with_context(|| format!("[workflows.{name}]")),
+            )?;
+            if w.steps.is_empty() {
+                return fault(
+                    &["workflows", name, "steps"],
+                    anyhow!("[workflows.{name}] needs at least one step"),
+                );
+            }
+            for (i, step) in w.steps.iter().enumerate() {
+                let what = format!("[workflows.{name}] step {}", i + 1);
+                let index = i.to_string();
+                let keys = |key: &'static str| ["workflows", name.as_str(), "steps", &index, key];
+                match (&step.agent, &step.sleep) {
+                    (Some(agent), None) => {
+                        if !self.has_agent(agent) {
+                            return fault(
+                                &keys("agent"),
+                                anyhow!("{what}: unknown agent `{agent}`"),
+                            );
+                        }
+                    }
+                    (None, Some(d)) => {
+                        let sleep = at(&keys("sleep"), parse_duration(d).context(what.clone()))?;
+                        if sleep > LONGEST_SLEEP {
+                            return fault(
+                                &keys("sleep"),
+                                anyhow!("{what}: a sleep of {d:?} is longer than 100 years"),
+                            );
+                        }
+                    }
+                    _ => {
+                        return fault(
+                            &["workflows", name, "steps", &index],
+                            anyhow!(
+                                "{what}: a step is either {{ agent = \"NAME\" }} or {{ sleep = \"DURATION\" }}"
+                            ),
+                        );
+                    }
+                }
+            }
+            if let Some(s) = &w.input_schema {
+                at(
+                    &["workflows", name, "input_schema"],
+                    compile_schema(&toml_to_json(s))
+                        .with_context(|| format!("[workflows.{name}] input_schema")),
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Agent and workflow names end up in URL paths: keep them to a safe alphabet.
+fn check_name(name: &str) -> Result<()> {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        bail!("the name {name:?} may only hold letters, digits, '-', '_' and '.'");
+    }
+    Ok(())
+}
+
+/// The byte offset in `text` of the key (or array element) that `keys` lead to, or of the
+/// last of them the file holds: a value set by a default has no place of its own.
+pub fn locate(text: &str, keys: &[String]) -> Option<usize> {
+    let doc = DeTable::parse(text).ok()?;
+    locate_in(&DeValue::Table(doc.into_inner()), keys)
+}
+
+fn locate_in(value: &DeValue, keys: &[String]) -> Option<usize> {
+    let (first, rest) = keys.split_first()?;
+    let (offset, inner) = match value {
+        DeValue::Table(t) => t
+            .iter()
+            .find(|(k, _)| k.get_ref().as_ref() == first.as_str())
+            .map(|(k, v)| (k.span().start, v))?,
+        DeValue::Array(a) => {
+            let item = a.get(first.parse::<usize>().ok()?)?;
+            (item.span().start, item)
+        }
+        _ => return None,
+    };
+    Some(locate_in(inner.get_ref(), rest).unwrap_or(offset))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::super::Config;
+
+    /// The error for `text`, which must fail its check.
+    fn error(text: &str) -> String {
+        format!(
+            "{:#}",
+            Config::parse(text, Path::new("x.toml")).unwrap_err()
+        )
+    }
+
+    #[test]
+    fn a_failed_check_names_the_line_and_column_of_its_key() {
+        for (text, at, why) in [
+            (
+                "[agents.a]\ncommand = [\"true\"]\ntimeout = \"5 parsecs\"\n",
+                "x.toml:3:1:",
+                "invalid duration",
+            ),
+            (
+                "default_profile = \"cloud\"\n",
+                "x.toml:1:1:",
+                "is not a profile",
+            ),
+            (
+                "[profiles.x]\n  url = \"nota url\"\n",
+                "x.toml:2:3:",
+                "invalid URL",
+            ),
+            // An array element: the second step's `agent` key.
+            (
+                "[workflows.w]\nsteps = [\n  { sleep = \"1s\" },\n  { agent = \"nope\" },\n]\n",
+                "x.toml:4:5:",
+                "unknown agent `nope`",
+            ),
+            // A whole table: its name in the header.
+            (
+                "[agents.echo]\ncommand = [\"true\"]\n",
+                "x.toml:1:9:",
+                "built-in",
+            ),
+            // Dotted keys lead to the same place as tables.
+            (
+                "serve.max_concurrency = 9000000000000000000\n",
+                "x.toml:1:7:",
+                "at most 1000000",
+            ),
+        ] {
+            let err = error(text);
+            assert!(err.contains(at), "{text:?}: wants {at} in {err}");
+            assert!(err.contains(why), "{text:?}: wants {why:?} in {err}");
+        }
+    }
+
+    #[test]
+    fn a_profile_must_say_where_its_server_is() {
+        let err = error("[profiles.cloud]\ntoken_env = \"T\"\n");
+        assert!(err.contains("x.toml:1:11:"), "{err}");
+        assert!(err.contains("needs `url"), "{err}");
+        // The built-ins know theirs.
+        for name in ["local", "embedded"] {
+            let text = format!("[profiles.{name}]\ntoken_env = \"T\"\n");
+            Config::parse(&text, Path::new("x.toml")).unwrap();
+        }
+    }
+
+    /// Past what a semaphore can count, the engine would panic at start-up; it is a config
+    /// error instead.
+    #[test]
+    fn concurrency_has_a_ceiling() {
+        let err = error("[agents.a]\ncommand = [\"true\"]\nconcurrency = 9000000000000000000\n");
+        assert!(err.contains("x.toml:3:1:"), "{err}");
+        assert!(err.contains("concurrency must be at most"), "{err}");
+    }
+}
