@@ -412,13 +412,14 @@ pub fn env_token(var: &str) -> Result<Option<String>> {
     }
 }
 
-/// A token pasted from a file often ends in a line break; anything else that is not printable
-/// cannot go into a header, and is the user's to fix rather than a network failure.
+/// A token pasted from a file often ends in a line break; anything else outside printable
+/// ASCII (a break inside, an accented letter) cannot travel in a header byte for byte, so a
+/// client could never present it, and is the user's to fix rather than a network failure.
 fn clean_token(token: &str, from: &str) -> Result<String> {
     let t = token.trim();
-    if t.chars().any(|c| c.is_control()) {
+    if !t.chars().all(|c| c == ' ' || c.is_ascii_graphic()) {
         return Err(Failure::usage(format!(
-            "the token from {from} holds a control character (a line break?), which no HTTP header can carry"
+            "the token from {from} holds a character outside printable ASCII (a line break, an accented letter?), which an HTTP header cannot carry"
         ))
         .into());
     }

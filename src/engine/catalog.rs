@@ -226,35 +226,48 @@ impl Catalog {
     /// Checks an input at schedule time: the agent's schema, or for a workflow its own schema
     /// and else the first agent step's schema (that agent receives the input as it is).
     pub fn check_input(&self, kind: Kind, name: &str, input: &Value) -> Result<(), String> {
-        let agent_check =
-            |agent: &str| match self.agents.get(agent).and_then(|a| a.input_schema.as_ref()) {
-                Some(s) => s.check(input).map_err(|e| {
-                    format!("input does not match the input_schema of agent `{agent}`: {e}")
-                }),
-                None => Ok(()),
-            };
-        match kind {
-            Kind::Agent => agent_check(name),
-            Kind::Workflow => {
-                let Some(w) = self.workflows.get(name) else {
-                    return Ok(());
-                };
-                if let Some(s) = &w.input_schema {
-                    return s.check(input).map_err(|e| {
-                        format!("input does not match the input_schema of workflow `{name}`: {e}")
-                    });
-                }
-                // Sleep steps pass their input on, so the first agent step gets the workflow's:
-                // a bad input is refused now, not after the sleeps.
-                match w.steps.iter().find_map(|s| match s {
-                    StepDef::Agent(a) => Some(a),
-                    StepDef::Sleep(_) => None,
-                }) {
-                    Some(a) => agent_check(a),
-                    None => Ok(()),
-                }
-            }
+        let schema = match kind {
+            Kind::Agent => self
+                .agents
+                .get(name)
+                .and_then(|a| a.input_schema.as_ref())
+                .map(|s| (s, format!("agent `{name}`"))),
+            Kind::Workflow => self
+                .workflows
+                .get(name)
+                .and_then(|w| self.workflow_input_schema(w)),
+        };
+        match schema {
+            Some((s, whose)) => s
+                .check(input)
+                .map_err(|e| format!("input does not match the input_schema of {whose}: {e}")),
+            None => Ok(()),
         }
+    }
+
+    /// The schema a workflow's input must match, and whose it is: the workflow's own, else
+    /// its first agent step's. Sleep steps pass their input on, so that agent gets the
+    /// workflow's input: a bad one is refused at schedule, not after the sleeps.
+    fn workflow_input_schema<'a>(&'a self, w: &'a WorkflowDef) -> Option<(&'a Schema, String)> {
+        if let Some(s) = &w.input_schema {
+            return Some((s, format!("workflow `{}`", w.name)));
+        }
+        let first = w.steps.iter().find_map(|s| match s {
+            StepDef::Agent(a) => Some(a),
+            StepDef::Sleep(_) => None,
+        })?;
+        let schema = self.agents.get(first)?.input_schema.as_ref()?;
+        Some((schema, format!("agent `{first}`")))
+    }
+
+    /// The schema a workflow's output matches: its last agent step's (a sleep after it passes
+    /// that output on).
+    fn workflow_output_schema<'a>(&'a self, w: &'a WorkflowDef) -> Option<&'a Schema> {
+        let last = w.steps.iter().rev().find_map(|s| match s {
+            StepDef::Agent(a) => Some(a),
+            StepDef::Sleep(_) => None,
+        })?;
+        self.agents.get(last)?.output_schema.as_ref()
     }
 
     pub fn agent_entries(&self) -> Vec<CatalogEntry> {
@@ -283,8 +296,8 @@ impl Catalog {
             .map(|w| CatalogEntry {
                 name: w.name.clone(),
                 kind: "workflow".into(),
-                input_schema: w.input_schema.as_ref().map(|s| s.json.clone()),
-                output_schema: None,
+                input_schema: self.workflow_input_schema(w).map(|(s, _)| s.json.clone()),
+                output_schema: self.workflow_output_schema(w).map(|s| s.json.clone()),
                 steps: Some(w.steps.iter().map(StepDef::describe).collect()),
                 timeout: None,
                 retries: None,

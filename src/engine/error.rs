@@ -25,6 +25,15 @@ pub enum EngineError {
 }
 
 impl EngineError {
+    /// A write that failed (disk full, I/O error): a 503, as it may pass, with `what` did not
+    /// happen; the store's own words go to the log, not to the client.
+    pub fn unavailable(what: &str, e: anyhow::Error) -> EngineError {
+        tracing::error!("{what}: {e:#}");
+        EngineError::Unavailable(format!(
+            "{what}: the engine cannot write to its database right now; its log says why"
+        ))
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             EngineError::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -54,5 +63,22 @@ impl IntoResponse for EngineError {
             );
         }
         resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_write_answers_503_without_the_stores_words() {
+        let e = EngineError::unavailable(
+            "cannot store the run",
+            anyhow::anyhow!("commit failed: database or disk is full"),
+        );
+        assert_eq!(e.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let message = e.to_string();
+        assert!(message.starts_with("cannot store the run: "), "{message}");
+        assert!(!message.contains("disk is full"), "{message}");
     }
 }

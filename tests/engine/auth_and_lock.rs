@@ -75,6 +75,27 @@ fn without_a_token_it_refuses_a_non_loopback_address() {
     );
 }
 
+/// A token no client could send (outside printable ASCII) would turn auth on and lock every
+/// client out: the engine refuses it at start.
+#[test]
+fn a_token_no_header_can_carry_is_refused_at_start() {
+    let sb = Sandbox::new();
+    let out = sb
+        .cmd()
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(sb.path("engine"))
+        .env("RESTACK_API_BEARER_TOKEN", "t\u{f6}k\u{e9}n")
+        .assert()
+        .failure()
+        .code(2);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(
+        stderr.contains("error: ") && stderr.contains("RESTACK_API_BEARER_TOKEN"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("t\u{f6}k\u{e9}n"), "{stderr}");
+}
+
 #[test]
 fn with_a_token_it_may_listen_on_every_address() {
     let sb = Sandbox::new();

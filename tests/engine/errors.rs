@@ -134,6 +134,27 @@ fn bad_query_parameters_are_400() {
         let (code, body) = server.get(&path);
         assert_error(code, 400, &body, &path);
     }
+    // A path that is not UTF-8 once decoded: the message speaks of the path, not of a
+    // parameter inside the engine.
+    for path in ["/api/agents/echo/%FF", "/api/agents/%FF/x"] {
+        let (code, body) = server.get(path);
+        assert_error(code, 400, &body, path);
+        let msg = body["error"].as_str().unwrap_or_default();
+        assert!(msg.contains("path") && !msg.contains('`'), "{path}: {msg}");
+    }
+    // An empty parameter is no filter, for `limit` as for the others.
+    for path in [
+        "/api/runs?limit=",
+        "/api/runs?limit=&kind=&status=&name=&before=",
+    ] {
+        let (code, body) = server.get(path);
+        assert_eq!(code, 200, "{path}: {body}");
+        assert_eq!(
+            body["runs"].as_array().map(Vec::len),
+            Some(1),
+            "{path}: {body}"
+        );
+    }
 }
 
 #[test]

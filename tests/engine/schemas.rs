@@ -46,6 +46,19 @@ fn a_workflow_checks_its_input_against_the_first_agents_schema() {
     }
     let (code, body) = server.post("/api/workflows/later", json!({"input": {"text": "hi"}}));
     assert_eq!(code, 200, "{body}");
+    // And the listing shows the schemas that apply: the first agent's input, the last's output.
+    let (code, body) = server.get("/api/workflows");
+    assert_eq!(code, 200, "{body}");
+    let later = body["workflows"]
+        .as_array()
+        .and_then(|w| w.iter().find(|w| w["name"] == "later"))
+        .unwrap_or_else(|| panic!("no `later` in {body}"));
+    assert_eq!(later["inputSchema"]["required"], json!(["text"]), "{later}");
+    assert_eq!(
+        later["outputSchema"]["required"],
+        json!(["summary"]),
+        "{later}"
+    );
 }
 
 #[test]

@@ -111,7 +111,7 @@ pub async fn schedule(
         })
         .await
     };
-    let id = stored.map_err(|e| EngineError::Unavailable(format!("cannot store the run: {e}")))?;
+    let id = stored.map_err(|e| EngineError::unavailable("cannot store the run", e))?;
     Ok(Json(ScheduleResponse {
         run_id: id,
         status: Some(status),
@@ -284,7 +284,7 @@ pub async fn list(
     if let Some(s) = query.get("status").filter(|v| !v.is_empty()) {
         filter.status = Some(parse_status(s)?);
     }
-    if let Some(l) = query.get("limit") {
+    if let Some(l) = query.get("limit").filter(|v| !v.is_empty()) {
         filter.limit = l
             .parse::<usize>()
             .ok()
@@ -353,7 +353,7 @@ pub async fn cancel(
         Ok(applied)
     })
     .await
-    .map_err(|e| EngineError::Unavailable(e.to_string()))?;
+    .map_err(|e| EngineError::unavailable("cannot cancel the run", e))?;
     if !applied {
         return Err(EngineError::Conflict(format!(
             "run `{id}` ended before it could be canceled"

@@ -408,6 +408,35 @@ async fn a_workflow_is_marked_asleep_only_while_its_sleep_step_runs() {
     assert_eq!(whole.input, "{\"n\":0}");
 }
 
+/// `startedAt` says the run started: one canceled while queued never did; one that ended
+/// otherwise, or was canceled while running, did.
+#[tokio::test]
+async fn a_run_canceled_while_queued_has_no_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir, false);
+    let end = |id: &str, canceled| Op::Finish {
+        id: id.to_string(),
+        status: RunStatus::Failed,
+        output: None,
+        error: Some("canceled".into()),
+        at: 1_700_000_000_100,
+        canceled,
+        steps: Vec::new(),
+    };
+    let queued = store.insert(echo(1)).await.unwrap();
+    assert!(store.write(end(&queued, true)).await.unwrap());
+    let run = store.get_run(&queued).unwrap().unwrap();
+    assert_eq!(
+        (run.started_at, run.completed_at),
+        (None, Some(1_700_000_000_100))
+    );
+
+    let failed = store.insert(echo(1)).await.unwrap();
+    assert!(store.write(end(&failed, false)).await.unwrap());
+    let run = store.get_run(&failed).unwrap().unwrap();
+    assert_eq!(run.started_at, Some(1_700_000_000_100));
+}
+
 #[test]
 fn the_listing_without_bodies_keeps_every_other_column_in_its_place() {
     let whole: Vec<&str> = RUN_COLUMNS.split(", ").collect();

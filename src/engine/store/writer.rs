@@ -316,7 +316,8 @@ pub fn apply(tx: &Transaction, op: &Op) -> rusqlite::Result<bool> {
             canceled,
             steps,
         } => {
-            let started = first_start(steps).unwrap_or(*at);
+            // A run canceled before it started never did; any other end implies a start.
+            let started = first_start(steps).or((!*canceled).then_some(*at));
             let n = update(tx, id, |seq| {
                 tx.prepare_cached(
                     "UPDATE runs SET status = ?3, output = ?4, error = ?5, completed_at = ?6,
