@@ -171,6 +171,17 @@ pub async fn run(inv: Invocation<'_>, mut log: impl FnMut(String) + Send) -> Out
         };
         // Whatever happened, nothing the agent started outlives this attempt.
         kill_group();
+        if status.is_err() {
+            // Ended by a timeout or a cancel: a process that left the group (a daemon in a
+            // session of its own) still carries the run's ID, and is found by it as at a
+            // restart. Awaited, so that a retry's processes, which carry the same ID, are not
+            // yet running.
+            let (id, db) = (inv.run_id.to_string(), inv.database.to_path_buf());
+            let _ = tokio::task::spawn_blocking(move || {
+                kill_leftovers(&std::collections::HashSet::from([id.as_str()]), &db)
+            })
+            .await;
+        }
         if !drained {
             // Once the group is dead, what it wrote is already in the pipes and reads at once;
             // only a process that left the group can keep them open, and its end of stream is
@@ -213,7 +224,7 @@ pub async fn run(inv: Invocation<'_>, mut log: impl FnMut(String) + Send) -> Out
 /// Kills what is left of the agent attempts of `run_ids` after this database's engine died
 /// without stopping them (kill -9, a crash): the agent itself died with the engine, but a
 /// process it started in the background lives on and would do the work again beside the
-/// retry. Every such process inherited the run's ID and the database's path, which is how it
+/// retry. (The same search ends such processes when an attempt times out or is canceled.) Every such process inherited the run's ID and the database's path, which is how it
 /// is found; both must match, so an engine serving a copy of the data directory never touches
 /// the original's agents. Only this user's processes are considered. Returns how many.
 #[cfg(target_os = "linux")]

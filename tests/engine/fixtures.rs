@@ -19,7 +19,8 @@ use crate::support::{PY, Sandbox};
 /// - `exit`: exit with this status; `stdout`: write this text verbatim and exit 0;
 ///   `stdout_bytes`: write these bytes and exit 0
 /// - `daemon`: seconds a process started in a session of its own lives on, holding the
-///   agent's stdout and stderr open; its pid is in the output as `daemon`
+///   agent's stdout and stderr open; its pid is in the output as `daemon`, and in the file
+///   `daemon_pidfile` names as soon as it starts
 ///
 /// Otherwise it prints its input plus `seen` (agent names so far), `env` and `cwd`.
 pub const AGENT_PY: &str = r#"
@@ -59,6 +60,10 @@ daemon = None
 if "daemon" in d:
     daemon = subprocess.Popen([sys.executable, "-c", f"import time; time.sleep({d['daemon']})"],
                               start_new_session=True).pid
+    if "daemon_pidfile" in d:
+        with open(d["daemon_pidfile"] + ".tmp", "w") as f:
+            f.write(str(daemon))
+        os.replace(d["daemon_pidfile"] + ".tmp", d["daemon_pidfile"])
 if "gate" in d:
     deadline = time.time() + 30
     while not os.path.exists(d["gate"]) and time.time() < deadline:

@@ -51,6 +51,35 @@ fn timeout_kills_the_process_group_and_fails_the_run() {
     assert_all_gone(&pids);
 }
 
+/// A process that left the agent's group (a session of its own, as a daemon starts) still
+/// carries the run's ID: a timeout or a cancel finds it by that, as a restart does.
+#[test]
+fn timeout_and_cancel_kill_what_left_the_group_too() {
+    let toml = format!(
+        "{}{}",
+        agent("probe", ""),
+        agent("slow", "timeout = \"3s\"")
+    );
+    let (sb, cfg) = sandbox(&toml);
+    let server = sb.serve(Some(&cfg), &sb.path("engine"), &[]);
+    for name in ["slow", "probe"] {
+        let file = format!("{name}.pid");
+        let id = server.schedule(
+            "agents",
+            name,
+            json!({"daemon": 120, "daemon_pidfile": file, "sleep": 60}),
+        );
+        let daemon = pids(&sb, &file, 1);
+        if name == "probe" {
+            let (code, run) = server.post(&format!("/api/agents/probe/{id}/cancel"), json!({}));
+            assert_eq!(code, 200, "{run}");
+        }
+        let run = server.wait_done("agents", name, &id, T);
+        assert_eq!(run["status"], "failed", "{run}");
+        assert_all_gone(&daemon);
+    }
+}
+
 #[test]
 fn a_failed_attempt_is_retried_and_the_retry_can_succeed() {
     let (sb, cfg) = sandbox(&agent("probe", "retries = 1"));
