@@ -52,11 +52,13 @@ impl Origin {
     /// The command that shows run `id` again. It names the agent or workflow, so it works
     /// wherever it is pasted, whether or not this machine's history holds the run.
     pub fn status_command(&self, kind: Kind, name: &str, id: &str) -> String {
+        let name = output::shell_word(name);
+        // A name that starts with `-` would be read as a flag after a space.
+        let sep = if name.starts_with('-') { '=' } else { ' ' };
         format!(
-            "{} status {} --{kind} {}",
+            "{} status {} --{kind}{sep}{name}",
             self.again,
-            output::shell_word(id),
-            output::shell_word(name)
+            output::shell_word(id)
         )
     }
 }
@@ -168,7 +170,7 @@ impl Client {
             Some(p) => format!(
                 "is a server running there? Start one with `restack serve`, or pick another profile with --profile (this is `{p}`; `-p embedded` runs the engine in-process)"
             ),
-            None => "is a server running there? Start one with `restack serve`, or check the URL (`-p embedded` runs the engine in-process)".to_string(),
+            None => "is a server running there? Start one with `restack serve`, or check the URL".to_string(),
         })
     }
 
@@ -671,6 +673,29 @@ pub fn fmt_secs(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The command a hint gives reads back as the same words in a shell and in clap.
+    #[test]
+    fn status_commands_quote_and_keep_odd_names_as_values() {
+        let origin = Origin {
+            label: String::new(),
+            profile: None,
+            again: "restack --url http://h:1".into(),
+            refused_hint: None,
+        };
+        assert_eq!(
+            origin.status_command(Kind::Agent, "echo", "r1"),
+            "restack --url http://h:1 status r1 --agent echo"
+        );
+        assert_eq!(
+            origin.status_command(Kind::Workflow, "-dash", "r1"),
+            "restack --url http://h:1 status r1 --workflow=-dash"
+        );
+        assert_eq!(
+            origin.status_command(Kind::Agent, "a b", "r'1"),
+            "restack --url http://h:1 status 'r'\\''1' --agent 'a b'"
+        );
+    }
 
     #[test]
     fn describes_odd_bodies() {

@@ -9,16 +9,20 @@ use serde_json::Value;
 
 use crate::api::{RunInfo, RunStatus};
 
-/// Whether to colour stdout: a terminal, no `--no-color`, no `NO_COLOR`.
+/// Whether the user lets us colour at all: no `--no-color`, no `NO_COLOR`.
+fn color_allowed(no_color_flag: bool) -> bool {
+    !no_color_flag && std::env::var_os("NO_COLOR").is_none()
+}
+
+/// Whether to colour stdout: allowed, and a terminal.
 pub fn color_enabled(no_color_flag: bool) -> bool {
-    !no_color_flag && std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal()
+    color_allowed(no_color_flag) && std::io::stdout().is_terminal()
 }
 
 /// Sends the engine's logs to stderr, coloured only on a terminal and when colour is wanted:
 /// a log redirected to a file must not fill with escape codes.
 pub fn log_to_stderr(no_color_flag: bool, filter: &str) {
-    let ansi =
-        !no_color_flag && std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal();
+    let ansi = color_allowed(no_color_flag) && std::io::stderr().is_terminal();
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(ansi)

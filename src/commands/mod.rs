@@ -130,6 +130,11 @@ impl GlobalArgs {
     /// The start of a command line that reaches the same server with the same config, for
     /// hints: `restack -c ./ci.toml -p cloud`.
     pub fn again(&self) -> String {
+        self.again_at(self.url())
+    }
+
+    /// [`Self::again`], but reaching the server at `url` (when there is one, over the profile's).
+    pub fn again_at(&self, url: Option<&str>) -> String {
         let mut line = String::from("restack");
         if let Some(c) = &self.config {
             line.push_str(&format!(
@@ -140,7 +145,7 @@ impl GlobalArgs {
         if let Some(p) = &self.profile {
             line.push_str(&format!(" -p {}", output::shell_word(p)));
         }
-        if let Some(u) = self.url() {
+        if let Some(u) = url {
             line.push_str(&format!(" --url {}", output::shell_word(u)));
         }
         line

@@ -93,7 +93,7 @@ impl StatusArgs {
                 if !g.quiet {
                     eprintln!("note: run {id} was scheduled at {url}; asking there");
                 }
-                Some(client_at(&url, env_token(TOKEN_VAR)?, g, s)?)
+                Some(client_at(&url, env_token(TOKEN_VAR)?, g)?)
             }
             None => None,
         };
@@ -130,7 +130,7 @@ impl StatusArgs {
             let token = env_token(TOKEN_VAR)?;
             for url in urls.iter().flatten() {
                 if let Entry::Vacant(v) = clients.entry(url) {
-                    v.insert(client_at(url, token.clone(), g, s)?);
+                    v.insert(client_at(url, token.clone(), g)?);
                 }
             }
         }
@@ -244,14 +244,15 @@ fn recorded_elsewhere(recorded: &str, g: &GlobalArgs, s: &Session) -> Option<Str
 
 /// A client for a server that is not this profile's. It carries only `token`, the one the user
 /// exported for any server: the profile's own token is for the profile's server.
-fn client_at(url: &str, token: Option<String>, g: &GlobalArgs, s: &Session) -> Result<Client> {
+fn client_at(url: &str, token: Option<String>, g: &GlobalArgs) -> Result<Client> {
     let origin = Origin {
         label: url.to_string(),
         profile: None,
+        // Hints must reach this server, not the profile's.
+        again: g.again_at(Some(url)),
         refused_hint: Some(format!(
             "only RESTACK_API_BEARER_TOKEN is sent to {url}, never this profile's token: export it, or pass --url {url} to send the profile's"
         )),
-        ..s.client.origin.clone()
     };
     Client::new(url, token, origin, g.verbose > 0)
 }

@@ -57,13 +57,6 @@ impl Config {
                     anyhow!("profile `{name}` sets both `embedded` and `url`; choose one"),
                 );
             }
-            // The built-ins know their server; any other profile must say where it is.
-            if !p.embedded && p.url.is_none() && name != "local" && name != "embedded" {
-                return fault(
-                    &["profiles", name],
-                    anyhow!("profile `{name}` needs `url = \"…\"` or `embedded = true`"),
-                );
-            }
             if let Some(url) = &p.url {
                 at(
                     &["profiles", name, "url"],
@@ -297,18 +290,6 @@ mod tests {
             let err = error(text);
             assert!(err.contains(at), "{text:?}: wants {at} in {err}");
             assert!(err.contains(why), "{text:?}: wants {why:?} in {err}");
-        }
-    }
-
-    #[test]
-    fn a_profile_must_say_where_its_server_is() {
-        let err = error("[profiles.cloud]\ntoken_env = \"T\"\n");
-        assert!(err.contains("x.toml:1:11:"), "{err}");
-        assert!(err.contains("needs `url"), "{err}");
-        // The built-ins know theirs.
-        for name in ["local", "embedded"] {
-            let text = format!("[profiles.{name}]\ntoken_env = \"T\"\n");
-            Config::parse(&text, Path::new("x.toml")).unwrap();
         }
     }
 

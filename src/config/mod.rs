@@ -76,6 +76,11 @@ pub struct AgentConfig {
     pub concurrency: Option<usize>,
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// Variables the engine keeps from agents (those that hold its token) that this agent
+    /// inherits anyway: one that calls the API back needs the token, and a copy in `env`
+    /// would put the secret in the file.
+    #[serde(default)]
+    pub pass_env: Vec<String>,
     pub input_schema: Option<toml::Value>,
     pub output_schema: Option<toml::Value>,
 }
@@ -295,10 +300,18 @@ impl Config {
         } else if profile.embedded {
             Target::Embedded
         } else {
-            let url = profile
-                .url
-                .clone()
-                .unwrap_or_else(|| DEFAULT_LOCAL_URL.to_string());
+            // `local` knows its server; any other profile must say where it is, unless the
+            // URL comes from --url or RESTACK_URL (a profile that holds only a token).
+            let url = match (&profile.url, name.as_str()) {
+                (Some(url), _) => url.clone(),
+                (None, "local") => DEFAULT_LOCAL_URL.to_string(),
+                (None, _) => {
+                    return Err(Failure::usage(format!(
+                        "profile `{name}` names no server: set its `url` (or `embedded = true`), or pass --url"
+                    ))
+                    .into());
+                }
+            };
             Target::Url(url.trim_end_matches('/').to_string())
         };
         // The first that holds one: the variable for any server, the profile's variable, the
@@ -500,6 +513,21 @@ mod tests {
         .unwrap();
         let p = c.resolve_profile(Some("embedded"), None).unwrap();
         assert!(matches!(p.target, Target::Embedded), "{:?}", p.target);
+    }
+
+    /// A profile that holds only a token is no error until it is used without a URL.
+    #[test]
+    fn a_profile_without_a_url_needs_one_from_the_command_line() {
+        let c = Config::parse("[profiles.ci]\ntoken_env = \"T\"\n", Path::new("x.toml")).unwrap();
+        let err = c.resolve_profile(Some("ci"), None).unwrap_err().to_string();
+        assert!(err.contains("profile `ci` names no server"), "{err}");
+        let p = c.resolve_profile(Some("ci"), Some("http://h:1")).unwrap();
+        assert!(matches!(p.target, Target::Url(ref u) if u == "http://h:1"));
+        // `local` knows its server.
+        let c =
+            Config::parse("[profiles.local]\ntoken_env = \"T\"\n", Path::new("x.toml")).unwrap();
+        let p = c.resolve_profile(Some("local"), None).unwrap();
+        assert!(matches!(p.target, Target::Url(ref u) if u == DEFAULT_LOCAL_URL));
     }
 
     #[test]

@@ -116,6 +116,16 @@ pub struct WorkflowDef {
     pub input_schema: Option<Schema>,
 }
 
+impl WorkflowDef {
+    /// The agents its steps call, in order (sleeps pass their input on, so they are skipped).
+    fn agent_steps(&self) -> impl DoubleEndedIterator<Item = &str> {
+        self.steps.iter().filter_map(|s| match s {
+            StepDef::Agent(a) => Some(a.as_str()),
+            StepDef::Sleep(_) => None,
+        })
+    }
+}
+
 #[derive(Default)]
 pub struct Catalog {
     pub agents: HashMap<String, Arc<AgentDef>>,
@@ -151,7 +161,12 @@ impl Catalog {
                     argv: a.command.clone(),
                     dir: s.config_dir.clone(),
                     env: a.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-                    hidden: s.token_vars.clone(),
+                    hidden: s
+                        .token_vars
+                        .iter()
+                        .filter(|v| !a.pass_env.contains(v))
+                        .cloned()
+                        .collect(),
                 }),
                 input_schema: schema(&a.input_schema)?,
                 output_schema: schema(&a.output_schema)?,
@@ -252,10 +267,7 @@ impl Catalog {
         if let Some(s) = &w.input_schema {
             return Some((s, format!("workflow `{}`", w.name)));
         }
-        let first = w.steps.iter().find_map(|s| match s {
-            StepDef::Agent(a) => Some(a),
-            StepDef::Sleep(_) => None,
-        })?;
+        let first = w.agent_steps().next()?;
         let schema = self.agents.get(first)?.input_schema.as_ref()?;
         Some((schema, format!("agent `{first}`")))
     }
@@ -263,10 +275,7 @@ impl Catalog {
     /// The schema a workflow's output matches: its last agent step's (a sleep after it passes
     /// that output on).
     fn workflow_output_schema<'a>(&'a self, w: &'a WorkflowDef) -> Option<&'a Schema> {
-        let last = w.steps.iter().rev().find_map(|s| match s {
-            StepDef::Agent(a) => Some(a),
-            StepDef::Sleep(_) => None,
-        })?;
+        let last = w.agent_steps().next_back()?;
         self.agents.get(last)?.output_schema.as_ref()
     }
 

@@ -169,19 +169,16 @@ pub async fn run(inv: Invocation<'_>, mut log: impl FnMut(String) + Send) -> Out
                 _ = &mut io, if !drained => drained = true,
             }
         };
-        // Whatever happened, nothing the agent started outlives this attempt.
+        // Whatever happened, nothing the agent started outlives this attempt: not its group,
+        // nor a process that left it (a daemon in a session of its own), which still carries
+        // the run's ID and is found by it as at a restart. Awaited, so that the next attempt's
+        // processes, which carry the same ID, are not yet running.
         kill_group();
-        if status.is_err() {
-            // Ended by a timeout or a cancel: a process that left the group (a daemon in a
-            // session of its own) still carries the run's ID, and is found by it as at a
-            // restart. Awaited, so that a retry's processes, which carry the same ID, are not
-            // yet running.
-            let (id, db) = (inv.run_id.to_string(), inv.database.to_path_buf());
-            let _ = tokio::task::spawn_blocking(move || {
-                kill_leftovers(&std::collections::HashSet::from([id.as_str()]), &db)
-            })
-            .await;
-        }
+        let (id, db) = (inv.run_id.to_string(), inv.database.to_path_buf());
+        let _ = tokio::task::spawn_blocking(move || {
+            kill_leftovers(&std::collections::HashSet::from([id.as_str()]), &db)
+        })
+        .await;
         if !drained {
             // Once the group is dead, what it wrote is already in the pipes and reads at once;
             // only a process that left the group can keep them open, and its end of stream is
@@ -221,12 +218,13 @@ pub async fn run(inv: Invocation<'_>, mut log: impl FnMut(String) + Send) -> Out
     }
 }
 
-/// Kills what is left of the agent attempts of `run_ids` after this database's engine died
-/// without stopping them (kill -9, a crash): the agent itself died with the engine, but a
-/// process it started in the background lives on and would do the work again beside the
-/// retry. (The same search ends such processes when an attempt times out or is canceled.) Every such process inherited the run's ID and the database's path, which is how it
-/// is found; both must match, so an engine serving a copy of the data directory never touches
-/// the original's agents. Only this user's processes are considered. Returns how many.
+/// Kills the processes left of the agent attempts of `run_ids`: at the end of each attempt,
+/// those that left its process group; at start-up, those whose engine died without stopping
+/// them (kill -9, a crash), while the agent itself died with the engine. Either way they would
+/// otherwise go on beside the retry, doing the work again. Every such process inherited the
+/// run's ID and the database's path, which is how it is found; both must match, so an engine
+/// serving a copy of the data directory never touches the original's agents. Only this user's
+/// processes are considered. Returns how many.
 #[cfg(target_os = "linux")]
 pub fn kill_leftovers(run_ids: &std::collections::HashSet<&str>, database: &Path) -> usize {
     use std::os::unix::ffi::OsStrExt;

@@ -220,6 +220,37 @@ fn the_timeout_hint_works_without_the_history() {
     assert_error(&again, 6);
 }
 
+/// A run the history places on another server than the profile's is watched there, and the
+/// hint, which names the agent, names that server too.
+#[test]
+fn the_timeout_hint_of_a_run_found_elsewhere_reaches_that_server() {
+    let sb = Sandbox::new();
+    let server = engine(&sb);
+    let out = sb.run(&[
+        "--url",
+        &server.url,
+        "agent",
+        "run",
+        "sleep",
+        "--set",
+        "seconds=60",
+        "-q",
+    ]);
+    assert_eq!(code(&out), 0, "{out:?}");
+    let id = stdout(&out).trim().to_string();
+    // The profile is `local`; the history says the run is at the engine's URL.
+    let out = sb.run(&["status", &id, "--follow", "--timeout", "300ms"]);
+    let err = assert_error(&out, 6);
+    let hinted = err
+        .split('`')
+        .find(|part| part.starts_with("restack ") && part.contains(" status "))
+        .unwrap_or_else(|| panic!("no command in the hint:\n{err}"));
+    assert!(hinted.contains(&server.url), "{hinted}");
+    let mut args: Vec<&str> = hinted.split_whitespace().skip(1).collect();
+    args.extend(["--timeout", "300ms"]);
+    assert_error(&sb.run(&args), 6);
+}
+
 #[test]
 fn timeout_needs_follow() {
     let sb = Sandbox::new();

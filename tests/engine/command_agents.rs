@@ -62,13 +62,14 @@ fn stdout_that_is_not_utf8_fails_the_run() {
 }
 
 /// The engine's bearer token is the engine's: an agent inherits neither it nor the variable
-/// clients read a token from, unless the agent's own `env` sets one.
+/// clients read a token from, unless its `pass_env` lists them or its own `env` sets one.
 #[test]
 fn agents_do_not_inherit_the_engines_token() {
     let toml = format!(
-        "[serve]\ntoken_env = \"ENGINE_TOKEN\"\n\n{}{}",
+        "[serve]\ntoken_env = \"ENGINE_TOKEN\"\n\n{}{}{}",
         agent("probe", ""),
-        agent("given", "env = { ENGINE_TOKEN = \"for-the-agent\" }")
+        agent("given", "env = { ENGINE_TOKEN = \"for-the-agent\" }"),
+        agent("caller", "pass_env = [\"ENGINE_TOKEN\"]"),
     );
     let (sb, cfg) = sandbox(&toml);
     let server = sb.serve(
@@ -79,7 +80,11 @@ fn agents_do_not_inherit_the_engines_token() {
             ("RESTACK_API_BEARER_TOKEN", "cloud-secret"),
         ],
     );
-    for (name, engine_token) in [("probe", Value::Null), ("given", json!("for-the-agent"))] {
+    for (name, engine_token) in [
+        ("probe", Value::Null),
+        ("given", json!("for-the-agent")),
+        ("caller", json!("engine-secret")),
+    ] {
         let out = sb
             .cmd()
             .env("RESTACK_API_BEARER_TOKEN", "engine-secret")

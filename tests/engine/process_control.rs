@@ -1,5 +1,5 @@
-//! What the engine does to agent processes: cancel and timeout kill the whole process group,
-//! failed attempts are retried, `concurrency` bounds how many run at once.
+//! What the engine does to agent processes: cancel and timeout kill the whole process group
+//! (and what left it), failed attempts are retried, `concurrency` bounds how many run at once.
 
 use std::time::Duration;
 
@@ -52,9 +52,10 @@ fn timeout_kills_the_process_group_and_fails_the_run() {
 }
 
 /// A process that left the agent's group (a session of its own, as a daemon starts) still
-/// carries the run's ID: a timeout or a cancel finds it by that, as a restart does.
+/// carries the run's ID: however the attempt ends (a timeout, a cancel, its own exit), it is
+/// found by that, as at a restart, and does not go on beside a retry.
 #[test]
-fn timeout_and_cancel_kill_what_left_the_group_too() {
+fn what_left_the_group_ends_with_the_attempt_too() {
     let toml = format!(
         "{}{}",
         agent("probe", ""),
@@ -62,20 +63,18 @@ fn timeout_and_cancel_kill_what_left_the_group_too() {
     );
     let (sb, cfg) = sandbox(&toml);
     let server = sb.serve(Some(&cfg), &sb.path("engine"), &[]);
-    for name in ["slow", "probe"] {
-        let file = format!("{name}.pid");
-        let id = server.schedule(
-            "agents",
-            name,
-            json!({"daemon": 120, "daemon_pidfile": file, "sleep": 60}),
-        );
+    for (name, end) in [("slow", "sleep"), ("probe", "sleep"), ("probe", "exit")] {
+        let file = format!("{name}-{end}.pid");
+        let mut input = json!({"daemon": 120, "daemon_pidfile": file});
+        input[end] = json!(if end == "sleep" { 60 } else { 3 });
+        let id = server.schedule("agents", name, input);
         let daemon = pids(&sb, &file, 1);
-        if name == "probe" {
+        if (name, end) == ("probe", "sleep") {
             let (code, run) = server.post(&format!("/api/agents/probe/{id}/cancel"), json!({}));
             assert_eq!(code, 200, "{run}");
         }
         let run = server.wait_done("agents", name, &id, T);
-        assert_eq!(run["status"], "failed", "{run}");
+        assert_eq!(run["status"], "failed", "{name} {end}: {run}");
         assert_all_gone(&daemon);
     }
 }

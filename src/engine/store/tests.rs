@@ -409,7 +409,7 @@ async fn a_workflow_is_marked_asleep_only_while_its_sleep_step_runs() {
 }
 
 /// `startedAt` says the run started: one canceled while queued never did; one that ended
-/// otherwise, or was canceled while running, did.
+/// otherwise did. (One canceled while running keeps the start its running wrote: `coalesce`.)
 #[tokio::test]
 async fn a_run_canceled_while_queued_has_no_start() {
     let dir = tempfile::tempdir().unwrap();
