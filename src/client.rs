@@ -336,19 +336,15 @@ impl Client {
                 pause.min(d.saturating_duration_since(Instant::now()))
             })
         };
+        let give_up = |seen, failing: Option<(Instant, Duration, anyhow::Error)>| {
+            self.timed_out(kind, name, id, started, seen, failing.map(|(_, _, e)| e))
+        };
         loop {
             let seen = last.or(known);
             let out_of_time = deadline.is_some_and(|d| Instant::now() >= d);
             let looked = last.is_some() || failing.is_some();
             if out_of_time && looked {
-                return Err(self.timed_out(
-                    kind,
-                    name,
-                    id,
-                    started,
-                    seen,
-                    failing.map(|(_, _, e)| e),
-                ));
+                return Err(give_up(seen, failing));
             }
             let until = if looked { deadline } else { first_deadline };
             let remaining = until.map(|d| d.saturating_duration_since(Instant::now()));
@@ -365,14 +361,7 @@ impl Client {
                 Some(r) => match tokio::time::timeout(r, look).await {
                     Ok(result) => result,
                     Err(_) => {
-                        return Err(self.timed_out(
-                            kind,
-                            name,
-                            id,
-                            started,
-                            seen,
-                            failing.map(|(_, _, e)| e),
-                        ));
+                        return Err(give_up(seen, failing));
                     }
                 },
                 None => look.await,
