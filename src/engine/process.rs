@@ -149,6 +149,7 @@ pub async fn run(inv: Invocation<'_>, mut log: impl FnMut(String) + Send) -> Out
         }
     };
 
+    let mut swept = false;
     let status = {
         // Run the child to its end while its pipes are drained, so a chatty child never blocks.
         let io = async { tokio::join!(writer, reader, logger) };
@@ -169,16 +170,15 @@ pub async fn run(inv: Invocation<'_>, mut log: impl FnMut(String) + Send) -> Out
                 _ = &mut io, if !drained => drained = true,
             }
         };
-        // Whatever happened, nothing the agent started outlives this attempt: not its group,
-        // nor a process that left it (a daemon in a session of its own), which still carries
-        // the run's ID and is found by it as at a restart. Awaited, so that the next attempt's
-        // processes, which carry the same ID, are not yet running.
+        // Whatever happened, nothing the agent started in its group outlives this attempt.
         kill_group();
-        let (id, db) = (inv.run_id.to_string(), inv.database.to_path_buf());
-        let _ = tokio::task::spawn_blocking(move || {
-            kill_leftovers(&std::collections::HashSet::from([id.as_str()]), &db)
-        })
-        .await;
+        // Nor, when it failed (a retry may follow), what left the group; a failure its exit
+        // does not tell (bad stdout) is swept below. Before the drain, so a process holding
+        // the pipes does not hold it.
+        if !matches!(&status, Ok(Ok(s)) if s.success()) {
+            end_escaped(&inv).await;
+            swept = true;
+        }
         if !drained {
             // Once the group is dead, what it wrote is already in the pipes and reads at once;
             // only a process that left the group can keep them open, and its end of stream is
@@ -189,7 +189,7 @@ pub async fn run(inv: Invocation<'_>, mut log: impl FnMut(String) + Send) -> Out
     };
     let last_line = err.finish(&mut log);
 
-    match status {
+    let outcome = match status {
         Err(None) => Outcome::Failed(format!(
             "timed out after {}",
             humantime::format_duration(inv.timeout.unwrap_or_default())
@@ -207,18 +207,36 @@ pub async fn run(inv: Invocation<'_>, mut log: impl FnMut(String) + Send) -> Out
                         format!("killed by signal {}", status.signal().unwrap_or(0))
                     }
                 };
-                return Outcome::Failed(if last_line.is_empty() {
+                Outcome::Failed(if last_line.is_empty() {
                     how
                 } else {
                     format!("{how}: {last_line}")
-                });
+                })
+            } else {
+                parse_output(&out)
             }
-            parse_output(&out)
         }
+    };
+    if !swept && !matches!(outcome, Outcome::Done(_)) {
+        end_escaped(&inv).await;
     }
+    outcome
 }
 
-/// Kills the processes left of the agent attempts of `run_ids`: at the end of each attempt,
+/// Kills the processes that left a failed attempt's process group (a daemon in a session of
+/// its own): they still carry the run's ID and are found by it, as at a restart, so they do not
+/// go on beside a retry. Awaited, so that the retry's processes, which carry the same ID, are
+/// not yet running. Not after a success: the scan reads every process's environment, which
+/// would cost a fast agent a quarter of its throughput.
+async fn end_escaped(inv: &Invocation<'_>) {
+    let (id, db) = (inv.run_id.to_string(), inv.database.to_path_buf());
+    let _ = tokio::task::spawn_blocking(move || {
+        kill_leftovers(&std::collections::HashSet::from([id.as_str()]), &db)
+    })
+    .await;
+}
+
+/// Kills the processes left of the agent attempts of `run_ids`: at the end of a failed attempt,
 /// those that left its process group; at start-up, those whose engine died without stopping
 /// them (kill -9, a crash), while the agent itself died with the engine. Either way they would
 /// otherwise go on beside the retry, doing the work again. Every such process inherited the

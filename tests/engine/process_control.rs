@@ -52,8 +52,8 @@ fn timeout_kills_the_process_group_and_fails_the_run() {
 }
 
 /// A process that left the agent's group (a session of its own, as a daemon starts) still
-/// carries the run's ID: however the attempt ends (a timeout, a cancel, its own exit), it is
-/// found by that, as at a restart, and does not go on beside a retry.
+/// carries the run's ID: however an attempt fails (a timeout, a cancel, its exit status, its
+/// stdout), it is found by that, as at a restart, and does not go on beside a retry.
 #[test]
 fn what_left_the_group_ends_with_the_attempt_too() {
     let toml = format!(
@@ -63,10 +63,15 @@ fn what_left_the_group_ends_with_the_attempt_too() {
     );
     let (sb, cfg) = sandbox(&toml);
     let server = sb.serve(Some(&cfg), &sb.path("engine"), &[]);
-    for (name, end) in [("slow", "sleep"), ("probe", "sleep"), ("probe", "exit")] {
+    for (name, end, value) in [
+        ("slow", "sleep", json!(60)),
+        ("probe", "sleep", json!(60)),
+        ("probe", "exit", json!(3)),
+        ("probe", "stdout", json!("not json")),
+    ] {
         let file = format!("{name}-{end}.pid");
         let mut input = json!({"daemon": 120, "daemon_pidfile": file});
-        input[end] = json!(if end == "sleep" { 60 } else { 3 });
+        input[end] = value;
         let id = server.schedule("agents", name, input);
         let daemon = pids(&sb, &file, 1);
         if (name, end) == ("probe", "sleep") {
