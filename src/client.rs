@@ -49,17 +49,26 @@ pub struct Origin {
 }
 
 impl Origin {
-    /// The command that shows run `id` again. It names the agent or workflow, so it works
-    /// wherever it is pasted, whether or not this machine's history holds the run.
-    pub fn status_command(&self, kind: Kind, name: &str, id: &str) -> String {
-        let name = output::shell_word(name);
-        // A name that starts with `-` would be read as a flag after a space.
-        let sep = if name.starts_with('-') { '=' } else { ' ' };
-        format!(
-            "{} status {} --{kind}{sep}{name}",
-            self.again,
-            output::shell_word(id)
-        )
+    /// The command that shows run `id` again (`follow`: and watches it). It names the agent or
+    /// workflow, so it works wherever it is pasted, whether or not this machine's history holds
+    /// the run.
+    pub fn status_command(&self, kind: Kind, name: &str, id: &str, follow: bool) -> String {
+        let named = output::flag_word(&format!("--{kind}"), &format!("--{kind}"), name);
+        let follow = if follow { " --follow" } else { "" };
+        // An ID that starts with `-` (another server's) can only come after `--`.
+        if id.starts_with('-') {
+            format!(
+                "{} status{named}{follow} -- {}",
+                self.again,
+                output::shell_word(id)
+            )
+        } else {
+            format!(
+                "{} status {}{named}{follow}",
+                self.again,
+                output::shell_word(id)
+            )
+        }
     }
 }
 
@@ -376,10 +385,18 @@ impl Client {
                     let out_of_time = deadline.is_some_and(|d| Instant::now() >= d);
                     if !out_of_time {
                         if since.elapsed() >= RETRY_FOR {
-                            return Err(e.context(format!(
+                            let gave_up = format!(
                                 "gave up watching run {id} after {} of failures",
                                 fmt_secs(since.elapsed())
-                            )));
+                            );
+                            let again = format!(
+                                "the run may go on; once the server answers, `{}` watches it again",
+                                self.origin.status_command(kind, name, id, true)
+                            );
+                            return Err(match e.downcast::<Failure>() {
+                                Ok(f) => anyhow::Error::new(f.and_hint(again)).context(gave_up),
+                                Err(e) => e.context(gave_up),
+                            });
                         }
                         let pause = within_deadline(pause);
                         watch(Watch::Retrying(format!("{e:#}"), pause));
@@ -447,8 +464,8 @@ impl Client {
             format!("--timeout reached after {after}: {state}"),
         )
         .with_hint(format!(
-            "the run goes on; `{} --follow` watches it again",
-            self.origin.status_command(kind, name, id)
+            "the run goes on; `{}` watches it again",
+            self.origin.status_command(kind, name, id, true)
         ))
         .into()
     }
@@ -665,25 +682,49 @@ mod tests {
 
     /// The command a hint gives reads back as the same words in a shell and in clap.
     #[test]
-    fn status_commands_quote_and_keep_odd_names_as_values() {
+    fn status_commands_quote_and_keep_odd_words_as_values() {
         let origin = Origin {
             label: String::new(),
             profile: None,
             again: "restack --url http://h:1".into(),
             refused_hint: None,
         };
-        assert_eq!(
-            origin.status_command(Kind::Agent, "echo", "r1"),
-            "restack --url http://h:1 status r1 --agent echo"
-        );
-        assert_eq!(
-            origin.status_command(Kind::Workflow, "-dash", "r1"),
-            "restack --url http://h:1 status r1 --workflow=-dash"
-        );
-        assert_eq!(
-            origin.status_command(Kind::Agent, "a b", "r'1"),
-            "restack --url http://h:1 status 'r'\\''1' --agent 'a b'"
-        );
+        for (kind, name, id, follow, line) in [
+            (
+                Kind::Agent,
+                "echo",
+                "r1",
+                true,
+                "status r1 --agent echo --follow",
+            ),
+            (
+                Kind::Workflow,
+                "-dash",
+                "r1",
+                false,
+                "status r1 --workflow=-dash",
+            ),
+            (Kind::Agent, "-a b", "r1", false, "status r1 --agent='-a b'"),
+            (
+                Kind::Agent,
+                "a b",
+                "r'1",
+                false,
+                r"status 'r'\''1' --agent 'a b'",
+            ),
+            (
+                Kind::Agent,
+                "echo",
+                "-x",
+                true,
+                "status --agent echo --follow -- -x",
+            ),
+        ] {
+            assert_eq!(
+                origin.status_command(kind, name, id, follow),
+                format!("restack --url http://h:1 {line}")
+            );
+        }
     }
 
     #[test]

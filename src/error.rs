@@ -50,6 +50,16 @@ impl Failure {
         self
     }
 
+    /// Adds a hint after any the failure already has (each is printed on a line of its own).
+    pub fn and_hint(mut self, hint: impl Into<String>) -> Failure {
+        let hint = hint.into();
+        self.hint = Some(match self.hint.take() {
+            Some(first) => format!("{first}\n{hint}"),
+            None => hint,
+        });
+        self
+    }
+
     pub fn transient(mut self) -> Failure {
         self.transient = true;
         self
@@ -82,10 +92,27 @@ pub fn report(err: &anyhow::Error) -> i32 {
         }
     }
     eprintln!("error: {message}");
-    if let Some(hint) = failure.and_then(|f| f.hint.as_deref()) {
+    for hint in failure
+        .and_then(|f| f.hint.as_deref())
+        .into_iter()
+        .flat_map(str::lines)
+    {
         eprintln!("hint: {hint}");
     }
     failure
         .map(|f| f.exit as i32)
         .unwrap_or(Exit::RunFailed as i32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hints_add_up_a_line_each() {
+        let f = Failure::new(Exit::Unreachable, "x").and_hint("one");
+        assert_eq!(f.hint.as_deref(), Some("one"));
+        let f = f.and_hint("two");
+        assert_eq!(f.hint.as_deref(), Some("one\ntwo"));
+    }
 }

@@ -165,6 +165,16 @@ fn capitalize(s: &str) -> String {
     }
 }
 
+/// ` FLAG VALUE` for a command line, as the shell and clap read it back: a value that starts
+/// with `-` would be taken for a flag after a space, so it follows `LONG=` instead.
+pub fn flag_word(flag: &str, long: &str, value: &str) -> String {
+    if value.starts_with('-') {
+        format!(" {long}={}", shell_word(value))
+    } else {
+        format!(" {flag} {}", shell_word(value))
+    }
+}
+
 /// `word` as the shell reads it back: bare when it is safe, else in single quotes.
 pub fn shell_word(word: &str) -> String {
     let safe = |c: char| c.is_ascii_alphanumeric() || "-_./:@%+=,".contains(c);

@@ -137,16 +137,17 @@ impl GlobalArgs {
     pub fn again_at(&self, url: Option<&str>) -> String {
         let mut line = String::from("restack");
         if let Some(c) = &self.config {
-            line.push_str(&format!(
-                " -c {}",
-                output::shell_word(&c.display().to_string())
+            line.push_str(&output::flag_word(
+                "-c",
+                "--config",
+                &c.display().to_string(),
             ));
         }
         if let Some(p) = &self.profile {
-            line.push_str(&format!(" -p {}", output::shell_word(p)));
+            line.push_str(&output::flag_word("-p", "--profile", p));
         }
         if let Some(u) = url {
-            line.push_str(&format!(" --url {}", output::shell_word(u)));
+            line.push_str(&output::flag_word("--url", "--url", u));
         }
         line
     }

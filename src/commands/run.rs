@@ -76,8 +76,8 @@ impl RunArgs {
                     self.name
                 ));
                 output::out(&format!(
-                    "Follow it: {} --follow",
-                    s.client.origin.status_command(kind, &self.name, &id)
+                    "Follow it: {}",
+                    s.client.origin.status_command(kind, &self.name, &id, true)
                 ));
                 if s.embedded.is_some() {
                     eprintln!(
@@ -127,7 +127,7 @@ pub async fn follow(
         &info,
         &raw,
         g,
-        &client.origin.status_command(kind, name, id),
+        &client.origin.status_command(kind, name, id, false),
     )
 }
 

@@ -238,7 +238,11 @@ impl StatusArgs {
 /// Where a run recorded in the history lives, when that is not the server this command talks
 /// to: a run scheduled with `--url` is asked for at that URL, unless `--url` names one now.
 fn recorded_elsewhere(recorded: &str, g: &GlobalArgs, s: &Session) -> Option<String> {
-    let is_url = recorded.starts_with("http://") || recorded.starts_with("https://");
+    // The history keeps the URL as it was given; a scheme is case-insensitive (`HTTP://`).
+    let scheme = recorded
+        .split_once("://")
+        .map(|(s, _)| s.to_ascii_lowercase());
+    let is_url = matches!(scheme.as_deref(), Some("http" | "https"));
     (g.url().is_none() && is_url && recorded != s.client.base()).then(|| recorded.to_string())
 }
 

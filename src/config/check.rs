@@ -7,7 +7,9 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use toml::de::{DeTable, DeValue};
 
-use super::{BUILTIN_AGENTS, Config, check_url, compile_schema, parse_duration, toml_to_json};
+use super::{
+    BUILTIN_AGENTS, Config, check_url, clean_token, compile_schema, parse_duration, toml_to_json,
+};
 
 /// The longest a workflow's sleep step may last. Its wake-up time is stored and shown, and
 /// past this it would leave the years RFC 3339 (and every client) can write.
@@ -57,6 +59,12 @@ impl Config {
                     anyhow!("profile `{name}` sets both `embedded` and `url`; choose one"),
                 );
             }
+            if let Some(t) = &p.token {
+                at(
+                    &["profiles", name, "token"],
+                    clean_token(t, &format!("profile `{name}`")).map(drop),
+                )?;
+            }
             if let Some(url) = &p.url {
                 at(
                     &["profiles", name, "url"],
@@ -91,6 +99,21 @@ impl Config {
                 anyhow!("[serve] sync must be \"full\" or \"normal\", not {sync:?}"),
             );
         }
+        if s.token_env
+            .as_deref()
+            .is_some_and(|v| v.is_empty() || v.contains(['=', '\0']))
+        {
+            return fault(
+                &["serve", "token_env"],
+                anyhow!("[serve] token_env must name an environment variable"),
+            );
+        }
+        if s.max_body_bytes == Some(0) {
+            return fault(
+                &["serve", "max_body_bytes"],
+                anyhow!("[serve] max_body_bytes must be at least 1"),
+            );
+        }
         at_most(
             &["serve", "max_concurrency"],
             "[serve] max_concurrency",
@@ -121,6 +144,16 @@ impl Config {
                         "[agents.{name}] command must name a program, e.g. [\"python3\", \"agent.py\"]"
                     ),
                 );
+            }
+            for (key, value) in &a.env {
+                if key.is_empty() || key.contains(['=', '\0']) || value.contains('\0') {
+                    return fault(
+                        &keys("env"),
+                        anyhow!(
+                            "[agents.{name}] env: {key:?} cannot be set: a name must be non-empty without '=' or NUL, a value without NUL"
+                        ),
+                    );
+                }
             }
             if let Some(t) = &a.timeout {
                 at(
@@ -285,6 +318,39 @@ mod tests {
                 "serve.max_concurrency = 9000000000000000000\n",
                 "x.toml:1:7:",
                 "at most 1000000",
+            ),
+        ] {
+            let err = error(text);
+            assert!(err.contains(at), "{text:?}: wants {at} in {err}");
+            assert!(err.contains(why), "{text:?}: wants {why:?} in {err}");
+        }
+    }
+
+    /// Values that could never work are refused at load, where the file can be pointed at,
+    /// not when a run or a request first meets them.
+    #[test]
+    fn values_that_cannot_work_are_refused_where_they_are() {
+        for (text, at, why) in [
+            (
+                "[serve]\ntoken_env = \"\"\n",
+                "x.toml:2:1:",
+                "token_env must name",
+            ),
+            ("[serve]\nmax_body_bytes = 0\n", "x.toml:2:1:", "at least 1"),
+            (
+                "[agents.a]\ncommand = [\"true\"]\nenv = { \"A=B\" = \"c\" }\n",
+                "x.toml:3:1:",
+                "cannot be set",
+            ),
+            (
+                "[agents.a]\ncommand = [\"true\"]\nenv = { A = \"x\\u0000y\" }\n",
+                "x.toml:3:1:",
+                "cannot be set",
+            ),
+            (
+                "[profiles.p]\nurl = \"http://h\"\ntoken = \"h\u{e9}llo\"\n",
+                "x.toml:3:1:",
+                "the token from profile `p` holds",
             ),
         ] {
             let err = error(text);

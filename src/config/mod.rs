@@ -326,7 +326,7 @@ impl Config {
             token = profile
                 .token
                 .as_deref()
-                .map(|t| clean_token(t, &format!("profile `{name}`'s token")))
+                .map(|t| clean_token(t, &format!("profile `{name}`")))
                 .transpose()?;
         }
         Ok(ResolvedProfile {
@@ -363,7 +363,11 @@ impl Config {
                 .unwrap_or(crate::engine::WORKFLOWS_IN_MEMORY),
             max_body_bytes: s.max_body_bytes.unwrap_or(1024 * 1024),
             // Trimmed like the client's, so one exported value works on both sides.
-            token: env_token(token_var)?,
+            // Auth is on when either variable holds a token (DESIGN.md); `token_env`'s wins.
+            token: match env_token(token_var)? {
+                Some(t) => Some(t),
+                None => env_token(TOKEN_VAR)?,
+            },
             token_vars: [TOKEN_VAR, token_var]
                 .into_iter()
                 .map(str::to_string)
@@ -421,6 +425,12 @@ pub const TOKEN_VAR: &str = "RESTACK_API_BEARER_TOKEN";
 pub fn env_token(var: &str) -> Result<Option<String>> {
     match std::env::var(var) {
         Ok(t) if !t.trim().is_empty() => Ok(Some(clean_token(&t, var)?)),
+        // Set, but no token could be read from it: refuse it, or an engine would start with
+        // auth off while the user believes it on.
+        Err(std::env::VarError::NotUnicode(_)) => Err(Failure::usage(format!(
+            "the token from {var} holds bytes that are not UTF-8, which an HTTP header cannot carry"
+        ))
+        .into()),
         _ => Ok(None),
     }
 }

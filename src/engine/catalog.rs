@@ -272,10 +272,10 @@ impl Catalog {
         Some((schema, format!("agent `{first}`")))
     }
 
-    /// The schema a workflow's output matches: its last agent step's (a sleep after it passes
-    /// that output on).
+    /// The schema a workflow's output matches: its last agent step's that changes what it is
+    /// given (a sleep or an `echo` after it passes that output on).
     fn workflow_output_schema<'a>(&'a self, w: &'a WorkflowDef) -> Option<&'a Schema> {
-        let last = w.agent_steps().next_back()?;
+        let last = w.agent_steps().rev().find(|a| *a != "echo")?;
         self.agents.get(last)?.output_schema.as_ref()
     }
 

@@ -175,7 +175,13 @@ impl Executor {
         }
         let store = &self.inner.store;
         let running = store.running_runs()?;
-        let ids: HashSet<&str> = running.iter().map(|r| r.id.as_str()).collect();
+        // A run asleep had no agent running: what its earlier steps left is theirs.
+        let now = now_ms();
+        let ids: HashSet<&str> = running
+            .iter()
+            .filter(|r| r.wake_at.is_none_or(|w| w <= now))
+            .map(|r| r.id.as_str())
+            .collect();
         let killed = process::kill_leftovers(&ids, store.path());
         if killed > 0 {
             tracing::warn!(

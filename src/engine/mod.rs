@@ -194,7 +194,7 @@ impl Engine {
 pub fn check_exposure(addr: SocketAddr, has_token: bool) -> Result<()> {
     if !addr.ip().is_loopback() && !has_token {
         bail!(
-            "refusing to listen on {addr} without a token: set RESTACK_API_BEARER_TOKEN, or listen on 127.0.0.1"
+            "refusing to listen on {addr} without a token: set RESTACK_API_BEARER_TOKEN (or the variable [serve] token_env names), or listen on 127.0.0.1"
         );
     }
     Ok(())

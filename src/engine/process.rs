@@ -43,6 +43,10 @@ pub struct Invocation<'a> {
 
 /// Set in every agent's environment, beside the run's ID: which engine's run it is.
 const ENGINE_VAR: &str = "RESTACK_ENGINE_DB";
+/// Set in every agent's environment: which attempt (of which step) it is, unique to each
+/// process the engine starts, so that the sweep after a failed attempt finds that attempt's
+/// processes alone, not those a workflow's earlier steps left.
+const INVOCATION_VAR: &str = "RESTACK_INVOCATION";
 
 pub async fn run(inv: Invocation<'_>, mut log: impl FnMut(String) + Send) -> Outcome {
     let argv0 = &inv.spec.argv[0];
@@ -51,6 +55,7 @@ pub async fn run(inv: Invocation<'_>, mut log: impl FnMut(String) + Send) -> Out
     } else {
         argv0.into()
     };
+    let invocation = uuid::Uuid::now_v7().to_string();
     let mut cmd = tokio::process::Command::new(&program);
     for var in &inv.spec.hidden {
         cmd.env_remove(var);
@@ -62,6 +67,7 @@ pub async fn run(inv: Invocation<'_>, mut log: impl FnMut(String) + Send) -> Out
         .env("RESTACK_AGENT_NAME", inv.agent)
         .env("RESTACK_ATTEMPT", inv.attempt.to_string())
         .env(ENGINE_VAR, inv.database)
+        .env(INVOCATION_VAR, &invocation)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -176,7 +182,7 @@ pub async fn run(inv: Invocation<'_>, mut log: impl FnMut(String) + Send) -> Out
         // does not tell (bad stdout) is swept below. Before the drain, so a process holding
         // the pipes does not hold it.
         if !matches!(&status, Ok(Ok(s)) if s.success()) {
-            end_escaped(&inv).await;
+            end_escaped(&invocation, inv.database).await;
             swept = true;
         }
         if !drained {
@@ -218,44 +224,49 @@ pub async fn run(inv: Invocation<'_>, mut log: impl FnMut(String) + Send) -> Out
         }
     };
     if !swept && !matches!(outcome, Outcome::Done(_)) {
-        end_escaped(&inv).await;
+        end_escaped(&invocation, inv.database).await;
     }
     outcome
 }
 
 /// Kills the processes that left a failed attempt's process group (a daemon in a session of
-/// its own): they still carry the run's ID and are found by it, as at a restart, so they do not
-/// go on beside a retry. Awaited, so that the retry's processes, which carry the same ID, are
-/// not yet running. Not after a success: the scan reads every process's environment, which
-/// would cost a fast agent a quarter of its throughput.
-async fn end_escaped(inv: &Invocation<'_>) {
-    let (id, db) = (inv.run_id.to_string(), inv.database.to_path_buf());
-    let _ = tokio::task::spawn_blocking(move || {
-        kill_leftovers(&std::collections::HashSet::from([id.as_str()]), &db)
-    })
-    .await;
+/// its own): they still carry the attempt's `invocation` and are found by it, so they do not go
+/// on beside a retry. Awaited, so that the retry's processes are not yet running. Not after a
+/// success: the scan reads every process's environment, which would cost a fast agent a
+/// quarter of its throughput.
+async fn end_escaped(invocation: &str, database: &Path) {
+    let (invocation, db) = (invocation.to_string(), database.to_path_buf());
+    let _ =
+        tokio::task::spawn_blocking(move || kill_marked(&db, INVOCATION_VAR, |v| v == invocation))
+            .await;
 }
 
-/// Kills the processes left of the agent attempts of `run_ids`: at the end of a failed attempt,
-/// those that left its process group; at start-up, those whose engine died without stopping
-/// them (kill -9, a crash), while the agent itself died with the engine. Either way they would
-/// otherwise go on beside the retry, doing the work again. Every such process inherited the
-/// run's ID and the database's path, which is how it is found; both must match, so an engine
-/// serving a copy of the data directory never touches the original's agents. Only this user's
-/// processes are considered. Returns how many.
-#[cfg(target_os = "linux")]
+/// Kills what is left of the agent attempts of `run_ids` after this database's engine died
+/// without stopping them (kill -9, a crash): the agent itself died with the engine, but a
+/// process it started in the background lives on and would do the work again beside the
+/// retry. Returns how many.
 pub fn kill_leftovers(run_ids: &std::collections::HashSet<&str>, database: &Path) -> usize {
-    use std::os::unix::ffi::OsStrExt;
-    use std::os::unix::fs::MetadataExt;
     if run_ids.is_empty() {
         return 0;
     }
+    kill_marked(database, "RESTACK_RUN_ID", |v| run_ids.contains(v))
+}
+
+/// Kills this user's processes that an agent of this database's engine started (they all
+/// inherited [`ENGINE_VAR`]; matching it means an engine serving a copy of the data directory
+/// never touches the original's agents) and whose `var` holds a value `wanted` accepts.
+/// Returns how many.
+#[cfg(target_os = "linux")]
+fn kill_marked(database: &Path, var: &str, wanted: impl Fn(&str) -> bool) -> usize {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::MetadataExt;
     let Ok(procs) = std::fs::read_dir("/proc") else {
         return 0;
     };
     // SAFETY: geteuid(2) cannot fail and touches no memory.
     let (me, uid) = (std::process::id(), unsafe { libc::geteuid() });
     let marker = [ENGINE_VAR.as_bytes(), b"=", database.as_os_str().as_bytes()].concat();
+    let prefix = [var.as_bytes(), b"="].concat();
     let mut killed = 0;
     for entry in procs.flatten() {
         let Some(pid) = entry
@@ -271,14 +282,14 @@ pub fn kill_leftovers(run_ids: &std::collections::HashSet<&str>, database: &Path
         let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
             continue;
         };
-        let (mut ours, mut of_a_run) = (false, false);
+        let (mut ours, mut matched) = (false, false);
         for kv in environ.split(|&b| b == 0) {
             ours |= kv == marker.as_slice();
-            of_a_run |= kv
-                .strip_prefix(b"RESTACK_RUN_ID=")
-                .is_some_and(|v| std::str::from_utf8(v).is_ok_and(|v| run_ids.contains(v)));
+            matched |= kv
+                .strip_prefix(prefix.as_slice())
+                .is_some_and(|v| std::str::from_utf8(v).is_ok_and(&wanted));
         }
-        if ours && of_a_run {
+        if ours && matched {
             // SAFETY: kill(2) on a process ID; no memory involved.
             unsafe {
                 libc::kill(pid as i32, libc::SIGKILL);
@@ -290,7 +301,7 @@ pub fn kill_leftovers(run_ids: &std::collections::HashSet<&str>, database: &Path
 }
 
 #[cfg(not(target_os = "linux"))]
-pub fn kill_leftovers(_: &std::collections::HashSet<&str>, _: &Path) -> usize {
+fn kill_marked(_: &Path, _: &str, _: impl Fn(&str) -> bool) -> usize {
     0
 }
 

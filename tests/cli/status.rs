@@ -343,3 +343,17 @@ fn a_refusal_where_the_run_lives_says_which_token_went_there() {
         "{err}"
     );
 }
+
+/// The history keeps a URL as it was given, and `HTTP://` is the same scheme: `status` asks
+/// for the run there, not at the profile's server.
+#[test]
+fn a_run_scheduled_at_an_uppercase_scheme_is_asked_for_there() {
+    let sb = Sandbox::new();
+    let server = engine(&sb);
+    let url = server.url.replacen("http://", "HTTP://", 1);
+    let out = sb.run(&["--url", &url, "agent", "run", "echo", "-q"]);
+    assert_eq!(code(&out), 0, "{out:?}");
+    let id = stdout(&out).trim().to_string();
+    let out = sb.run(&["status", &id]);
+    assert_eq!(code(&out), 0, "{out:?}");
+}

@@ -94,6 +94,44 @@ fn a_token_no_header_can_carry_is_refused_at_start() {
         "{stderr}"
     );
     assert!(!stderr.contains("t\u{f6}k\u{e9}n"), "{stderr}");
+    // Bytes that are not UTF-8 at all: refused too, not taken for no token (auth off).
+    use std::os::unix::ffi::OsStrExt;
+    sb.cmd()
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(sb.path("engine"))
+        .env(
+            "RESTACK_API_BEARER_TOKEN",
+            std::ffi::OsStr::from_bytes(b"t\xf6k"),
+        )
+        .assert()
+        .failure()
+        .code(2);
+}
+
+/// `[serve] token_env` names another variable for the token; with it unset, a token in
+/// `RESTACK_API_BEARER_TOKEN` still turns auth on, as DESIGN.md says either does.
+#[test]
+fn either_token_variable_turns_auth_on() {
+    let sb = Sandbox::new();
+    let cfg = sb.write("restack.toml", "[serve]\ntoken_env = \"MY_ENGINE_TOKEN\"\n");
+    for (var, other) in [
+        ("RESTACK_API_BEARER_TOKEN", "MY_ENGINE_TOKEN"),
+        ("MY_ENGINE_TOKEN", "RESTACK_API_BEARER_TOKEN"),
+    ] {
+        let mut c = sb.std_cmd();
+        c.args(["-c"])
+            .arg(&cfg)
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(sb.path(var))
+            .env(var, TOKEN)
+            .env_remove(other);
+        let server = crate::support::Server::spawn(c, &sb.path(var));
+        let (code, _) = server.request(Method::GET, "/api/runs", &[]);
+        assert_eq!(code, 401, "token in {var}");
+        let good = format!("Bearer {TOKEN}");
+        let (code, _) = server.request(Method::GET, "/api/runs", &[("Authorization", &good)]);
+        assert_eq!(code, 200, "token in {var}");
+    }
 }
 
 #[test]

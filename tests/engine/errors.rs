@@ -136,7 +136,11 @@ fn bad_query_parameters_are_400() {
     }
     // A path that is not UTF-8 once decoded: the message speaks of the path, not of a
     // parameter inside the engine.
-    for path in ["/api/agents/echo/%FF", "/api/agents/%FF/x"] {
+    for path in [
+        "/api/agents/echo/%FF",
+        "/api/agents/%FF/x",
+        "/api/agents/%FF",
+    ] {
         let (code, body) = server.get(path);
         assert_error(code, 400, &body, path);
         let msg = body["error"].as_str().unwrap_or_default();

@@ -84,6 +84,34 @@ fn what_left_the_group_ends_with_the_attempt_too() {
     }
 }
 
+/// The sweep after a failed step finds that step's processes alone: what an earlier, completed
+/// step of the same workflow left running is that step's business, as after an agent run.
+#[test]
+fn a_failed_step_does_not_sweep_what_a_completed_step_left() {
+    let toml = format!(
+        "{}{}[workflows.two]\nsteps = [{{ agent = \"first\" }}, {{ agent = \"second\" }}]\n",
+        agent("first", ""),
+        agent("second", "")
+    );
+    let (sb, cfg) = sandbox(&toml);
+    let server = sb.serve(Some(&cfg), &sb.path("engine"), &[]);
+    let id = server.schedule(
+        "workflows",
+        "two",
+        json!({
+            "first": {"daemon": 120, "daemon_pidfile": "first.pid"},
+            "second": {"daemon": 120, "daemon_pidfile": "second.pid", "exit": 3},
+        }),
+    );
+    let run = server.wait_done("workflows", "two", &id, T);
+    assert_eq!(run["status"], "failed", "{run}");
+    let (first, second) = (pids(&sb, "first.pid", 1), pids(&sb, "second.pid", 1));
+    assert_all_gone(&second);
+    assert!(process_alive(first[0]), "the first step's daemon was swept");
+    // SAFETY: kill(2) on the pid this test's agent started; no memory involved.
+    unsafe { libc::kill(first[0], libc::SIGKILL) };
+}
+
 #[test]
 fn a_failed_attempt_is_retried_and_the_retry_can_succeed() {
     let (sb, cfg) = sandbox(&agent("probe", "retries = 1"));

@@ -31,7 +31,7 @@ fn input_that_fails_the_schema_is_a_400_naming_the_field_and_is_not_stored() {
 fn a_workflow_checks_its_input_against_the_first_agents_schema() {
     let toml = format!(
         "{}[workflows.digest]\nsteps = [{{ agent = \"summarize\" }}]\n\
-         [workflows.later]\nsteps = [{{ sleep = \"1h\" }}, {{ agent = \"summarize\" }}]\n",
+         [workflows.later]\nsteps = [{{ sleep = \"1h\" }}, {{ agent = \"summarize\" }}, {{ agent = \"echo\" }}]\n",
         agent("summarize", SCHEMAS)
     );
     let (sb, cfg) = sandbox(&toml);
@@ -46,7 +46,8 @@ fn a_workflow_checks_its_input_against_the_first_agents_schema() {
     }
     let (code, body) = server.post("/api/workflows/later", json!({"input": {"text": "hi"}}));
     assert_eq!(code, 200, "{body}");
-    // And the listing shows the schemas that apply: the first agent's input, the last's output.
+    // And the listing shows the schemas that apply: the first agent's input, and the output of
+    // the last agent that changes it (an `echo` after it passes it on).
     let (code, body) = server.get("/api/workflows");
     assert_eq!(code, 200, "{body}");
     let later = body["workflows"]

@@ -76,7 +76,9 @@ async fn json_errors(resp: Response) -> Response {
         StatusCode::METHOD_NOT_ALLOWED => "method not allowed on this route".to_string(),
         // axum's words name the handler's parameter (`run_id`), which means nothing to a client.
         // Every path parameter is a `String`, so the only such rejection is bad UTF-8.
-        StatusCode::BAD_REQUEST if text.starts_with("Invalid URL") => {
+        StatusCode::BAD_REQUEST
+            if text.starts_with("Invalid URL") || text.starts_with("Invalid UTF-8") =>
+        {
             "invalid URL path: once percent-decoded, it must be UTF-8".to_string()
         }
         _ if !text.is_empty() => text,
