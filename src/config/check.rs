@@ -108,6 +108,18 @@ impl Config {
                 anyhow!("[serve] token_env must name an environment variable"),
             );
         }
+        if let Some(listen) = &s.listen
+            && !listen
+                .rsplit_once(':')
+                .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
+        {
+            return fault(
+                &["serve", "listen"],
+                anyhow!(
+                    "[serve] listen must be HOST:PORT (e.g. \"127.0.0.1:6233\"), not {listen:?}"
+                ),
+            );
+        }
         if s.max_body_bytes == Some(0) {
             return fault(
                 &["serve", "max_body_bytes"],
@@ -337,6 +349,11 @@ mod tests {
                 "token_env must name",
             ),
             ("[serve]\nmax_body_bytes = 0\n", "x.toml:2:1:", "at least 1"),
+            (
+                "[serve]\nlisten = \"nonsense\"\n",
+                "x.toml:2:1:",
+                "HOST:PORT",
+            ),
             (
                 "[agents.a]\ncommand = [\"true\"]\nenv = { \"A=B\" = \"c\" }\n",
                 "x.toml:3:1:",
