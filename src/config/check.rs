@@ -287,6 +287,15 @@ mod tests {
 
     use super::super::Config;
 
+    /// Each `(text, at, why)`: the text fails its check with `why`, at `at` (file:line:col).
+    fn refused(cases: &[(&str, &str, &str)]) {
+        for (text, at, why) in cases {
+            let err = error(text);
+            assert!(err.contains(at), "{text:?}: wants {at} in {err}");
+            assert!(err.contains(why), "{text:?}: wants {why:?} in {err}");
+        }
+    }
+
     /// The error for `text`, which must fail its check.
     fn error(text: &str) -> String {
         format!(
@@ -297,7 +306,7 @@ mod tests {
 
     #[test]
     fn a_failed_check_names_the_line_and_column_of_its_key() {
-        for (text, at, why) in [
+        refused(&[
             (
                 "[agents.a]\ncommand = [\"true\"]\ntimeout = \"5 parsecs\"\n",
                 "x.toml:3:1:",
@@ -331,18 +340,14 @@ mod tests {
                 "x.toml:1:7:",
                 "at most 1000000",
             ),
-        ] {
-            let err = error(text);
-            assert!(err.contains(at), "{text:?}: wants {at} in {err}");
-            assert!(err.contains(why), "{text:?}: wants {why:?} in {err}");
-        }
+        ]);
     }
 
     /// Values that could never work are refused at load, where the file can be pointed at,
     /// not when a run or a request first meets them.
     #[test]
     fn values_that_cannot_work_are_refused_where_they_are() {
-        for (text, at, why) in [
+        refused(&[
             (
                 "[serve]\ntoken_env = \"\"\n",
                 "x.toml:2:1:",
@@ -369,19 +374,17 @@ mod tests {
                 "x.toml:3:1:",
                 "the token from profile `p` holds",
             ),
-        ] {
-            let err = error(text);
-            assert!(err.contains(at), "{text:?}: wants {at} in {err}");
-            assert!(err.contains(why), "{text:?}: wants {why:?} in {err}");
-        }
+        ]);
     }
 
     /// Past what a semaphore can count, the engine would panic at start-up; it is a config
     /// error instead.
     #[test]
     fn concurrency_has_a_ceiling() {
-        let err = error("[agents.a]\ncommand = [\"true\"]\nconcurrency = 9000000000000000000\n");
-        assert!(err.contains("x.toml:3:1:"), "{err}");
-        assert!(err.contains("concurrency must be at most"), "{err}");
+        refused(&[(
+            "[agents.a]\ncommand = [\"true\"]\nconcurrency = 9000000000000000000\n",
+            "x.toml:3:1:",
+            "concurrency must be at most",
+        )]);
     }
 }
