@@ -408,33 +408,56 @@ async fn a_workflow_is_marked_asleep_only_while_its_sleep_step_runs() {
     assert_eq!(whole.input, "{\"n\":0}");
 }
 
-/// `startedAt` says the run started: one canceled while queued never did; one that ended
-/// otherwise did. (One canceled while running keeps the start its running wrote: `coalesce`.)
+/// `startedAt` says the run started: one that fails or is canceled while queued never did; one
+/// that ends after its start keeps that start (`coalesce`); an instant `echo` run completes as
+/// it starts.
 #[tokio::test]
-async fn a_run_canceled_while_queued_has_no_start() {
+async fn a_run_that_ends_while_queued_has_no_start_unless_it_completed() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir, false);
-    let end = |id: &str, canceled| Op::Finish {
+    let end = |id: &str, status, canceled| Op::Finish {
         id: id.to_string(),
-        status: RunStatus::Failed,
+        status,
         output: None,
         error: Some("canceled".into()),
         at: 1_700_000_000_100,
         canceled,
         steps: Vec::new(),
     };
-    let queued = store.insert(echo(1)).await.unwrap();
-    assert!(store.write(end(&queued, true)).await.unwrap());
-    let run = store.get_run(&queued).unwrap().unwrap();
-    assert_eq!(
-        (run.started_at, run.completed_at),
-        (None, Some(1_700_000_000_100))
+    let started_at = |id: &str| store.get_run(id).unwrap().unwrap().started_at;
+    for canceled in [true, false] {
+        let queued = store.insert(echo(1)).await.unwrap();
+        assert!(
+            store
+                .write(end(&queued, RunStatus::Failed, canceled))
+                .await
+                .unwrap()
+        );
+        assert_eq!(started_at(&queued), None, "canceled: {canceled}");
+    }
+    let running = store.insert(echo(1)).await.unwrap();
+    let start = Op::Start {
+        id: running.clone(),
+        attempt: 1,
+        at: 1_700_000_000_050,
+        wake_at: None,
+    };
+    assert!(store.write(start).await.unwrap());
+    assert!(
+        store
+            .write(end(&running, RunStatus::Failed, true))
+            .await
+            .unwrap()
     );
-
-    let failed = store.insert(echo(1)).await.unwrap();
-    assert!(store.write(end(&failed, false)).await.unwrap());
-    let run = store.get_run(&failed).unwrap().unwrap();
-    assert_eq!(run.started_at, Some(1_700_000_000_100));
+    assert_eq!(started_at(&running), Some(1_700_000_000_050));
+    let instant = store.insert(echo(1)).await.unwrap();
+    assert!(
+        store
+            .write(end(&instant, RunStatus::Completed, false))
+            .await
+            .unwrap()
+    );
+    assert_eq!(started_at(&instant), Some(1_700_000_000_100));
 }
 
 #[test]

@@ -316,8 +316,10 @@ pub fn apply(tx: &Transaction, op: &Op) -> rusqlite::Result<bool> {
             canceled,
             steps,
         } => {
-            // A run canceled before it started never did; any other end implies a start.
-            let started = first_start(steps).or((!*canceled).then_some(*at));
+            // A run that started has its start written already (`Op::Start`, or its steps); one
+            // that ends without is either an instant `echo` run, which completes as it starts,
+            // or a run that never started (canceled while queued, its agent gone at a restart).
+            let started = first_start(steps).or((*status == RunStatus::Completed).then_some(*at));
             let n = update(tx, id, |seq| {
                 tx.prepare_cached(
                     "UPDATE runs SET status = ?3, output = ?4, error = ?5, completed_at = ?6,
