@@ -377,6 +377,15 @@ mod tests {
         ]);
     }
 
+    /// What a listener can bind passes: names, IPv6 in brackets, port 0.
+    #[test]
+    fn listen_addresses_that_bind_pass() {
+        for listen in ["127.0.0.1:6233", "[::1]:6233", "localhost:0", "0.0.0.0:80"] {
+            let text = format!("[serve]\nlisten = \"{listen}\"\n");
+            Config::parse(&text, Path::new("x.toml")).unwrap_or_else(|e| panic!("{listen}: {e:#}"));
+        }
+    }
+
     /// Past what a semaphore can count, the engine would panic at start-up; it is a config
     /// error instead.
     #[test]

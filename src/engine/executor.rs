@@ -175,11 +175,11 @@ impl Executor {
         }
         let store = &self.inner.store;
         let running = store.running_runs()?;
-        // A run asleep had no agent running: what its earlier steps left is theirs.
-        let now = now_ms();
+        // A run asleep (its wake-up time is set only while it sleeps, however long ago that
+        // ended) had no agent running: what its earlier steps left is theirs.
         let ids: HashSet<&str> = running
             .iter()
-            .filter(|r| r.wake_at.is_none_or(|w| w <= now))
+            .filter(|r| r.wake_at.is_none())
             .map(|r| r.id.as_str())
             .collect();
         let killed = process::kill_leftovers(&ids, store.path());

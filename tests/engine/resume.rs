@@ -13,7 +13,8 @@ const T: Duration = Duration::from_secs(30);
 fn config() -> String {
     format!(
         "{}{}[workflows.nap]\nsteps = [{{ agent = \"first\" }}, {{ sleep = \"5s\" }}, {{ agent = \"last\" }}]\n\n\
-         [workflows.pair]\nsteps = [{{ agent = \"first\" }}, {{ agent = \"last\" }}]\n",
+         [workflows.pair]\nsteps = [{{ agent = \"first\" }}, {{ agent = \"last\" }}]\n\n\
+         [workflows.doze]\nsteps = [{{ agent = \"first\" }}, {{ sleep = \"2s\" }}, {{ agent = \"last\" }}]\n",
         agent("first", ""),
         agent("last", "retries = 1")
     )
@@ -80,4 +81,43 @@ fn killed_during_a_later_step_the_workflow_resumes_there_with_the_stored_output(
     // The resumed step got the first step's stored output, not the workflow's input.
     assert_eq!(run["output"]["seen"], json!(["first", "last"]));
     assert_eq!(run["steps"][1]["attempt"], 2);
+}
+
+/// A restart stops what the killed engine's running agents left behind, but a workflow asleep
+/// at the kill had no agent running, even when its sleep ended during the downtime: what its
+/// earlier steps left (a daemon, here) is theirs.
+#[test]
+fn a_restart_spares_what_an_asleep_workflows_steps_left() {
+    let (sb, cfg) = sandbox(&config());
+    let data = sb.path("engine");
+    let mut server = sb.serve(Some(&cfg), &data, &[]);
+    let id = server.schedule(
+        "workflows",
+        "doze",
+        json!({"first": {"daemon": 120, "daemon_pidfile": "first.pid"}}),
+    );
+    let path = format!("/api/workflows/doze/{id}");
+    let asleep: Value = wait_until("the sleep step to start", T, || {
+        let (_, run) = server.get(&path);
+        (run["steps"][1]["status"] == "running").then_some(run)
+    });
+    let wake_at = asleep["steps"][1]["wakeAt"]
+        .as_str()
+        .expect("wakeAt")
+        .to_string();
+    let daemon = super::fixtures::pids(&sb, "first.pid", 1)[0];
+    server.kill9();
+    wait_until("the sleep to end while no engine runs", T, || {
+        (restack::api::rfc3339_ms(restack::api::now_ms()) > wake_at).then_some(())
+    });
+
+    let server = sb.serve(Some(&cfg), &data, &[]);
+    let run = server.wait_done("workflows", "doze", &id, T);
+    assert_eq!(run["status"], "completed", "{run}");
+    assert!(
+        crate::support::process_alive(daemon),
+        "the restart swept the first step's daemon"
+    );
+    // SAFETY: kill(2) on the pid this test's agent started; no memory involved.
+    unsafe { libc::kill(daemon, libc::SIGKILL) };
 }
