@@ -55,20 +55,13 @@ impl Origin {
     pub fn status_command(&self, kind: Kind, name: &str, id: &str, follow: bool) -> String {
         let named = output::flag_word(&format!("--{kind}"), &format!("--{kind}"), name);
         let follow = if follow { " --follow" } else { "" };
+        let word = output::shell_word(id);
         // An ID that starts with `-` (another server's) can only come after `--`.
-        if id.starts_with('-') {
-            format!(
-                "{} status{named}{follow} -- {}",
-                self.again,
-                output::shell_word(id)
-            )
-        } else {
-            format!(
-                "{} status {}{named}{follow}",
-                self.again,
-                output::shell_word(id)
-            )
-        }
+        let (first, last) = match id.starts_with('-') {
+            true => (String::new(), format!(" -- {word}")),
+            false => (format!(" {word}"), String::new()),
+        };
+        format!("{} status{first}{named}{follow}{last}", self.again)
     }
 }
 

@@ -5,7 +5,7 @@
 //! that names line and column) and then `check`, which checks what the TOML grammar cannot:
 //! durations, schemas, workflow steps naming real agents. Its errors name line and column too.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -280,7 +280,7 @@ impl Config {
             }),
             _ => None,
         };
-        let mut profile = match self.file.profiles.get(&name).cloned().or(builtin) {
+        let mut profile = match self.file.profiles.get(&name).cloned().or(builtin.clone()) {
             Some(p) => p,
             None => {
                 return Err(Failure::usage(format!(
@@ -290,9 +290,10 @@ impl Config {
                 .into());
             }
         };
-        // The file's `embedded` that names no URL (only a token, say) stays in-process.
-        if name == "embedded" && profile.url.is_none() {
-            profile.embedded = true;
+        // The file's `local` or `embedded` that names no server (only a token, say) keeps the
+        // built-in's.
+        if let Some(b) = builtin.filter(|_| profile.url.is_none() && !profile.embedded) {
+            (profile.url, profile.embedded) = (b.url, b.embedded);
         }
         let target = if let Some(url) = url_flag {
             check_url(url).map_err(|e| Failure::usage(format!("--url / RESTACK_URL: {e}")))?;
@@ -300,17 +301,12 @@ impl Config {
         } else if profile.embedded {
             Target::Embedded
         } else {
-            // `local` knows its server; any other profile must say where it is, unless the
-            // URL comes from --url or RESTACK_URL (a profile that holds only a token).
-            let url = match (&profile.url, name.as_str()) {
-                (Some(url), _) => url.clone(),
-                (None, "local") => DEFAULT_LOCAL_URL.to_string(),
-                (None, _) => {
-                    return Err(Failure::usage(format!(
-                        "profile `{name}` names no server: set its `url` (or `embedded = true`), or pass --url"
-                    ))
-                    .into());
-                }
+            // Only --url or RESTACK_URL can stand in for a profile that holds only a token.
+            let Some(url) = &profile.url else {
+                return Err(Failure::usage(format!(
+                    "profile `{name}` names no server: set its `url` (or `embedded = true`), or pass --url"
+                ))
+                .into());
             };
             Target::Url(url.trim_end_matches('/').to_string())
         };
@@ -368,12 +364,11 @@ impl Config {
                 Some(t) => Some(t),
                 None => env_token(TOKEN_VAR)?,
             },
-            token_vars: [TOKEN_VAR, token_var]
-                .into_iter()
-                .map(str::to_string)
-                .collect::<BTreeSet<_>>()
-                .into_iter()
-                .collect(),
+            token_vars: if token_var == TOKEN_VAR {
+                vec![TOKEN_VAR.to_string()]
+            } else {
+                vec![TOKEN_VAR.to_string(), token_var.to_string()]
+            },
             shutdown_grace: match &s.shutdown_grace {
                 Some(g) => parse_duration(g)?,
                 None => Duration::from_secs(10),

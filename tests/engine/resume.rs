@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::fixtures::{agent, sandbox};
-use crate::support::wait_until;
+use crate::support::{Server, wait_until};
 
 const T: Duration = Duration::from_secs(30);
 
@@ -20,6 +20,19 @@ fn config() -> String {
     )
 }
 
+/// Waits for the workflow at `path` to sleep in its second step; its status, and its wake-up time.
+fn asleep(server: &Server, path: &str) -> (Value, String) {
+    let run: Value = wait_until("the sleep step to start", T, || {
+        let (_, run) = server.get(path);
+        (run["steps"][1]["status"] == "running").then_some(run)
+    });
+    let wake_at = run["steps"][1]["wakeAt"]
+        .as_str()
+        .expect("wakeAt")
+        .to_string();
+    (run, wake_at)
+}
+
 #[test]
 fn killed_during_a_sleep_step_the_workflow_keeps_its_wake_time_and_skips_done_steps() {
     let (sb, cfg) = sandbox(&config());
@@ -27,14 +40,7 @@ fn killed_during_a_sleep_step_the_workflow_keeps_its_wake_time_and_skips_done_st
     let mut server = sb.serve(Some(&cfg), &data, &[]);
     let id = server.schedule("workflows", "nap", json!({"append": "marks"}));
     let path = format!("/api/workflows/nap/{id}");
-    let before: Value = wait_until("the sleep step to start", T, || {
-        let (_, run) = server.get(&path);
-        (run["steps"][1]["status"] == "running").then_some(run)
-    });
-    let wake_at = before["steps"][1]["wakeAt"]
-        .as_str()
-        .expect("wakeAt")
-        .to_string();
+    let (before, wake_at) = asleep(&server, &path);
     server.kill9();
     assert_eq!(sb.read("marks"), "first 1\n");
 
@@ -96,15 +102,7 @@ fn a_restart_spares_what_an_asleep_workflows_steps_left() {
         "doze",
         json!({"first": {"daemon": 120, "daemon_pidfile": "first.pid"}}),
     );
-    let path = format!("/api/workflows/doze/{id}");
-    let asleep: Value = wait_until("the sleep step to start", T, || {
-        let (_, run) = server.get(&path);
-        (run["steps"][1]["status"] == "running").then_some(run)
-    });
-    let wake_at = asleep["steps"][1]["wakeAt"]
-        .as_str()
-        .expect("wakeAt")
-        .to_string();
+    let (_, wake_at) = asleep(&server, &format!("/api/workflows/doze/{id}"));
     let daemon = super::fixtures::pids(&sb, "first.pid", 1)[0];
     server.kill9();
     wait_until("the sleep to end while no engine runs", T, || {
