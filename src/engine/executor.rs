@@ -763,6 +763,7 @@ impl Inner {
                         input,
                         timeout: agent.timeout,
                         cancel: token,
+                        output_schema: agent.output_schema.as_ref(),
                         database: self.store.path(),
                     };
                     // Boxed: inline, the attempt's state would size every driver's task, and a
@@ -770,14 +771,7 @@ impl Inner {
                     let outcome = Box::pin(process::run(inv, log)).await;
                     drop(_permits);
                     let error = match outcome {
-                        Outcome::Done(output) => {
-                            return match agent.output_schema.as_ref().map(|s| s.check(&output)) {
-                                Some(Err(e)) => Step::Failed(format!(
-                                    "output does not match output_schema: {e}"
-                                )),
-                                _ => Step::Done(output),
-                            };
-                        }
+                        Outcome::Done(output) => return Step::Done(output),
                         Outcome::Canceled => {
                             if self.kill.is_cancelled() {
                                 self.requeue(slot, attempt - 1).await;

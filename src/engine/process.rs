@@ -10,7 +10,7 @@ use serde_json::Value;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio_util::sync::CancellationToken;
 
-use super::catalog::CommandSpec;
+use super::catalog::{CommandSpec, Schema};
 use crate::api::{JsonError, json_type, parse_json};
 
 /// Stdout beyond this fails the run rather than filling memory.
@@ -37,6 +37,9 @@ pub struct Invocation<'a> {
     pub input: &'a Value,
     pub timeout: Option<Duration>,
     pub cancel: &'a CancellationToken,
+    /// An output that fails it fails the attempt like bad stdout: swept, and retried (a model's
+    /// next answer may well fit).
+    pub output_schema: Option<&'a Schema>,
     /// The engine's database: with the run ID, it marks what this engine started.
     pub database: &'a Path,
 }
@@ -219,7 +222,15 @@ pub async fn run(inv: Invocation<'_>, mut log: impl FnMut(String) + Send) -> Out
                     format!("{how}: {last_line}")
                 })
             } else {
-                parse_output(&out)
+                match parse_output(&out) {
+                    Outcome::Done(v) => match inv.output_schema.map(|s| s.check(&v)) {
+                        Some(Err(e)) => {
+                            Outcome::Failed(format!("output does not match output_schema: {e}"))
+                        }
+                        _ => Outcome::Done(v),
+                    },
+                    failed => failed,
+                }
             }
         }
     };

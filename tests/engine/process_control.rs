@@ -84,6 +84,29 @@ fn what_left_the_group_ends_with_the_attempt_too() {
     }
 }
 
+/// An output its schema refuses fails the attempt as bad stdout does: what the attempt left
+/// running is swept, and the retry gets its chance (a model's next answer may fit).
+#[test]
+fn an_output_the_schema_refuses_is_retried_and_its_leftovers_swept() {
+    let (sb, cfg) = sandbox(&agent(
+        "strict",
+        "retries = 1\noutput_schema = { type = \"object\", required = [\"summary\"] }",
+    ));
+    let server = sb.serve(Some(&cfg), &sb.path("engine"), &[]);
+    let id = server.schedule(
+        "agents",
+        "strict",
+        json!({"append": "attempts", "daemon": 120, "daemon_pidfile": "strict.pid"}),
+    );
+    let run = server.wait_done("agents", "strict", &id, T);
+    assert_eq!(run["status"], "failed", "{run}");
+    assert_eq!(run["attempt"], 2, "{run}");
+    let error = run["error"].as_str().unwrap_or_default();
+    assert!(error.contains("output_schema") && error.contains("summary"), "{run}");
+    assert_eq!(sb.read("attempts"), "strict 1\nstrict 2\n");
+    assert_all_gone(&pids(&sb, "strict.pid", 1));
+}
+
 /// The sweep after a failed step finds that step's processes alone: what an earlier, completed
 /// step of the same workflow left running is that step's business, as after an agent run.
 #[test]
