@@ -349,6 +349,16 @@ pub fn out_of_range(v: &Value) -> Option<String> {
     }
 }
 
+/// A value a client sent, cut to a length an error message can repeat: a 60 kB run ID comes
+/// back as its first 80 characters, not as a 60 kB error.
+pub fn clip(s: &str) -> std::borrow::Cow<'_, str> {
+    const KEEP: usize = 80;
+    match s.char_indices().nth(KEEP) {
+        Some((at, _)) => format!("{}…", &s[..at]).into(),
+        None => s.into(),
+    }
+}
+
 /// "an object", "a string", ...: for error messages about JSON values.
 pub fn json_type(v: &Value) -> &'static str {
     match v {

@@ -137,7 +137,8 @@ impl Catalog {
         let mut c = Catalog::default();
         c.agents.insert(
             "echo".into(),
-            Arc::new(builtin("echo", AgentImpl::Echo, json!({"type": "object"}))?),
+            // Its output is its input: no schema to show beyond the input's.
+            Arc::new(builtin("echo", AgentImpl::Echo, json!({"type": "object"}), None)?),
         );
         c.agents.insert(
             "sleep".into(),
@@ -149,6 +150,11 @@ impl Catalog {
                     "required": ["seconds"],
                     "properties": {"seconds": {"type": "number", "minimum": 0, "maximum": SLEEP_MAX_SECONDS}}
                 }),
+                Some(json!({
+                    "type": "object",
+                    "required": ["sleptSeconds"],
+                    "properties": {"sleptSeconds": {"type": "number"}}
+                })),
             )?),
         );
         for (name, a) in &s.agents {
@@ -318,12 +324,12 @@ impl Catalog {
     }
 }
 
-fn builtin(name: &str, imp: AgentImpl, schema: Value) -> Result<AgentDef> {
+fn builtin(name: &str, imp: AgentImpl, input: Value, output: Option<Value>) -> Result<AgentDef> {
     Ok(AgentDef {
         name: name.into(),
         imp,
-        input_schema: Some(Schema::new(schema)?),
-        output_schema: None,
+        input_schema: Some(Schema::new(input)?),
+        output_schema: output.map(Schema::new).transpose()?,
         timeout: None,
         timeout_text: None,
         retries: 0,

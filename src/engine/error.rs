@@ -19,6 +19,10 @@ pub enum EngineError {
     #[error("missing or invalid bearer token")]
     Unauthorized,
     #[error("{0}")]
+    Forbidden(String),
+    #[error("request body is larger than max_body_bytes ({0} bytes)")]
+    TooLarge(usize),
+    #[error("{0}")]
     Unavailable(String),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -40,6 +44,8 @@ impl EngineError {
             EngineError::NotFound(_) => StatusCode::NOT_FOUND,
             EngineError::Conflict(_) => StatusCode::CONFLICT,
             EngineError::Unauthorized => StatusCode::UNAUTHORIZED,
+            EngineError::Forbidden(_) => StatusCode::FORBIDDEN,
+            EngineError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             EngineError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             EngineError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

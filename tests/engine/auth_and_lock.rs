@@ -34,6 +34,9 @@ fn with_a_token_set_every_route_but_health_needs_it() {
             vec![("Authorization", "Bearer wrong-token")],
             vec![("Authorization", TOKEN)], // no "Bearer " scheme
             vec![("Authorization", "Bearer s3cret-token-longer")],
+            // Two headers, whichever comes first: which one counts is not left to chance.
+            vec![("Authorization", &good), ("Authorization", "Bearer wrong")],
+            vec![("Authorization", "Bearer wrong"), ("Authorization", &good)],
         ] {
             let (code, body) = server.request(method.clone(), path, &headers);
             assert_eq!(code, 401, "{method} {path} {headers:?}: {body}");
@@ -55,6 +58,60 @@ fn with_a_token_set_every_route_but_health_needs_it() {
         &[("Authorization", &good)],
     );
     assert_eq!(code, 200, "{body}");
+    // The token is what keeps web pages out here; a page's Origin does not matter.
+    let (code, body) = server.request(
+        Method::GET,
+        "/api/runs",
+        &[("Authorization", &good), ("Origin", "https://app.example")],
+    );
+    assert_eq!(code, 200, "{body}");
+}
+
+/// Without a token, anything on this machine may call the engine, and a web page open in the
+/// browser is on this machine too: what pages send is refused (a cross-origin `Origin`, or a
+/// `Host` rebound to loopback), and every other client is served as before.
+#[test]
+fn without_a_token_web_pages_are_refused() {
+    let sb = Sandbox::new();
+    let server = sb.serve(None, &sb.path("engine"), &[]);
+    let id = server.schedule("agents", "echo", json!({"mine": true}));
+    let rebound = format!("rebound.example:{}", server.url.rsplit(':').next().unwrap());
+    for (method, path, headers) in [
+        // A form or a text/plain fetch: no preflight, so only the Origin tells.
+        (
+            Method::POST,
+            "/api/agents/echo".to_string(),
+            vec![("Origin", "https://evil.example"), ("Content-Type", "text/plain")],
+        ),
+        (
+            Method::POST,
+            format!("/api/agents/echo/{id}/cancel"),
+            vec![("Origin", "null")],
+        ),
+        // DNS rebinding: the page's own name, now pointing here, is the Host.
+        (Method::GET, "/api/runs".to_string(), vec![("Host", rebound.as_str())]),
+        (
+            Method::GET,
+            format!("/api/agents/echo/{id}"),
+            vec![("Host", rebound.as_str())],
+        ),
+    ] {
+        let (code, body) = server.request(method.clone(), &path, &headers);
+        assert_eq!(code, 403, "{method} {path} {headers:?}: {body}");
+        let error = body["error"].as_str().unwrap_or_default();
+        assert!(error.contains("RESTACK_API_BEARER_TOKEN"), "{error}");
+    }
+    // Nothing the pages sent took effect, and clients that are not pages are served.
+    let (code, body) = server.get("/api/runs");
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["runs"].as_array().map(Vec::len), Some(1), "{body}");
+    assert_eq!(body["runs"][0]["runId"], id.as_str());
+    for host in ["localhost", "127.0.0.1"] {
+        let (code, _) = server.request(Method::GET, "/api/runs", &[("Host", host)]);
+        assert_eq!(code, 200, "{host}");
+    }
+    let (code, _) = server.request(Method::GET, "/health", &[("Origin", "https://evil.example")]);
+    assert_eq!(code, 200, "health stays open");
 }
 
 #[test]

@@ -52,6 +52,17 @@ fn unknown_agents_workflows_and_runs_are_404() {
         let (code, body) = server.request(method.clone(), &path, &[]);
         assert_error(code, 404, &body, &format!("{method} {path}"));
     }
+    // A client's value comes back clipped, not as long as it was sent.
+    let long = "x".repeat(20_000);
+    for (method, path) in [
+        (Method::GET, format!("/api/agents/echo/{long}")),
+        (Method::POST, format!("/api/agents/{long}")),
+    ] {
+        let (code, body) = server.request(method, &path, &[]);
+        assert_error(code, 404, &body, "a long path");
+        let msg = body["error"].as_str().unwrap_or_default();
+        assert!(msg.len() < 300 && msg.contains("xxx…"), "{msg}");
+    }
     // The 404s changed nothing: the run is still there under its own name.
     let (code, _) = server.get(&format!("/api/agents/echo/{echo_run}"));
     assert_eq!(code, 200);
@@ -85,6 +96,42 @@ fn a_body_over_max_body_bytes_is_413_as_json() {
     assert_error(code, 413, &body, "big body");
     let (code, _) = server.post("/api/agents/echo", json!({"input": {"text": "small"}}));
     assert_eq!(code, 200);
+}
+
+/// A body declared too large is refused before it is sent: a client waiting for `100 Continue`
+/// hears 413 at once, and one that declared more than it sends is not waited for.
+#[test]
+fn a_declared_length_over_max_body_bytes_is_413_before_the_body() {
+    use std::io::{Read, Write};
+    let sb = Sandbox::new();
+    let server = engine(&sb);
+    let addr = server.url.trim_start_matches("http://");
+    for expect in ["Expect: 100-continue\r\n", ""] {
+        let mut conn = std::net::TcpStream::connect(addr).unwrap();
+        conn.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+            .unwrap();
+        write!(
+            conn,
+            "POST /api/agents/echo HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+             Content-Length: 99999999\r\n{expect}\r\n{{}}"
+        )
+        .unwrap();
+        let mut seen = Vec::new();
+        let mut chunk = [0u8; 4096];
+        while !String::from_utf8_lossy(&seen).contains("max_body_bytes") {
+            match conn.read(&mut chunk) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => seen.extend_from_slice(&chunk[..n]),
+            }
+        }
+        let text = String::from_utf8_lossy(&seen);
+        assert!(
+            text.starts_with("HTTP/1.1 413") && text.contains("max_body_bytes"),
+            "{expect:?}: {text}"
+        );
+    }
+    let (_, body) = server.get("/api/runs");
+    assert_eq!(body["runs"], json!([]), "nothing was stored");
 }
 
 #[test]

@@ -10,11 +10,12 @@ use crate::engine::error::EngineError;
 
 pub async fn require_token(State(state): State<AppState>, req: Request, next: Next) -> Response {
     if let Some(expected) = &state.token {
-        let given = req
-            .headers()
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(bearer);
+        // Two headers would leave which one counts to whoever reads them: refused.
+        let mut all = req.headers().get_all(AUTHORIZATION).iter();
+        let given = match (all.next(), all.next()) {
+            (Some(v), None) => v.to_str().ok().and_then(bearer),
+            _ => None,
+        };
         if !given.is_some_and(|g| constant_time_eq(g.as_bytes(), expected.as_bytes())) {
             return EngineError::Unauthorized.into_response();
         }

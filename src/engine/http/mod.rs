@@ -2,13 +2,13 @@
 //! drive it with `tower::ServiceExt::oneshot`. One module per URL area.
 
 mod auth;
+mod browsers;
 mod catalog;
 mod openapi;
 mod runs;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::DefaultBodyLimit;
 use axum::http::{StatusCode, header};
 use axum::middleware::{from_fn_with_state, map_response};
 use axum::response::{IntoResponse, Response};
@@ -31,16 +31,16 @@ pub fn router(state: AppState) -> Router {
         .route("/api/{area}/{name}/{run_id}/cancel", post(runs::cancel))
         .route("/api/{area}/{name}/{run_id}/logs", get(runs::logs))
         .method_not_allowed_fallback(runs::other_method);
-    // Without a token there is nothing to check: no layer, rather than one that passes all.
+    // With a token, the token; without one, what web pages send is refused instead.
     let api = match state.token {
         Some(_) => api.route_layer(from_fn_with_state(state.clone(), auth::require_token)),
-        None => api,
+        None => api.route_layer(browsers::RefusePages),
     };
+    // No body limit layer: the one handler that reads a body applies `max_body_bytes` itself.
     Router::new()
         .route("/health", get(health))
         .merge(api)
         .fallback(not_found)
-        .layer(DefaultBodyLimit::max(state.max_body_bytes))
         .layer(map_response(json_errors))
         .with_state(state)
 }

@@ -5,13 +5,13 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, RawPathParams, State};
-use axum::http::StatusCode;
+use axum::extract::{Path, Query, RawPathParams, Request, State};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 
 use crate::api::{
-    Kind, LogLine, Logs, RunInfo, RunList, RunStatus, ScheduleResponse, StepInfo, json_type,
+    Kind, clip, LogLine, Logs, RunInfo, RunList, RunStatus, ScheduleResponse, StepInfo, json_type,
     now_ms, parse_json, rfc3339_ms,
 };
 use crate::engine::AppState;
@@ -39,7 +39,8 @@ fn area(segment: &str) -> Result<Kind, EngineError> {
         "agents" => Ok(Kind::Agent),
         "workflows" => Ok(Kind::Workflow),
         _ => Err(EngineError::NotFound(format!(
-            "no such route: /api/{segment}/…; runs live under /api/agents and /api/workflows"
+            "no such route: /api/{}/…; runs live under /api/agents and /api/workflows",
+            clip(segment)
         ))),
     }
 }
@@ -61,11 +62,15 @@ pub async fn other_method(params: RawPathParams) -> Response {
 pub async fn schedule(
     State(state): State<AppState>,
     Path((area_seg, name)): Path<(String, String)>,
-    body: Bytes,
+    req: Request,
 ) -> Result<Json<ScheduleResponse>, EngineError> {
     let kind = area(&area_seg)?;
+    let body = read_body(req, state.max_body_bytes).await?;
     if !state.catalog.exists(kind, &name) {
-        return Err(EngineError::NotFound(format!("{kind} `{name}` not found")));
+        return Err(EngineError::NotFound(format!(
+            "{kind} `{}` not found",
+            clip(&name)
+        )));
     }
     let input = parse_request(&body)?;
     state
@@ -118,6 +123,25 @@ pub async fn schedule(
     }))
 }
 
+/// The body, up to `max` bytes. A `Content-Length` over it is refused before a byte is read, so
+/// a client that waits for `100 Continue` hears 413 at once, and one that declared more than
+/// it sends is not waited for.
+async fn read_body(req: Request, max: usize) -> Result<Bytes, EngineError> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return Err(EngineError::TooLarge(max));
+    }
+    axum::body::to_bytes(req.into_body(), max)
+        .await
+        .map_err(|e| match std::error::Error::source(&e) {
+            Some(s) if s.is::<http_body_util::LengthLimitError>() => EngineError::TooLarge(max),
+            _ => EngineError::BadRequest(format!("cannot read the request body: {e}")),
+        })
+}
+
 /// The body is optional; when present it is `{"input": {...}}` and nothing else, so that a
 /// misplaced input (`{"text": "..."}`) is an error rather than silently dropped.
 fn parse_request(body: &[u8]) -> Result<Value, EngineError> {
@@ -134,7 +158,8 @@ fn parse_request(body: &[u8]) -> Result<Value, EngineError> {
     };
     if let Some(k) = obj.keys().find(|k| k.as_str() != "input") {
         return Err(EngineError::BadRequest(format!(
-            "unknown field `{k}` in the request body; put the run's input under \"input\""
+            "unknown field `{}` in the request body; put the run's input under \"input\"",
+            clip(k)
         )));
     }
     match obj.remove("input") {
@@ -152,7 +177,9 @@ fn load(state: &AppState, kind: Kind, name: &str, id: &str) -> Result<RunRow, En
     match state.store.get_run(id)? {
         Some(row) if row.kind == kind && row.name == name => Ok(row),
         _ => Err(EngineError::NotFound(format!(
-            "{kind} run `{id}` of `{name}` not found"
+            "{kind} run `{}` of `{}` not found",
+            clip(id),
+            clip(name)
         ))),
     }
 }
@@ -169,7 +196,8 @@ pub async fn get(
             Ok(s) if s.is_finite() && s >= 0.0 => s.min(MAX_WAIT_SECONDS),
             _ => {
                 return Err(EngineError::BadRequest(format!(
-                    "wait must be a number of seconds from 0 to {MAX_WAIT_SECONDS}, not {w:?}"
+                    "wait must be a number of seconds from 0 to {MAX_WAIT_SECONDS}, not {:?}",
+                    clip(w)
                 )));
             }
         },
@@ -310,7 +338,7 @@ pub async fn list(
 }
 
 fn bad(what: &str, value: &str) -> EngineError {
-    EngineError::BadRequest(format!("invalid {what} {value:?}"))
+    EngineError::BadRequest(format!("invalid {what} {:?}", clip(value)))
 }
 
 fn parse_status(s: &str) -> Result<RunStatus, EngineError> {

@@ -1,0 +1,165 @@
+//! Without a token, web pages are refused. Such an engine listens on loopback only, so that
+//! only this machine can call it; but a page open in the user's browser runs on this machine
+//! too. A form or `fetch` posting `text/plain` needs no CORS preflight, so any page could start
+//! agents with inputs of its choosing, and a page that rebinds its own DNS name to 127.0.0.1
+//! could read every run. Browsers mark both: a cross-origin request carries `Origin`, and a
+//! rebound one carries the page's name as `Host`. curl, the CLI and SDKs send no `Origin` and
+//! address loopback by a loopback name, so they pass untouched. With a token the guard is not
+//! needed (a page cannot send the token without a preflight this engine never answers) and not
+//! installed.
+
+use std::convert::Infallible;
+use std::future::{Ready, ready};
+use std::net::IpAddr;
+use std::task::{Context, Poll};
+
+use axum::extract::Request;
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::future::Either;
+use tower::{Layer, Service};
+
+use crate::engine::error::EngineError;
+
+/// A layer rather than `middleware::from_fn`: it adds no allocation to a request it lets pass.
+#[derive(Clone, Copy)]
+pub struct RefusePages;
+
+impl<S> Layer<S> for RefusePages {
+    type Service = Guarded<S>;
+    fn layer(&self, inner: S) -> Guarded<S> {
+        Guarded(inner)
+    }
+}
+
+#[derive(Clone)]
+pub struct Guarded<S>(S);
+
+impl<S> Service<Request> for Guarded<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Either<Ready<Result<Response, Infallible>>, S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        match refusal(req.headers()) {
+            Some(e) => Either::Left(ready(Ok(e.into_response()))),
+            None => Either::Right(self.0.call(req)),
+        }
+    }
+}
+
+const WHY: &str = "this engine has no token, so it answers only clients on this machine that \
+                   are not web pages; to serve this one, start it with RESTACK_API_BEARER_TOKEN set";
+
+fn refusal(headers: &HeaderMap) -> Option<EngineError> {
+    let host = headers.get(header::HOST).map(|h| h.to_str().unwrap_or(""));
+    if let Some(host) = host.filter(|h| !is_loopback_host(h)) {
+        return Some(EngineError::Forbidden(format!(
+            "refused: Host `{}` is not a loopback name; {WHY}",
+            crate::api::clip(host)
+        )));
+    }
+    let origin = headers.get(header::ORIGIN)?;
+    // A page this engine served itself would be same-origin; it serves none, but that one
+    // would be harmless.
+    let same = host.is_some_and(|h| {
+        origin
+            .to_str()
+            .is_ok_and(|o| o.strip_prefix("http://") == Some(h))
+    });
+    (!same).then(|| {
+        EngineError::Forbidden(format!(
+            "refused: the request comes from a web page (Origin `{}`); {WHY}",
+            crate::api::clip(&String::from_utf8_lossy(origin.as_bytes()))
+        ))
+    })
+}
+
+/// `localhost` and its subdomains (RFC 6761), or a loopback address, with or without a port.
+fn is_loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split_once(']').map_or(rest, |(v6, _)| v6),
+        None => host.rsplit_once(':').map_or(host, |(name, port)| {
+            if port.bytes().all(|b| b.is_ascii_digit()) {
+                name
+            } else {
+                host
+            }
+        }),
+    };
+    let name = name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase();
+    if name == "localhost" || name.ends_with(".localhost") {
+        return true;
+    }
+    name.parse::<IpAddr>()
+        .is_ok_and(|ip| ip.to_canonical().is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn knows_loopback_names() {
+        for host in [
+            "localhost",
+            "localhost:6233",
+            "LOCALHOST.:6233",
+            "app.localhost:1",
+            "127.0.0.1:6233",
+            "127.1.2.3",
+            "[::1]:6233",
+            "[::ffff:127.0.0.1]:80",
+        ] {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in [
+            "",
+            "evil.example",
+            "evil.example:6233",
+            "localhost.evil.example",
+            "10.0.0.1:6233",
+            "[::2]:6233",
+            "127.0.0.1.nip.io:6233",
+        ] {
+            assert!(!is_loopback_host(host), "{host}");
+        }
+    }
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, v.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn refuses_what_pages_send_and_nothing_else() {
+        assert!(refusal(&headers(&[])).is_none());
+        assert!(refusal(&headers(&[("host", "127.0.0.1:6233")])).is_none());
+        assert!(
+            refusal(&headers(&[
+                ("host", "127.0.0.1:6233"),
+                ("origin", "http://127.0.0.1:6233")
+            ]))
+            .is_none()
+        );
+        for h in [
+            headers(&[("host", "rebound.example:6233")]),
+            headers(&[("host", "127.0.0.1:6233"), ("origin", "https://evil.example")]),
+            headers(&[("host", "127.0.0.1:6233"), ("origin", "null")]),
+            headers(&[("origin", "http://127.0.0.1:6233")]),
+        ] {
+            let e = refusal(&h).expect("refused");
+            assert!(e.to_string().contains("RESTACK_API_BEARER_TOKEN"), "{e}");
+        }
+    }
+}
