@@ -9,6 +9,17 @@
 //! - [`output`]: text, JSON and table rendering; [`history`]: the local record of scheduled runs.
 //! - [`engine`]: the embedded engine (HTTP router, SQLite store, executor, workflows).
 
+/// `eprintln!` that cannot panic. The standard one panics when stderr is gone (`2>&1 | head`
+/// once head has exited, `2>/dev/full`), and with `panic = "abort"` that turns a result and its
+/// exit status into SIGABRT. A message nobody can read is dropped instead. Defined before the
+/// modules so that it shadows the standard macro in every one of them.
+macro_rules! eprintln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 pub mod api;
 pub mod cli;
 pub mod client;

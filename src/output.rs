@@ -30,14 +30,28 @@ pub fn log_to_stderr(no_color_flag: bool, filter: &str) {
         .try_init();
 }
 
-/// Writes to stdout; a closed pipe (`| head`) is not an error worth a panic.
+/// Why stdout refused a result, when it did for another reason than a closed pipe.
+static LOST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Writes to stdout. A closed pipe (`| head`) means the reader has what it wanted; any other
+/// failure (a full disk under `> id.txt`) is remembered, and [`lost_output`] makes the command
+/// fail rather than exit 0 with its result missing.
 pub fn out(text: &str) {
     let mut stdout = std::io::stdout().lock();
-    let _ = stdout.write_all(text.as_bytes());
-    if !text.ends_with('\n') {
-        let _ = stdout.write_all(b"\n");
+    let mut written = stdout.write_all(text.as_bytes());
+    if written.is_ok() && !text.ends_with('\n') {
+        written = stdout.write_all(b"\n");
     }
-    let _ = stdout.flush();
+    if let Err(e) = written.and_then(|()| stdout.flush())
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        let _ = LOST.set(e.to_string());
+    }
+}
+
+/// The error that kept a result off stdout, if one did.
+pub fn lost_output() -> Option<&'static str> {
+    LOST.get().map(String::as_str)
 }
 
 pub fn json(value: &Value) {

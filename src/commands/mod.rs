@@ -20,6 +20,14 @@ use embedded::Embedded;
 /// Runs the command on the runtime it needs: `serve` on all cores, the client commands on one
 /// thread (a lean start, and all they do is wait on the network).
 pub fn dispatch(cli: Cli) -> Result<Exit> {
+    let exit = run_command(cli)?;
+    match output::lost_output() {
+        Some(e) => Err(anyhow::anyhow!("cannot write the result to stdout: {e}")),
+        None => Ok(exit),
+    }
+}
+
+fn run_command(cli: Cli) -> Result<Exit> {
     let g = cli.global;
     match cli.command {
         Command::Completions(args) => args.run(),

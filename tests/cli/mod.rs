@@ -14,3 +14,4 @@ mod profiles;
 mod remote_quirks;
 mod run_input;
 mod status;
+mod streams;
