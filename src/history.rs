@@ -1,9 +1,10 @@
 //! The local record of runs this CLI scheduled, so `restack status RUN_ID` can find the agent or
 //! workflow name (the API needs it) and `restack status` can list recent runs.
 //!
-//! One JSON line per run in `<data dir>/restack/history.jsonl`; appends are one `write` each, so
-//! concurrent CLIs do not interleave lines. Failing to record is a warning, never an error: the
-//! run was scheduled.
+//! One JSON line per run in `<data dir>/restack/history.jsonl`. Concurrent CLIs (a CI matrix, a
+//! dataset evaluation) take turns through a lock file: each append, and the cut that keeps the
+//! file small, happen under it, so no append lands in a file being replaced. Failing to record
+//! is a warning, never an error: the run was scheduled.
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -46,6 +47,7 @@ fn append(entry: &Entry) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
+    let _turn = lock(&path.with_extension("lock"))?;
     if std::fs::metadata(&path).is_ok_and(|m| m.len() > MAX_BYTES) {
         let text = std::fs::read_to_string(&path)?;
         let lines: Vec<&str> = text.lines().collect();
@@ -61,6 +63,26 @@ fn append(entry: &Entry) -> std::io::Result<()> {
         .append(true)
         .open(&path)?
         .write_all(line.as_bytes())
+}
+
+/// Holds `path`'s exclusive lock until dropped (closing the file releases it).
+fn lock(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    use std::os::fd::AsRawFd;
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)?;
+    loop {
+        // SAFETY: flock(2) on a descriptor this function owns; no memory involved.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
+            return Ok(file);
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
 }
 
 fn entries() -> Vec<Entry> {

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use clap::Args;
+use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 use super::Session;
@@ -37,8 +38,8 @@ pub struct StatusArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "follow")]
     pub timeout: Option<Duration>,
     /// How many recent runs the table shows
-    #[arg(long, default_value_t = 20, value_name = "N")]
-    pub limit: usize,
+    #[arg(long, default_value_t = 20, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub limit: u32,
 }
 
 impl StatusArgs {
@@ -118,7 +119,7 @@ impl StatusArgs {
     }
 
     async fn recent(&self, g: &GlobalArgs, s: &Session) -> Result<Exit> {
-        let entries = history::recent(&s.profile.name, self.named(), self.limit);
+        let entries = history::recent(&s.profile.name, self.named(), self.limit as usize);
         // Each run is asked for where it was scheduled (a run scheduled with --url lives on
         // that server), all at once; the answers come back in any order.
         let urls: Vec<Option<String>> = entries
@@ -139,7 +140,11 @@ impl StatusArgs {
                 .map_or(&s.client, |u| &clients[u])
                 .run(e.kind, &e.name, &e.run_id, None)
         });
-        let answers = futures_util::future::join_all(lookups).await;
+        // A few at a time: a long table must not open a connection (and a descriptor) per row.
+        let answers: Vec<_> = futures_util::stream::iter(lookups)
+            .buffered(16)
+            .collect()
+            .await;
         // Failures of this profile's server as a whole fail the command: it cannot be reached,
         // refuses us, or answered none of its lookups. A run it no longer knows is a row, and
         // so is a run on another server (scheduled with --url) that is gone or refuses.

@@ -138,7 +138,12 @@ impl Catalog {
         c.agents.insert(
             "echo".into(),
             // Its output is its input: no schema to show beyond the input's.
-            Arc::new(builtin("echo", AgentImpl::Echo, json!({"type": "object"}), None)?),
+            Arc::new(builtin(
+                "echo",
+                AgentImpl::Echo,
+                json!({"type": "object"}),
+                None,
+            )?),
         );
         c.agents.insert(
             "sleep".into(),

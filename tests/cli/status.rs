@@ -357,3 +357,77 @@ fn a_run_scheduled_at_an_uppercase_scheme_is_asked_for_there() {
     let out = sb.run(&["status", &id]);
     assert_eq!(code(&out), 0, "{out:?}");
 }
+
+/// CLIs run side by side (a CI matrix, a dataset evaluation) while the history reaches the
+/// size at which it is cut: every run they schedule is still recorded.
+#[test]
+fn parallel_clis_lose_no_run_when_the_history_is_cut() {
+    let sb = Sandbox::new();
+    let server = engine(&sb);
+    let old = json!({"profile": "other", "kind": "agent", "name": "echo",
+        "runId": "0190aaaa-0000-7000-8000-000000000000", "url": "http://x", "time": "t"});
+    let line = format!("{old}\n");
+    sb.write(
+        "data/restack/history.jsonl",
+        &line.repeat(4 * 1024 * 1024 / line.len() + 1),
+    );
+    let children: Vec<_> = (0..16)
+        .map(|_| {
+            sb.std_cmd()
+                .args(["--url", &server.url, "-q", "agent", "run", "echo"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let history = |sb: &Sandbox| sb.read("data/restack/history.jsonl");
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(code(&out), 0, "{out:?}");
+        assert_eq!(stderr(&out), "", "no warning about recording");
+        let id = stdout(&out).trim().to_string();
+        assert!(history(&sb).contains(&id), "run {id} is not in the history");
+    }
+}
+
+/// A long table asks for its rows a few at a time: 200 rows work under a descriptor limit of
+/// 64 (macOS defaults to 256), where a connection per row ran out of descriptors.
+#[test]
+fn a_long_table_does_not_open_a_connection_per_row() {
+    let sb = Sandbox::new();
+    let server = engine(&sb);
+    run_via_cli(&sb, &server, "agent", "echo", "k=v");
+    let first: Value = serde_json::from_str(sb.read("data/restack/history.jsonl").trim()).unwrap();
+    let mut lines = String::new();
+    for i in 0..200 {
+        let mut e = first.clone();
+        e["runId"] = json!(format!("0190aaaa-0000-7000-8000-{i:012}"));
+        lines.push_str(&format!("{e}\n"));
+    }
+    sb.write("data/restack/history.jsonl", &lines);
+    let out = std::process::Command::new("sh")
+        .env_clear()
+        .envs(sb.env())
+        .args(["-c", "ulimit -n 64 && exec \"$0\" \"$@\""])
+        .arg(crate::support::BIN)
+        .args([
+            "--url",
+            &server.url,
+            "-o",
+            "json",
+            "status",
+            "--limit",
+            "200",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{out:?}");
+    let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows.len(), 200);
+    assert!(
+        rows.iter().all(|r| r["status"].is_null()),
+        "unknown runs: {:?}",
+        rows[0]
+    );
+}

@@ -10,7 +10,12 @@ use crate::support::Sandbox;
 
 /// `/dev/full` refuses every write with ENOSPC, as a full disk would.
 fn full() -> Stdio {
-    Stdio::from(File::options().write(true).open("/dev/full").expect("/dev/full"))
+    Stdio::from(
+        File::options()
+            .write(true)
+            .open("/dev/full")
+            .expect("/dev/full"),
+    )
 }
 
 #[test]
@@ -37,15 +42,16 @@ fn a_stderr_that_refuses_writes_keeps_the_exit_status() {
     let server = engine(&sb);
     for (args, code) in [
         (vec!["--url", closed_url().as_str(), "health"], 3),
-        (vec!["--url", server.url.as_str(), "agent", "run", "nope"], 4),
-        (vec!["--url", server.url.as_str(), "agent", "run", "echo", "-f"], 0),
+        (
+            vec!["--url", server.url.as_str(), "agent", "run", "nope"],
+            4,
+        ),
+        (
+            vec!["--url", server.url.as_str(), "agent", "run", "echo", "-f"],
+            0,
+        ),
     ] {
-        let out = sb
-            .std_cmd()
-            .args(&args)
-            .stderr(full())
-            .output()
-            .unwrap();
+        let out = sb.std_cmd().args(&args).stderr(full()).output().unwrap();
         assert_eq!(out.status.code(), Some(code), "{args:?}: {out:?}");
     }
 }

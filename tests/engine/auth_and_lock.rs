@@ -81,7 +81,10 @@ fn without_a_token_web_pages_are_refused() {
         (
             Method::POST,
             "/api/agents/echo".to_string(),
-            vec![("Origin", "https://evil.example"), ("Content-Type", "text/plain")],
+            vec![
+                ("Origin", "https://evil.example"),
+                ("Content-Type", "text/plain"),
+            ],
         ),
         (
             Method::POST,
@@ -89,7 +92,11 @@ fn without_a_token_web_pages_are_refused() {
             vec![("Origin", "null")],
         ),
         // DNS rebinding: the page's own name, now pointing here, is the Host.
-        (Method::GET, "/api/runs".to_string(), vec![("Host", rebound.as_str())]),
+        (
+            Method::GET,
+            "/api/runs".to_string(),
+            vec![("Host", rebound.as_str())],
+        ),
         (
             Method::GET,
             format!("/api/agents/echo/{id}"),
@@ -110,7 +117,11 @@ fn without_a_token_web_pages_are_refused() {
         let (code, _) = server.request(Method::GET, "/api/runs", &[("Host", host)]);
         assert_eq!(code, 200, "{host}");
     }
-    let (code, _) = server.request(Method::GET, "/health", &[("Origin", "https://evil.example")]);
+    let (code, _) = server.request(
+        Method::GET,
+        "/health",
+        &[("Origin", "https://evil.example")],
+    );
     assert_eq!(code, 200, "health stays open");
 }
 

@@ -209,7 +209,10 @@ fn agent_and_workflow_lists_show_what_is_registered_with_schemas() {
     );
     assert_eq!(agents[1]["kind"], "builtin");
     assert_eq!(agents[1]["inputSchema"]["required"], json!(["seconds"]));
-    assert_eq!(agents[1]["outputSchema"]["required"], json!(["sleptSeconds"]));
+    assert_eq!(
+        agents[1]["outputSchema"]["required"],
+        json!(["sleptSeconds"])
+    );
 
     let (code, body) = server.get("/api/workflows");
     assert_eq!(code, 200, "{body}");

@@ -102,7 +102,10 @@ fn an_output_the_schema_refuses_is_retried_and_its_leftovers_swept() {
     assert_eq!(run["status"], "failed", "{run}");
     assert_eq!(run["attempt"], 2, "{run}");
     let error = run["error"].as_str().unwrap_or_default();
-    assert!(error.contains("output_schema") && error.contains("summary"), "{run}");
+    assert!(
+        error.contains("output_schema") && error.contains("summary"),
+        "{run}"
+    );
     assert_eq!(sb.read("attempts"), "strict 1\nstrict 2\n");
     assert_all_gone(&pids(&sb, "strict.pid", 1));
 }

@@ -48,7 +48,8 @@ impl Sandbox {
         p
     }
 
-    fn env(&self) -> Vec<(&'static str, String)> {
+    /// The environment every command of this sandbox runs with.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
         vec![
             ("PATH", std::env::var("PATH").unwrap_or_default()),
             ("HOME", self.path("home").display().to_string()),

@@ -154,7 +154,10 @@ mod tests {
         );
         for h in [
             headers(&[("host", "rebound.example:6233")]),
-            headers(&[("host", "127.0.0.1:6233"), ("origin", "https://evil.example")]),
+            headers(&[
+                ("host", "127.0.0.1:6233"),
+                ("origin", "https://evil.example"),
+            ]),
             headers(&[("host", "127.0.0.1:6233"), ("origin", "null")]),
             headers(&[("origin", "http://127.0.0.1:6233")]),
         ] {

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 
 use crate::api::{
-    Kind, clip, LogLine, Logs, RunInfo, RunList, RunStatus, ScheduleResponse, StepInfo, json_type,
+    Kind, LogLine, Logs, RunInfo, RunList, RunStatus, ScheduleResponse, StepInfo, clip, json_type,
     now_ms, parse_json, rfc3339_ms,
 };
 use crate::engine::AppState;
