@@ -24,6 +24,10 @@ const RETRY_FIRST: Duration = Duration::from_millis(500);
 const RETRY_MAX: Duration = Duration::from_secs(8);
 /// The least time the first look at a run gets, whatever `--timeout` says.
 const FIRST_LOOK: Duration = Duration::from_secs(2);
+/// The most a server's answer may hold. A run's output is the largest thing the API sends
+/// (the engine caps a command agent's at 8 MiB); past this a broken or hostile server would
+/// only fill memory.
+const MAX_ANSWER_BYTES: usize = 64 << 20;
 
 pub struct Client {
     http: reqwest::Client,
@@ -88,8 +92,11 @@ pub struct Answer<T> {
 
 impl Client {
     pub fn new(base: &str, token: Option<String>, origin: Origin, verbose: bool) -> Result<Client> {
+        // No redirects: followed, a POST comes back as a GET (an unknown agent, exit 4), and a
+        // move to https drops the token (exit 5); a redirect is reported with where it points.
         let mut builder = reqwest::Client::builder()
             .user_agent(concat!("restack/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(5));
         if is_loopback(base) {
             builder = builder.no_proxy();
@@ -132,9 +139,34 @@ impl Client {
                 eprintln!("> authorization: Bearer ***");
             }
         }
-        let resp = req.send().await.map_err(|e| self.unreachable(&e))?;
+        let mut resp = req.send().await.map_err(|e| self.unreachable(&e))?;
         let status = resp.status();
-        let bytes = resp.bytes().await.map_err(|e| self.unreachable(&e))?;
+        if status.is_redirection() {
+            return Err(self.redirected(status, resp.headers()).into());
+        }
+        let too_big = || {
+            Failure::new(
+                Exit::Server,
+                format!(
+                    "{} answered with more than {} MiB; no answer of the API is that large",
+                    self.origin.label,
+                    MAX_ANSWER_BYTES >> 20
+                ),
+            )
+        };
+        if resp
+            .content_length()
+            .is_some_and(|n| n > MAX_ANSWER_BYTES as u64)
+        {
+            return Err(too_big().into());
+        }
+        let mut bytes = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| self.unreachable(&e))? {
+            if bytes.len() + chunk.len() > MAX_ANSWER_BYTES {
+                return Err(too_big().into());
+            }
+            bytes.extend_from_slice(&chunk);
+        }
         if self.verbose {
             eprintln!(
                 "< {} ({} bytes, {:.1} ms)",
@@ -143,7 +175,28 @@ impl Client {
                 started.elapsed().as_secs_f64() * 1000.0
             );
         }
-        Ok((status, bytes.to_vec()))
+        Ok((status, bytes))
+    }
+
+    fn redirected(&self, status: StatusCode, headers: &reqwest::header::HeaderMap) -> Failure {
+        let to = headers
+            .get(reqwest::header::LOCATION)
+            .map(|l| String::from_utf8_lossy(l.as_bytes()).into_owned());
+        let failure = Failure::new(
+            Exit::Server,
+            format!(
+                "{} redirected the request (HTTP {}) to {}",
+                self.origin.label,
+                status.as_u16(),
+                to.as_deref().unwrap_or("nowhere (no Location)")
+            ),
+        );
+        match to {
+            Some(_) => failure.with_hint(
+                "the server has moved: point --url (or the profile's url) at where it now is",
+            ),
+            None => failure,
+        }
     }
 
     fn unreachable(&self, e: &reqwest::Error) -> Failure {
@@ -266,7 +319,7 @@ impl Client {
             Failure::new(
                 Exit::Server,
                 format!(
-                    "{} answered the schedule call without a runId: {raw}",
+                    "{} answered the schedule call without a usable runId: {raw}",
                     self.origin.label
                 ),
             )
@@ -312,7 +365,8 @@ impl Client {
     /// The deadline bounds each request too, so a stuck server cannot hold the command past it;
     /// only the first look at the run gets at least [`FIRST_LOOK`], so that `--timeout 0s`
     /// still reports it. Transient failures (5xx, a lost connection) are retried with back-off
-    /// for up to [`RETRY_FOR`], or until the deadline. At the deadline a run known to be queued
+    /// until the deadline, or without one for up to [`RETRY_FOR`]. A server that refuses the
+    /// long-poll's parameters (400) is polled without them. At the deadline a run known to be queued
     /// or running is exit 6, with the server's failure named if it is failing; a run never seen
     /// ends with the server's own error, or as a request that timed out (exit 3) when the
     /// server never answered (see `timed_out`).
@@ -330,6 +384,7 @@ impl Client {
         let deadline = timeout.and_then(|t| started.checked_add(t));
         let first_deadline = deadline.map(|d| d.max(Instant::now() + FIRST_LOOK));
         let mut backoff = Duration::from_millis(50);
+        let mut long_poll = true;
         let mut last: Option<RunStatus> = None;
         // While the server fails: since when, the next pause, and the latest failure.
         let mut failing: Option<(Instant, Duration, anyhow::Error)> = None;
@@ -354,6 +409,7 @@ impl Client {
             // each request long-polls until the status changes.
             let wait = match (last, remaining) {
                 (None, _) => None,
+                _ if !long_poll => None,
                 (Some(s), Some(r)) => Some((r.min(LONG_POLL), s)),
                 (Some(s), None) => Some((LONG_POLL, s)),
             };
@@ -377,7 +433,7 @@ impl Client {
                     // Past the deadline, the top of the loop says how the wait ended.
                     let out_of_time = deadline.is_some_and(|d| Instant::now() >= d);
                     if !out_of_time {
-                        if since.elapsed() >= RETRY_FOR {
+                        if deadline.is_none() && since.elapsed() >= RETRY_FOR {
                             let gave_up = format!(
                                 "gave up watching run {id} after {} of failures",
                                 fmt_secs(since.elapsed())
@@ -398,6 +454,14 @@ impl Client {
                     failing = Some((since, (pause * 2).min(RETRY_MAX), e));
                     continue;
                 }
+                Err(e)
+                    if wait.is_some()
+                        && e.downcast_ref::<Failure>()
+                            .is_some_and(|f| f.exit == Exit::Usage) =>
+                {
+                    long_poll = false;
+                    continue;
+                }
                 Err(e) => return Err(e),
             };
             failing = None;
@@ -411,7 +475,7 @@ impl Client {
             // A server that ignores `wait` answers at once with nothing new: poll it gently.
             let ignored_wait =
                 last == Some(status) && wait.is_some_and(|(w, _)| asked.elapsed() < w / 2);
-            if ignored_wait {
+            if ignored_wait || !long_poll {
                 tokio::time::sleep(within_deadline(backoff)).await;
                 backoff = (backoff * 2).min(Duration::from_secs(2));
             } else {
@@ -471,7 +535,8 @@ fn parse_schedule(raw: &Value) -> Option<ScheduleResponse> {
         .or_else(|| raw.get("id"))?
         .as_str()?
         .to_string();
-    if run_id.is_empty() {
+    // It goes into scripts (`-q`), URLs and the history: one that could not be typed is none.
+    if run_id.is_empty() || run_id.chars().any(char::is_control) {
         return None;
     }
     let status = raw
@@ -501,14 +566,36 @@ fn parse_run(raw: &Value, kind: Kind, name: &str, id: &str) -> Result<RunInfo, S
             return Err(format!("its `{key}` is not a string"));
         }
     }
+    if normalized["runId"] != id {
+        return Err(format!("it is another run, `{}`", normalized["runId"]));
+    }
     lenient_extras(&mut normalized);
     // The output is kept as it came (a non-object one from a lax server too), not taken
     // through serde's typed path: that hands a number to the field as an f64 whenever the f64
     // prints back the same, then re-prints it its own way (0.000001 came back as 1e-6).
     let output = normalized.as_object_mut().and_then(|o| o.remove("output"));
+    defang(&mut normalized);
     let mut info: RunInfo = serde_json::from_value(normalized).map_err(|e| e.to_string())?;
     info.output = output.filter(|o| !o.is_null());
     Ok(info)
+}
+
+/// Every string of a run but its output (shown as JSON, which escapes them) made printable:
+/// the text views show these as they are.
+fn defang(v: &mut Value) {
+    match v {
+        Value::String(s) => {
+            if let std::borrow::Cow::Owned(p) = crate::output::printable(s) {
+                *s = p;
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(defang),
+        Value::Object(fields) => fields
+            .iter_mut()
+            .filter(|(k, _)| k.as_str() != "output")
+            .for_each(|(_, v)| defang(v)),
+        _ => {}
+    }
 }
 
 /// What the spec promises (`runId`, the name, `status`) must be right; the rest only informs,

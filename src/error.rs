@@ -91,13 +91,14 @@ pub fn report(err: &anyhow::Error) -> i32 {
             message.push_str(&c);
         }
     }
-    eprintln!("error: {message}");
+    // Messages carry what servers said: printable, so a server cannot write to the terminal.
+    eprintln!("error: {}", crate::output::printable(&message));
     for hint in failure
         .and_then(|f| f.hint.as_deref())
         .into_iter()
         .flat_map(str::lines)
     {
-        eprintln!("hint: {hint}");
+        eprintln!("hint: {}", crate::output::printable(hint));
     }
     failure
         .map(|f| f.exit as i32)

@@ -30,6 +30,23 @@ pub fn log_to_stderr(no_color_flag: bool, filter: &str) {
         .try_init();
 }
 
+/// `text` with its control characters written out (`\u{1b}`, `\n`): what a server says reaches
+/// the terminal as text, never as escape sequences that retitle it, clear it or fake a line.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return text.into();
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out.into()
+}
+
 /// Why stdout refused a result, when it did for another reason than a closed pipe.
 static LOST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 

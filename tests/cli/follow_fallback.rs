@@ -61,3 +61,35 @@ fn timeout_holds_against_a_server_that_ignores_wait() {
     let err = assert_error(&out, 6);
     assert!(err.contains("running"), "{err}");
 }
+
+/// A strict server refuses parameters it does not know (400 to `?wait=`): the follow drops the
+/// long-poll and polls, rather than ending with a usage error.
+#[test]
+fn follow_polls_a_server_that_refuses_wait() {
+    let sb = Sandbox::new();
+    // Requests in order: the schedule, a plain first look (running), a long-poll (refused),
+    // then plain looks (completed).
+    let standin = Standin::start(|req, n| {
+        if req.method == "POST" {
+            Reply::json(200, json!({"runId": "r-1", "status": "queued"}))
+        } else if req.path.contains('?') {
+            Reply::json(400, json!({"error": "unknown query parameter `wait`"}))
+        } else if n <= 1 {
+            Reply::json(200, json!({"runId": "r-1", "status": "running"}))
+        } else {
+            Reply::json(
+                200,
+                json!({"runId": "r-1", "status": "completed", "output": {"ok": n}}),
+            )
+        }
+    });
+    let out = sb.run(&["--url", &standin.url, "agent", "run", "echo", "--follow"]);
+    assert_eq!(code(&out), 0, "{out:?}");
+    assert_eq!(stdout_json(&out), json!({"ok": 3}));
+    let refused = standin
+        .requests()
+        .iter()
+        .filter(|r| r.path.contains('?'))
+        .count();
+    assert_eq!(refused, 1, "the long-poll is asked for once, then dropped");
+}

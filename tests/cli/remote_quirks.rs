@@ -209,3 +209,91 @@ fn a_health_answer_without_a_status_is_exit_7_and_prints_nothing() {
     assert!(err.contains("without a status"), "{err}");
     assert!(out.stdout.is_empty(), "{}", stdout(&out));
 }
+
+/// A redirect is not followed: a POST would come back as a GET (and read as an unknown agent),
+/// and a move to https would drop the token. The user hears where the server points.
+#[test]
+fn a_redirect_is_reported_with_where_it_points() {
+    let sb = Sandbox::new();
+    let standin = Standin::start(|_, _| {
+        Reply::raw(301, "text/html", "moved").header("Location", "https://api.example/")
+    });
+    for args in [vec!["agent", "run", "echo"], vec!["health"]] {
+        let out = sb.run_at(&standin.url, &args);
+        let err = assert_error(&out, 7);
+        assert!(
+            err.contains("redirected") && err.contains("https://api.example/"),
+            "{err}"
+        );
+    }
+    assert!(
+        standin
+            .requests()
+            .iter()
+            .all(|r| r.method == "POST" || r.path == "/health"),
+        "nothing was followed: {:?}",
+        standin.requests()
+    );
+}
+
+/// An answer larger than any the API sends is refused before it is read into memory.
+#[test]
+fn an_answer_too_large_for_the_api_is_exit_7() {
+    let sb = Sandbox::new();
+    let standin = Standin::start(|_, _| {
+        Reply::raw(200, "application/json", "{}").header("Content-Length", "1073741824")
+    });
+    let out = sb.run_at(&standin.url, &["health"]);
+    let err = assert_error(&out, 7);
+    assert!(err.contains("more than 64 MiB"), "{err}");
+}
+
+/// What a server says reaches the terminal as text: its control characters are written out,
+/// so it cannot retitle or clear the terminal or fake a line; a run ID holding them is none.
+#[test]
+fn server_text_cannot_write_to_the_terminal() {
+    let sb = Sandbox::new();
+    let evil = "bad\u{1b}]0;pwned\u{7}\u{1b}[31m\nerror: fake line";
+    let standin = Standin::start(move |req, _| {
+        if req.method == "POST" {
+            Reply::json(200, json!({"runId": "r\u{1b}[2J", "status": "queued"}))
+        } else if req.path.contains("/r-1") {
+            Reply::json(
+                200,
+                json!({"runId": "r-1", "status": "failed", "error": evil}),
+            )
+        } else {
+            Reply::json(500, json!({"error": evil}))
+        }
+    });
+    for (args, exit) in [
+        (vec!["status", "r-1", "--agent", "echo"], 0),
+        (vec!["status", "r-1", "--agent", "echo", "-f"], 1),
+        (vec!["status", "r-2", "--agent", "echo"], 7),
+        (vec!["agent", "run", "echo", "-q"], 7),
+    ] {
+        let out = sb.run_at(&standin.url, &args);
+        assert_eq!(code(&out), exit, "{args:?}: {out:?}");
+        let all = format!("{}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
+        assert!(
+            !all.contains('\u{1b}') && !all.contains('\u{7}'),
+            "{args:?}: {all:?}"
+        );
+        assert!(!all.contains("\nerror: fake"), "{args:?}: {all:?}");
+    }
+}
+
+/// The answer to a look at a run must be that run: another run's status is not shown as its.
+#[test]
+fn an_answer_about_another_run_is_exit_7() {
+    let sb = Sandbox::new();
+    let standin = Standin::start(|_, _| {
+        Reply::json(
+            200,
+            json!({"runId": "r-9", "status": "completed", "output": {}}),
+        )
+    });
+    let out = sb.run_at(&standin.url, &["status", "r-1", "--agent", "echo"]);
+    let err = assert_error(&out, 7);
+    assert!(err.contains("another run") && err.contains("r-9"), "{err}");
+}

@@ -25,6 +25,8 @@ pub struct Reply {
     pub status: u16,
     pub content_type: String,
     pub body: String,
+    /// More headers; a `Content-Length` here replaces the true one (a server that lies).
+    pub headers: Vec<(String, String)>,
 }
 
 impl Reply {
@@ -37,7 +39,13 @@ impl Reply {
             status,
             content_type: content_type.to_string(),
             body: body.to_string(),
+            headers: Vec::new(),
         }
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Reply {
+        self.headers.push((name.to_string(), value.to_string()));
+        self
     }
 }
 
@@ -141,12 +149,18 @@ fn serve_one(stream: TcpStream, seen: &Mutex<Vec<Request>>, handler: &Handler) {
         seen.len() - 1
     };
     let reply = handler(&request, n);
-    let head = format!(
-        "HTTP/1.1 {} Stand-in\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        reply.status,
-        reply.content_type,
-        reply.body.len()
+    let mut head = format!(
+        "HTTP/1.1 {} Stand-in\r\nContent-Type: {}\r\nConnection: close\r\n",
+        reply.status, reply.content_type
     );
+    let declared = |(k, _): &&(String, String)| k.eq_ignore_ascii_case("content-length");
+    if !reply.headers.iter().any(|h| declared(&h)) {
+        head.push_str(&format!("Content-Length: {}\r\n", reply.body.len()));
+    }
+    for (k, v) in &reply.headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
     let mut stream = stream;
     let _ = stream.write_all(head.as_bytes());
     let _ = stream.write_all(reply.body.as_bytes());
