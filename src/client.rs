@@ -134,7 +134,7 @@ impl Client {
         }
         let started = Instant::now();
         if self.verbose {
-            eprintln!("> {method} {url}");
+            eprintln!("> {method} {}", crate::output::redact_url(&url));
             if self.token.is_some() {
                 eprintln!("> authorization: Bearer ***");
             }

@@ -47,6 +47,19 @@ pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
     out.into()
 }
 
+/// `url` fit to print: credentials in it (`https://user:secret@host`) show as `***`, as a token
+/// does. Everything else is left as given.
+pub fn redact_url(url: &str) -> std::borrow::Cow<'_, str> {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.into();
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    match authority.rfind('@') {
+        Some(at) => format!("{scheme}://***{}", &rest[at..]).into(),
+        None => url.into(),
+    }
+}
+
 /// Why stdout refused a result, when it did for another reason than a closed pipe.
 static LOST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
@@ -219,6 +232,28 @@ pub fn shell_word(word: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls_print_without_their_credentials() {
+        for (url, shown) in [
+            (
+                "https://u:secret@api.example/x",
+                "https://***@api.example/x",
+            ),
+            ("http://tok3n@127.0.0.1:6233", "http://***@127.0.0.1:6233"),
+            ("http://127.0.0.1:6233/a@b", "http://127.0.0.1:6233/a@b"),
+            ("http://localhost:6233", "http://localhost:6233"),
+            ("not a url", "not a url"),
+        ] {
+            assert_eq!(redact_url(url), shown, "{url}");
+        }
+    }
+
+    #[test]
+    fn control_characters_are_written_out() {
+        assert_eq!(printable("plain é"), "plain é");
+        assert_eq!(printable("a\u{1b}[2J\nb"), "a\\u{1b}[2J\\nb");
+    }
 
     /// Coloured or not, the table's columns line up: without its escapes, the coloured table
     /// is the plain one, whatever mix of statuses (and words that are none) its rows hold.

@@ -82,7 +82,12 @@ impl GlobalArgs {
         let verbose = self.verbose > 0;
         let (client, embedded) = match &profile.target {
             Target::Url(url) => (
-                self.client(url, profile.token.clone(), &profile, url.clone())?,
+                self.client(
+                    url,
+                    profile.token.clone(),
+                    &profile,
+                    output::redact_url(url).into_owned(),
+                )?,
                 None,
             ),
             Target::Embedded => {
@@ -102,7 +107,7 @@ impl GlobalArgs {
                     e.url,
                     e.data_dir.display()
                 ),
-                None => client.base().to_string(),
+                None => output::redact_url(client.base()).into_owned(),
             };
             eprintln!("* profile {}: {target}", profile.name);
         }
@@ -155,13 +160,23 @@ impl GlobalArgs {
             line.push_str(&output::flag_word("-p", "--profile", p));
         }
         if let Some(u) = url {
-            line.push_str(&output::flag_word("--url", "--url", u));
+            line.push_str(&output::flag_word("--url", "--url", &output::redact_url(u)));
         }
         line
     }
 }
 
 impl Session {
+    /// Where the history says a run lives: the server's URL as given (credentials and all: the
+    /// history is the user's own file, and `status` must reach the server again), or the
+    /// embedded engine's description.
+    pub fn recorded_at(&self) -> String {
+        match self.embedded {
+            Some(_) => self.label(),
+            None => self.client.base().to_string(),
+        }
+    }
+
     /// What to call the server in messages: its URL, or the embedded engine's data directory.
     pub fn label(&self) -> String {
         self.client.origin.label.clone()

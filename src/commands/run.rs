@@ -61,7 +61,7 @@ impl RunArgs {
             kind,
             name: self.name.clone(),
             run_id: id.clone(),
-            url: s.label(),
+            url: s.recorded_at(),
             time: rfc3339_ms(now_ms()),
         });
         if !self.follow {
@@ -238,6 +238,8 @@ pub fn build_input(input: Option<&str>, set: &[String]) -> Result<Map<String, Va
                     }
                 }
             };
+            // Editors on Windows start a UTF-8 file with a byte-order mark; JSON has none.
+            let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
             match parse_json(text.as_bytes()) {
                 Ok(Value::Object(o)) => o,
                 Ok(other) => {

@@ -92,7 +92,10 @@ impl StatusArgs {
         {
             Some(url) => {
                 if !g.quiet {
-                    eprintln!("note: run {id} was scheduled at {url}; asking there");
+                    eprintln!(
+                        "note: run {id} was scheduled at {}; asking there",
+                        crate::output::redact_url(&url)
+                    );
                 }
                 Some(client_at(&url, env_token(TOKEN_VAR)?, g)?)
             }
@@ -255,12 +258,13 @@ fn recorded_elsewhere(recorded: &str, g: &GlobalArgs, s: &Session) -> Option<Str
 /// exported for any server: the profile's own token is for the profile's server.
 fn client_at(url: &str, token: Option<String>, g: &GlobalArgs) -> Result<Client> {
     let origin = Origin {
-        label: url.to_string(),
+        label: crate::output::redact_url(url).into_owned(),
         profile: None,
         // Hints must reach this server, not the profile's.
         again: g.again_at(Some(url)),
         refused_hint: Some(format!(
-            "only RESTACK_API_BEARER_TOKEN is sent to {url}, never this profile's token: export it, or pass --url {url} to send the profile's"
+            "only RESTACK_API_BEARER_TOKEN is sent to {shown}, never this profile's token: export it, or pass --url {shown} to send the profile's",
+            shown = crate::output::redact_url(url)
         )),
     };
     Client::new(url, token, origin, g.verbose > 0)

@@ -1,7 +1,7 @@
 //! `restack health`: exit 0 naming the URL and profile when the server answers; exit 3 with a
 //! way forward when nothing listens.
 
-use super::fixtures::{assert_error, closed_url, code, engine, stdout, stdout_json};
+use super::fixtures::{assert_error, closed_url, code, engine, stderr, stdout, stdout_json};
 use crate::support::Sandbox;
 
 #[test]
@@ -93,5 +93,30 @@ fn other_commands_unreachable_are_exit_3_too() {
         let err = assert_error(&out, 3);
         assert!(err.contains(&url), "{args:?}: {err}");
         assert!(err.contains("restack serve"), "{args:?}: {err}");
+    }
+}
+
+/// Credentials in a URL are kept from the screen like a token: health's line, its JSON, and
+/// the error and hint for a server that cannot be reached show `***` in their place.
+#[test]
+fn credentials_in_the_url_are_not_printed() {
+    let sb = Sandbox::new();
+    let server = engine(&sb);
+    let with_secret = |url: &str| url.replacen("http://", "http://user:hunter2@", 1);
+    for (url, args, exit) in [
+        (with_secret(&server.url), vec!["health"], 0),
+        (with_secret(&server.url), vec!["-o", "json", "health"], 0),
+        (with_secret(&closed_url()), vec!["health"], 3),
+        (
+            with_secret(&closed_url()),
+            vec!["-v", "agent", "run", "echo", "-f"],
+            3,
+        ),
+    ] {
+        let out = sb.run_at(&url, &args);
+        assert_eq!(code(&out), exit, "{args:?}: {out:?}");
+        let all = format!("{}{}", stdout(&out), stderr(&out));
+        assert!(!all.contains("hunter2"), "{args:?}: {all}");
+        assert!(all.contains("http://***@127.0.0.1:"), "{args:?}: {all}");
     }
 }

@@ -28,6 +28,16 @@ fn input_from_a_file() {
     assert_eq!(got, json!({"text": "from a file", "n": [1, 2]}));
 }
 
+/// A file saved by an editor that starts UTF-8 with a byte-order mark reads like any other.
+#[test]
+fn input_from_a_file_with_a_byte_order_mark() {
+    let sb = Sandbox::new();
+    let server = engine(&sb);
+    let file = sb.write("bom.json", "\u{feff}{\"text\": \"saved on Windows\"}\r\n");
+    let got = echoed(&sb, &server.url, &["--input", file.to_str().unwrap()], None);
+    assert_eq!(got, json!({"text": "saved on Windows"}));
+}
+
 #[test]
 fn input_from_a_relative_file_path() {
     let sb = Sandbox::new();
