@@ -23,7 +23,10 @@ pub fn color_enabled(no_color_flag: bool) -> bool {
 /// a log redirected to a file must not fill with escape codes.
 pub fn log_to_stderr(no_color_flag: bool, filter: &str) {
     let ansi = color_allowed(no_color_flag) && std::io::stderr().is_terminal();
+    // A log line that cannot be written (a full disk, a closed pipe) is lost, not reported:
+    // the report would go to the same stderr, and its failure would abort the engine.
     let _ = tracing_subscriber::fmt()
+        .log_internal_errors(false)
         .with_writer(std::io::stderr)
         .with_ansi(ansi)
         .with_env_filter(filter)

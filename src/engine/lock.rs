@@ -1,5 +1,7 @@
-//! One engine per data directory: an exclusive lock on `engine.lock`, held for the engine's
-//! life. The lock file carries the holder's PID so the error can name it.
+//! One engine per data directory: an exclusive lock on the directory itself, held for the
+//! engine's life. A lock file would do as long as nobody deletes it, and deleting a "stale"
+//! lock file after a crash is a common habit; a directory cannot be deleted under the
+//! database. `engine.lock` still carries the holder's PID so the error can name it.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
@@ -8,6 +10,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 
 pub struct DirLock {
+    _dir: File,
     _file: File,
 }
 
@@ -31,7 +34,9 @@ impl DirLock {
             .truncate(false)
             .open(&path)
             .with_context(|| format!("cannot open {}", path.display()))?;
-        if file.try_lock().is_err() {
+        let held = File::open(dir)
+            .with_context(|| format!("cannot open data directory {}", dir.display()))?;
+        if held.try_lock().is_err() {
             let mut holder = String::new();
             let _ = file.read_to_string(&mut holder);
             let holder = holder.trim();
@@ -50,6 +55,9 @@ impl DirLock {
         file.rewind()?;
         write!(file, "{}", std::process::id())?;
         file.flush()?;
-        Ok(DirLock { _file: file })
+        Ok(DirLock {
+            _dir: held,
+            _file: file,
+        })
     }
 }

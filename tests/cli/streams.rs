@@ -55,3 +55,21 @@ fn a_stderr_that_refuses_writes_keeps_the_exit_status() {
         assert_eq!(out.status.code(), Some(code), "{args:?}: {out:?}");
     }
 }
+
+/// `-v` with the embedded engine logs to stderr; a log line that cannot be written is lost,
+/// and the run and its result are not.
+#[test]
+fn an_engine_log_that_cannot_be_written_costs_nothing_but_the_log() {
+    let sb = Sandbox::new();
+    let out = sb
+        .std_cmd()
+        .args([
+            "-v", "-p", "embedded", "agent", "run", "echo", "--set", "k=1", "-f",
+        ])
+        .stderr(full())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let result: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(result, serde_json::json!({"k": 1}));
+}

@@ -98,3 +98,40 @@ fn a_listing_cursor_that_is_no_run_id_is_a_400() {
     assert_eq!(code, 400, "{body}");
     assert!(body["error"].as_str().unwrap().contains("before"), "{body}");
 }
+
+/// A data directory whose `restack.db` is not ours is refused at start, naming the file and
+/// saying what it is, untouched: random bytes, or another program's SQLite database (which a
+/// migration would have failed on half-way, or altered).
+#[test]
+fn a_database_restack_did_not_write_is_refused_untouched() {
+    let sb = Sandbox::new();
+    let garbage = sb.path("garbage");
+    std::fs::create_dir_all(&garbage).unwrap();
+    std::fs::write(garbage.join("restack.db"), vec![0x5au8; 64 * 1024]).unwrap();
+    let foreign = sb.path("foreign");
+    std::fs::create_dir_all(&foreign).unwrap();
+    Connection::open(foreign.join("restack.db"))
+        .unwrap()
+        .execute_batch("CREATE TABLE runs (who TEXT); INSERT INTO runs VALUES ('theirs');")
+        .unwrap();
+    for (dir, says) in [
+        (&garbage, "not a restack database"),
+        (&foreign, "restack did not create"),
+    ] {
+        let out = sb
+            .cmd()
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("restack.db") && err.contains(says), "{err}");
+        assert!(!err.contains("CREATE"), "no SQL in the message: {err}");
+    }
+    let theirs: String = Connection::open(foreign.join("restack.db"))
+        .unwrap()
+        .query_row("SELECT who FROM runs", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(theirs, "theirs");
+}

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 use tokio::sync::oneshot;
 
@@ -121,7 +121,22 @@ impl Store {
         // One spelling of the path however the directory was named: agents carry it to tell
         // which engine started them.
         let path = std::fs::canonicalize(&path).unwrap_or(path);
-        conn.pragma_update(None, "journal_mode", "WAL")?;
+        // The first statement reads the file: a file that is no database fails here.
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .with_context(|| {
+                format!(
+                    "cannot open database {}: not a restack database",
+                    path.display()
+                )
+            })?;
+        // SQLite opens a file it may not write read-only, without a word; every schedule would
+        // then fail. Say so now.
+        if conn.is_readonly(rusqlite::MAIN_DB)? {
+            bail!(
+                "cannot open database {} for writing: the engine's user may only read it",
+                path.display()
+            );
+        }
         conn.pragma_update(
             None,
             "synchronous",

@@ -105,6 +105,20 @@ pub fn migrate_through(conn: &mut Connection, target: usize) -> Result<()> {
             MIGRATIONS.len()
         );
     }
+    if version == 0 {
+        // A database at version 0 is new, and new means empty: tables of its own make it
+        // another program's file, which migrating would fail on half-way or, worse, alter.
+        let tables: i64 = conn.query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
+            [],
+            |r| r.get(0),
+        )?;
+        if tables > 0 {
+            bail!(
+                "it is a SQLite database that restack did not create (it has tables, but no restack schema)"
+            );
+        }
+    }
     for (i, sql) in MIGRATIONS.iter().enumerate().take(target).skip(version) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
