@@ -366,10 +366,10 @@ impl Client {
     /// only the first look at the run gets at least [`FIRST_LOOK`], so that `--timeout 0s`
     /// still reports it. Transient failures (5xx, a lost connection) are retried with back-off
     /// until the deadline, or without one for up to [`RETRY_FOR`]. A server that refuses the
-    /// long-poll's parameters (400) is polled without them. At the deadline a run known to be queued
-    /// or running is exit 6, with the server's failure named if it is failing; a run never seen
-    /// ends with the server's own error, or as a request that timed out (exit 3) when the
-    /// server never answered (see `timed_out`).
+    /// long-poll's parameters (400) is polled without them. At the deadline a run known to be
+    /// queued or running is exit 6, with the server's failure named if it is failing; a run
+    /// never seen ends with the server's own error, or as a request that timed out (exit 3)
+    /// when the server never answered (see `timed_out`).
     pub async fn follow(
         &self,
         kind: Kind,

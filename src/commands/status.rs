@@ -124,7 +124,7 @@ impl StatusArgs {
     async fn recent(&self, g: &GlobalArgs, s: &Session) -> Result<Exit> {
         let entries = history::recent(&s.profile.name, self.named(), self.limit as usize);
         // Each run is asked for where it was scheduled (a run scheduled with --url lives on
-        // that server), all at once; the answers come back in any order.
+        // that server).
         let urls: Vec<Option<String>> = entries
             .iter()
             .map(|e| recorded_elsewhere(&e.url, g, s))
@@ -143,7 +143,8 @@ impl StatusArgs {
                 .map_or(&s.client, |u| &clients[u])
                 .run(e.kind, &e.name, &e.run_id, None)
         });
-        // A few at a time: a long table must not open a connection (and a descriptor) per row.
+        // Sixteen at a time, answers in the rows' order: a long table must not open a
+        // connection (and a descriptor) per row.
         let answers: Vec<_> = futures_util::stream::iter(lookups)
             .buffered(16)
             .collect()
