@@ -221,32 +221,29 @@ fn a_second_engine_on_the_same_data_directory_fails_clearly() {
     let sb = Sandbox::new();
     let data = sb.path("engine");
     let mut first = sb.serve(None, &data, &[]);
-    let out = sb
-        .cmd()
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(&data)
-        .assert()
-        .failure();
-    let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    let second_fails = || {
+        let out = sb
+            .cmd()
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&data)
+            .assert()
+            .failure();
+        let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+        assert!(
+            stderr.contains("in use by another restack engine"),
+            "{stderr}"
+        );
+        stderr
+    };
+    let stderr = second_fails();
     assert!(
-        stderr.contains("in use by another restack engine")
-            && stderr.contains(&format!("pid {}", first.child.id())),
+        stderr.contains(&format!("pid {}", first.child.id())),
         "{stderr}"
     );
     // Deleting the lock file (a "stale" one, the user thinks) does not let a second one in:
     // the lock is on the directory.
     std::fs::remove_file(data.join("engine.lock")).unwrap();
-    let out = sb
-        .cmd()
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(&data)
-        .assert()
-        .failure();
-    let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
-    assert!(
-        stderr.contains("in use by another restack engine"),
-        "{stderr}"
-    );
+    second_fails();
     // The first engine is unharmed, and once it is gone the directory is free again.
     let id = first.schedule("agents", "echo", json!({}));
     first.kill9();
