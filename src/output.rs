@@ -157,13 +157,15 @@ pub fn run_detail(info: &RunInfo, color: bool) -> String {
     }
     if let Some(steps) = &info.steps {
         s.push_str("Steps:\n");
+        let ended = info.status.is_terminal();
         for st in steps {
-            let mut l = format!(
-                "  {}. {:<24} {}",
-                st.index + 1,
-                st.step,
+            // A step still queued in a run that has ended will never run.
+            let status = if ended && st.status == RunStatus::Queued {
+                other_status("not run", color)
+            } else {
                 status_word(st.status, color)
-            );
+            };
+            let mut l = format!("  {}. {:<24} {status}", st.index + 1, st.step);
             if let Some(w) = &st.wake_at
                 && !st.status.is_terminal()
             {

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::backlog::Backlog;
-use super::catalog::{AgentDef, AgentImpl, Catalog, StepDef};
+use super::catalog::{AgentDef, AgentImpl, Catalog, StepDef, WorkflowDef};
 use super::process::{self, Invocation, Outcome};
 use super::store::{NewLog, Op, RunRow, StepWrite, Store};
 use super::timers::Timers;
@@ -91,19 +91,20 @@ enum Step {
 #[derive(Clone, Copy)]
 enum Slot<'a> {
     Run(&'a str),
-    Step(&'a str, usize),
+    /// A workflow's step: the run, the step's index and its definition (`agent NAME`).
+    Step(&'a str, usize, &'a str),
 }
 
 impl Slot<'_> {
     fn run_id(&self) -> &str {
         match self {
-            Slot::Run(id) | Slot::Step(id, _) => id,
+            Slot::Run(id) | Slot::Step(id, _, _) => id,
         }
     }
     fn step(&self) -> Option<usize> {
         match self {
             Slot::Run(_) => None,
-            Slot::Step(_, i) => Some(*i),
+            Slot::Step(_, i, _) => Some(*i),
         }
     }
 }
@@ -549,6 +550,10 @@ impl Inner {
         } else {
             Vec::new()
         };
+        if let Some(why) = changed_under(&wf, &stored) {
+            self.finish(&run.id, Err(why), Vec::new()).await;
+            return None;
+        }
         // Resume after the last completed step, with its stored output as the next input.
         let mut prev = run.input.clone();
         let mut first = 0;
@@ -573,6 +578,7 @@ impl Inner {
             if token.is_cancelled() || self.stopping.is_cancelled() {
                 return None;
             }
+            let label = step.describe();
             let instant = matches!(step, StepDef::Agent(name)
                 if self.catalog.agents.get(name).is_some_and(|a| a.is_echo()));
             if !instant
@@ -615,7 +621,7 @@ impl Inner {
                         let wake = resume.and_then(|s| s.wake_at);
                         self.invoke(
                             &agent,
-                            Slot::Step(&run.id, idx),
+                            Slot::Step(&run.id, idx, &label),
                             &prev,
                             &mut attempts,
                             wake,
@@ -632,6 +638,7 @@ impl Inner {
                             let sw = step_write(
                                 &run.id,
                                 idx,
+                                &label,
                                 RunStatus::Running,
                                 started_at,
                                 Some(w),
@@ -655,8 +662,15 @@ impl Inner {
             };
             match result {
                 Step::Done(output) => {
-                    let mut sw =
-                        step_write(&run.id, idx, RunStatus::Completed, started_at, step_wake, 0);
+                    let mut sw = step_write(
+                        &run.id,
+                        idx,
+                        &label,
+                        RunStatus::Completed,
+                        started_at,
+                        step_wake,
+                        0,
+                    );
                     sw.output = Some(output.to_string());
                     sw.completed_at = Some(now_ms());
                     sw.attempt = attempts.max(u32::from(matches!(step, StepDef::Agent(_))));
@@ -671,14 +685,21 @@ impl Inner {
                     prev = output;
                 }
                 Step::Failed(e) => {
-                    let mut sw =
-                        step_write(&run.id, idx, RunStatus::Failed, started_at, None, attempts);
+                    let mut sw = step_write(
+                        &run.id,
+                        idx,
+                        &label,
+                        RunStatus::Failed,
+                        started_at,
+                        None,
+                        attempts,
+                    );
                     if refused && resume.is_none() {
                         sw.started_at = None;
                     }
                     sw.error = Some(e.clone());
                     sw.completed_at = Some(now_ms());
-                    let msg = format!("step {} ({}) failed: {e}", idx + 1, step.describe());
+                    let msg = format!("step {} ({label}) failed: {e}", idx + 1);
                     carried.push(sw);
                     self.finish(&run.id, Err(msg), carried).await;
                     return None;
@@ -854,9 +875,10 @@ impl Inner {
                 at,
                 wake_at,
             },
-            Slot::Step(id, idx) => Op::Steps(vec![step_write(
+            Slot::Step(id, idx, step) => Op::Steps(vec![step_write(
                 id,
                 idx,
+                step,
                 RunStatus::Running,
                 at,
                 wake_at,
@@ -872,9 +894,10 @@ impl Inner {
                 id: id.to_string(),
                 attempt,
             },
-            Slot::Step(id, idx) => Op::Steps(vec![step_write(
+            Slot::Step(id, idx, step) => Op::Steps(vec![step_write(
                 id,
                 idx,
+                step,
                 RunStatus::Queued,
                 now_ms(),
                 None,
@@ -921,6 +944,31 @@ impl Inner {
     }
 }
 
+/// Why a run cannot resume under the workflow as it is now configured: a step it has begun or
+/// finished is no longer the same step (the config was edited while it slept, or between a
+/// crash and the restart). Going on would run a finished step again, or feed one step's output
+/// to another; like Temporal's non-determinism error, the run fails instead. A sleep may change
+/// its length (the stored wake-up time stands), and steps may be added after those begun.
+fn changed_under(wf: &WorkflowDef, stored: &[StepWrite]) -> Option<String> {
+    stored.iter().find_map(|s| {
+        let was = s.step.as_deref()?;
+        let now = wf.steps.get(s.idx);
+        let same = match now {
+            Some(StepDef::Sleep(_)) => was.starts_with("sleep "),
+            Some(def) => def.describe() == was,
+            None => false,
+        };
+        (!same).then(|| {
+            format!(
+                "workflow `{}` changed while this run was under way: its step {} was `{was}` and is now {}; the run stops rather than redo or skip work (schedule a new run)",
+                wf.name,
+                s.idx + 1,
+                now.map_or("gone".to_string(), |d| format!("`{}`", d.describe()))
+            )
+        })
+    })
+}
+
 /// The write that ends a run, with its output or why it failed.
 fn end_of(id: &str, result: Result<Value, String>, steps: Vec<StepWrite>) -> Op {
     let (status, output, error) = match result {
@@ -941,6 +989,7 @@ fn end_of(id: &str, result: Result<Value, String>, steps: Vec<StepWrite>) -> Op 
 fn step_write(
     run_id: &str,
     idx: usize,
+    step: &str,
     status: RunStatus,
     started_at: i64,
     wake_at: Option<i64>,
@@ -949,6 +998,7 @@ fn step_write(
     StepWrite {
         run_id: run_id.to_string(),
         idx,
+        step: Some(step.to_string()),
         status,
         output: None,
         error: None,

@@ -119,3 +119,52 @@ fn a_restart_spares_what_an_asleep_workflows_steps_left() {
     // SAFETY: kill(2) on the pid this test's agent started; no memory involved.
     unsafe { libc::kill(daemon, libc::SIGKILL) };
 }
+
+/// The config can change between a kill and the restart. A run whose begun steps are no longer
+/// the same steps fails when it next moves, saying why, rather than run a finished step again;
+/// a sleep may change its length (its stored wake-up time stands), and the steps a run has not
+/// reached may change freely.
+#[test]
+fn a_workflow_edited_under_a_run_stops_it_rather_than_redo_a_step() {
+    let config = |pay: &str, nap: &str| {
+        format!(
+            "{}{}[workflows.pay]\nsteps = [{pay}]\n[workflows.nap]\nsteps = [{nap}]\n",
+            agent("first", ""),
+            agent("last", "")
+        )
+    };
+    let v1 = r#"{ agent = "first" }, { sleep = "3s" }, { agent = "last" }"#;
+    let (sb, cfg) = sandbox(&config(v1, v1));
+    let data = sb.path("engine");
+    let mut server = sb.serve(Some(&cfg), &data, &[]);
+    let pay = server.schedule("workflows", "pay", json!({"append": "marks"}));
+    let nap = server.schedule("workflows", "nap", json!({"n": 1}));
+    asleep(&server, &format!("/api/workflows/pay/{pay}"));
+    asleep(&server, &format!("/api/workflows/nap/{nap}"));
+    server.kill9();
+
+    // `pay` gains a step before the one it finished; `nap` sleeps longer and ends otherwise.
+    let pay_v2 = r#"{ agent = "echo" }, { agent = "first" }, { sleep = "3s" }, { agent = "echo" }"#;
+    let nap_v2 = r#"{ agent = "first" }, { sleep = "1h" }, { agent = "echo" }"#;
+    std::fs::write(&cfg, config(pay_v2, nap_v2)).unwrap();
+    let server = sb.serve(Some(&cfg), &data, &[]);
+    let run = server.wait_done("workflows", "pay", &pay, T);
+    assert_eq!(run["status"], "failed", "{run}");
+    let error = run["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("changed while this run was under way")
+            && error.contains("`agent first`")
+            && error.contains("`agent echo`"),
+        "{error}"
+    );
+    assert_eq!(sb.read("marks"), "first 1\n", "no step ran twice");
+    // The steps it ran are shown as they ran.
+    assert_eq!(run["steps"][0]["step"], "agent first", "{run}");
+    assert_eq!(run["steps"][1]["step"], "sleep 3s", "{run}");
+
+    let run = server.wait_done("workflows", "nap", &nap, T);
+    assert_eq!(run["status"], "completed", "{run}");
+    assert_eq!(run["output"]["n"], 1, "{run}");
+    assert_eq!(run["steps"][1]["step"], "sleep 3s", "{run}");
+    assert_eq!(run["steps"][2]["step"], "agent echo", "{run}");
+}

@@ -266,22 +266,23 @@ pub fn run_info(row: RunRow, steps: Option<Vec<StepInfo>>) -> RunInfo {
     }
 }
 
-/// Every step of the workflow's definition, with what is stored for it so far.
+/// Every step of the workflow's definition, with what is stored for it so far. A step that
+/// ran is named as it ran, even if the config has changed since.
 fn step_infos(state: &AppState, row: &RunRow) -> Result<Vec<StepInfo>, EngineError> {
     let stored = state.store.steps(&row.id)?;
     let defs: Vec<String> = match state.catalog.workflows.get(&row.name) {
         Some(w) => w.steps.iter().map(|s| s.describe()).collect(),
-        None => stored
-            .iter()
-            .map(|s| format!("step {}", s.idx + 1))
-            .collect(),
+        None => Vec::new(),
     };
-    Ok(defs
-        .into_iter()
-        .enumerate()
-        .map(|(index, step)| {
+    let count = defs.len().max(stored.last().map_or(0, |s| s.idx + 1));
+    Ok((0..count)
+        .map(|index| {
             let s = stored.iter().find(|s| s.idx == index);
-            StepInfo {
+            let step = s
+                .and_then(|s| s.step.clone())
+                .or_else(|| defs.get(index).cloned())
+                .unwrap_or_else(|| format!("step {}", index + 1));
+            let mut info = StepInfo {
                 index,
                 step,
                 status: s.map(|s| s.status).unwrap_or(RunStatus::Queued),
@@ -290,7 +291,16 @@ fn step_infos(state: &AppState, row: &RunRow) -> Result<Vec<StepInfo>, EngineErr
                 wake_at: s.and_then(|s| s.wake_at).map(rfc3339_ms),
                 attempt: s.map(|s| s.attempt).filter(|a| *a > 0),
                 error: s.and_then(|s| s.error.clone()),
+            };
+            // A run that ended (canceled, or stopped) while this step was under way: the step
+            // did not finish either, and will not.
+            if row.status.is_terminal() && info.status == RunStatus::Running {
+                info.status = RunStatus::Failed;
+                info.wake_at = None;
+                info.error
+                    .get_or_insert_with(|| "the run ended during this step".into());
             }
+            info
         })
         .collect())
 }

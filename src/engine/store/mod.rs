@@ -59,6 +59,9 @@ pub struct RunRow {
 pub struct StepWrite {
     pub run_id: String,
     pub idx: usize,
+    /// The step's definition when it ran (`StepDef::describe`); none in rows older builds
+    /// wrote.
+    pub step: Option<String>,
     pub status: RunStatus,
     pub output: Option<String>,
     pub error: Option<String>,
@@ -309,7 +312,8 @@ impl Store {
     pub fn steps(&self, id: &str) -> Result<Vec<StepWrite>> {
         self.read(|c| {
             let mut stmt = c.prepare_cached(
-                "SELECT run_id, idx, status, output, error, started_at, completed_at, wake_at, attempt
+                "SELECT run_id, idx, status, output, error, started_at, completed_at, wake_at, attempt,
+                        step
                  FROM steps WHERE run_id = ?1 ORDER BY idx",
             )?;
             stmt.query_map([id], |r| {
@@ -323,6 +327,7 @@ impl Store {
                     completed_at: r.get(6)?,
                     wake_at: r.get(7)?,
                     attempt: r.get(8)?,
+                    step: r.get(9)?,
                 })
             })?
             .collect()

@@ -89,6 +89,9 @@ const MIGRATIONS: &[&str] = &[
     // wait in the store and be read back a batch at a time (`engine::backlog`). Partial: a run
     // leaves it when it starts, and an `echo` run (stored completed) never enters it.
     "CREATE INDEX runs_queued ON runs(kind, name, seq) WHERE status = 0;",
+    // 4: each step's definition as it ran (`agent NAME`, `sleep 3s`), so that a run resumed
+    // after its workflow was edited is not driven through steps it never had (`executor`).
+    "ALTER TABLE steps ADD COLUMN step TEXT;",
 ];
 
 pub fn migrate(conn: &mut Connection) -> Result<()> {

@@ -355,6 +355,7 @@ async fn a_write_that_fails_part_way_leaves_nothing_of_itself_behind() {
             completed_at: Some(1_700_000_000_100),
             wake_at: None,
             attempt: 1,
+            step: Some("agent probe".into()),
         }],
     };
     let mut mint = ids::Mint::after(ids::seq_of(&id).unwrap());
@@ -391,6 +392,7 @@ async fn a_workflow_is_marked_asleep_only_while_its_sleep_step_runs() {
         completed_at: None,
         wake_at,
         attempt: 0,
+        step: Some("sleep 1h".into()),
     };
     let asleep = |store: &Store| {
         let running = store.running_runs().unwrap();

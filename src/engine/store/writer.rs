@@ -444,14 +444,16 @@ fn first_start(steps: &[StepWrite]) -> Option<i64> {
 
 fn write_step(tx: &Transaction, s: &StepWrite) -> rusqlite::Result<usize> {
     tx.prepare_cached(
-        // A step started once: later attempts keep its first start.
-        "INSERT INTO steps (run_id, idx, status, output, error, started_at, completed_at, wake_at, attempt)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+        // A step started once: later attempts keep its first start, and its definition as it
+        // began (a sleep lengthened since still shows the length it slept).
+        "INSERT INTO steps (run_id, idx, status, output, error, started_at, completed_at, wake_at, attempt,
+                            step)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
          ON CONFLICT (run_id, idx) DO UPDATE SET status = excluded.status,
             output = excluded.output, error = excluded.error,
             started_at = coalesce(steps.started_at, excluded.started_at),
             completed_at = excluded.completed_at, wake_at = excluded.wake_at,
-            attempt = excluded.attempt",
+            attempt = excluded.attempt, step = coalesce(steps.step, excluded.step)",
     )?
     .execute(params![
         s.run_id,
@@ -462,6 +464,7 @@ fn write_step(tx: &Transaction, s: &StepWrite) -> rusqlite::Result<usize> {
         s.started_at,
         s.completed_at,
         s.wake_at,
-        s.attempt
+        s.attempt,
+        s.step
     ])
 }
