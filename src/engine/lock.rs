@@ -1,7 +1,8 @@
-//! One engine per data directory: an exclusive lock on the directory itself, held for the
-//! engine's life. A lock file would do as long as nobody deletes it, and deleting a "stale"
-//! lock file after a crash is a common habit; a directory cannot be deleted under the
-//! database. `engine.lock` still carries the holder's PID so the error can name it.
+//! One engine per data directory: exclusive locks on the directory itself and on
+//! `engine.lock`, held for the engine's life. The directory's, because deleting a "stale" lock
+//! file after a crash is a common habit and a directory cannot be deleted under the database;
+//! the file's, because that is the one earlier builds take, and an engine of each version must
+//! still keep the other out. `engine.lock` also carries the holder's PID for the error.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
@@ -36,7 +37,7 @@ impl DirLock {
             .with_context(|| format!("cannot open {}", path.display()))?;
         let held = File::open(dir)
             .with_context(|| format!("cannot open data directory {}", dir.display()))?;
-        if held.try_lock().is_err() {
+        if held.try_lock().is_err() || file.try_lock().is_err() {
             let mut holder = String::new();
             let _ = file.read_to_string(&mut holder);
             let holder = holder.trim();

@@ -221,11 +221,11 @@ fn a_second_engine_on_the_same_data_directory_fails_clearly() {
     let sb = Sandbox::new();
     let data = sb.path("engine");
     let mut first = sb.serve(None, &data, &[]);
-    let second_fails = || {
+    let second_fails = |dir: &std::path::Path| {
         let out = sb
             .cmd()
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(&data)
+            .arg(dir)
             .assert()
             .failure();
         let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
@@ -235,7 +235,7 @@ fn a_second_engine_on_the_same_data_directory_fails_clearly() {
         );
         stderr
     };
-    let stderr = second_fails();
+    let stderr = second_fails(&data);
     assert!(
         stderr.contains(&format!("pid {}", first.child.id())),
         "{stderr}"
@@ -243,7 +243,14 @@ fn a_second_engine_on_the_same_data_directory_fails_clearly() {
     // Deleting the lock file (a "stale" one, the user thinks) does not let a second one in:
     // the lock is on the directory.
     std::fs::remove_file(data.join("engine.lock")).unwrap();
-    second_fails();
+    second_fails(&data);
+    // An engine of an earlier build locks `engine.lock` alone: that keeps this one out too.
+    let older = sb.path("older");
+    std::fs::create_dir_all(&older).unwrap();
+    let held = std::fs::File::create(older.join("engine.lock")).unwrap();
+    held.try_lock().unwrap();
+    second_fails(&older);
+    drop(held);
     // The first engine is unharmed, and once it is gone the directory is free again.
     let id = first.schedule("agents", "echo", json!({}));
     first.kill9();

@@ -108,16 +108,26 @@ fn a_database_restack_did_not_write_is_refused_untouched() {
     let garbage = sb.path("garbage");
     std::fs::create_dir_all(&garbage).unwrap();
     std::fs::write(garbage.join("restack.db"), vec![0x5au8; 64 * 1024]).unwrap();
+    // Another program's files: one at schema version 0 with a table named like ours, one that
+    // set its own version (as many do).
     let foreign = sb.path("foreign");
     std::fs::create_dir_all(&foreign).unwrap();
     Connection::open(foreign.join("restack.db"))
         .unwrap()
         .execute_batch("CREATE TABLE runs (who TEXT); INSERT INTO runs VALUES ('theirs');")
         .unwrap();
+    let versioned = sb.path("versioned");
+    std::fs::create_dir_all(&versioned).unwrap();
+    Connection::open(versioned.join("restack.db"))
+        .unwrap()
+        .execute_batch("CREATE TABLE notes (x); PRAGMA user_version = 3;")
+        .unwrap();
     for (dir, says) in [
-        (&garbage, "not a restack database"),
+        (&garbage, "not SQLite at all"),
         (&foreign, "restack did not create"),
+        (&versioned, "restack did not create"),
     ] {
+        let before = std::fs::read(dir.join("restack.db")).unwrap();
         let out = sb
             .cmd()
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
@@ -126,8 +136,15 @@ fn a_database_restack_did_not_write_is_refused_untouched() {
             .unwrap();
         assert_eq!(out.status.code(), Some(2), "{out:?}");
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains("restack.db") && err.contains(says), "{err}");
+        assert!(
+            err.contains("restack.db")
+                && err.contains("not a restack database")
+                && err.contains(says),
+            "{err}"
+        );
         assert!(!err.contains("CREATE"), "no SQL in the message: {err}");
+        let after = std::fs::read(dir.join("restack.db")).unwrap();
+        assert!(before == after, "{}: the file was changed", dir.display());
     }
     let theirs: String = Connection::open(foreign.join("restack.db"))
         .unwrap()

@@ -124,14 +124,9 @@ impl Store {
         // One spelling of the path however the directory was named: agents carry it to tell
         // which engine started them.
         let path = std::fs::canonicalize(&path).unwrap_or(path);
-        // The first statement reads the file: a file that is no database fails here.
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .with_context(|| {
-                format!(
-                    "cannot open database {}: not a restack database",
-                    path.display()
-                )
-            })?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        schema::check_ours(&conn)
+            .with_context(|| format!("cannot open database {}", path.display()))?;
         // SQLite opens a file it may not write read-only, without a word; every schedule would
         // then fail. Say so now.
         if conn.is_readonly(rusqlite::MAIN_DB)? {
@@ -140,6 +135,8 @@ impl Store {
                 path.display()
             );
         }
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .with_context(|| format!("cannot open database {}", path.display()))?;
         conn.pragma_update(
             None,
             "synchronous",
@@ -148,7 +145,6 @@ impl Store {
         // The default checkpoint interval (1000 pages) is kept on purpose: a WAL that is reused
         // from its start after each checkpoint costs a cheaper fsync than one that keeps growing
         // (8192 pages made the low-load workflow latency ~1 ms worse).
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
         schema::migrate(&mut conn).with_context(|| format!("cannot migrate {}", path.display()))?;
         // The highest row number: a seek to the table's last page, not a scan.
         let last: i64 =

@@ -94,6 +94,37 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE steps ADD COLUMN step TEXT;",
 ];
 
+/// Whether the file is a restack database (or a new, empty one), read before anything writes
+/// to it: another program's file is refused untouched, not migrated half-way, and a file that
+/// is no database at all says so.
+pub fn check_ours(conn: &Connection) -> Result<()> {
+    let version: usize = match conn.query_row("PRAGMA user_version", [], |r| r.get(0)) {
+        Ok(v) => v,
+        Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::NotADatabase) => {
+            bail!("not a restack database: the file is not SQLite at all")
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let mut stmt = conn.prepare("SELECT name FROM sqlite_master WHERE type = 'table'")?;
+    let tables: Vec<String> = stmt
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let ours = if version == 0 {
+        tables.is_empty()
+    } else {
+        ["runs", "steps", "logs"]
+            .iter()
+            .all(|t| tables.iter().any(|have| have == t))
+    };
+    if !ours {
+        bail!(
+            "not a restack database: a SQLite database that restack did not create (schema version {version}, tables: {})",
+            crate::api::clip(&tables.join(", "))
+        );
+    }
+    Ok(())
+}
+
 pub fn migrate(conn: &mut Connection) -> Result<()> {
     migrate_through(conn, MIGRATIONS.len())
 }
@@ -107,20 +138,6 @@ pub fn migrate_through(conn: &mut Connection, target: usize) -> Result<()> {
             "the database is at schema version {version}, newer than this build knows ({}); use a newer restack",
             MIGRATIONS.len()
         );
-    }
-    if version == 0 {
-        // A database at version 0 is new, and new means empty: tables of its own make it
-        // another program's file, which migrating would fail on half-way or, worse, alter.
-        let tables: i64 = conn.query_row(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
-            [],
-            |r| r.get(0),
-        )?;
-        if tables > 0 {
-            bail!(
-                "it is a SQLite database that restack did not create (it has tables, but no restack schema)"
-            );
-        }
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().take(target).skip(version) {
         let tx = conn.transaction()?;
