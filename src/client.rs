@@ -32,6 +32,9 @@ const MAX_ANSWER_BYTES: usize = 64 << 20;
 pub struct Client {
     http: reqwest::Client,
     base: String,
+    /// Where requests go: `base`, less any credentials in it when a token is sent (the URL's
+    /// become a Basic `Authorization`, and a second such header is refused).
+    target: String,
     token: Option<String>,
     verbose: bool,
     pub origin: Origin,
@@ -101,9 +104,20 @@ impl Client {
         if is_loopback(base) {
             builder = builder.no_proxy();
         }
+        let base = base.trim_end_matches('/').to_string();
+        let target = match reqwest::Url::parse(&base) {
+            Ok(mut u)
+                if token.is_some() && (!u.username().is_empty() || u.password().is_some()) =>
+            {
+                let _ = (u.set_username(""), u.set_password(None));
+                u.as_str().trim_end_matches('/').to_string()
+            }
+            _ => base.clone(),
+        };
         Ok(Client {
             http: builder.build()?,
-            base: base.trim_end_matches('/').to_string(),
+            base,
+            target,
             token,
             verbose,
             origin,
@@ -122,7 +136,7 @@ impl Client {
         body: Option<Vec<u8>>,
         timeout: Duration,
     ) -> Result<(StatusCode, Vec<u8>)> {
-        let url = format!("{}{path}", self.base);
+        let url = format!("{}{path}", self.target);
         let mut req = self.http.request(method.clone(), &url).timeout(timeout);
         if let Some(t) = &self.token {
             req = req.bearer_auth(t);

@@ -194,7 +194,12 @@ impl Progress {
     /// A transient failure shows even with -q: the command is slower than it should be, and
     /// says why.
     fn retrying(&mut self, why: &str, pause: Duration) {
-        let line = format!("warning: {why}; retrying in {}", fmt_secs(pause));
+        // `why` carries the server's words: printable, as every error's are.
+        let line = format!(
+            "warning: {}; retrying in {}",
+            crate::output::printable(why),
+            fmt_secs(pause)
+        );
         match self {
             Progress::Spinner(bar, _) => bar.println(line),
             _ => eprintln!("{line}"),

@@ -445,14 +445,16 @@ fn clean_token(token: &str, from: &str) -> Result<String> {
 }
 
 fn check_url(url: &str) -> Result<()> {
-    let parsed = reqwest::Url::parse(url).map_err(|e| anyhow!("invalid URL {url:?}: {e}"))?;
+    // Errors show the URL without its credentials: they end up in CI logs.
+    let shown = crate::output::redact_url(url);
+    let parsed = reqwest::Url::parse(url).map_err(|e| anyhow!("invalid URL {shown:?}: {e}"))?;
     if parsed.scheme() != "http" && parsed.scheme() != "https" {
-        bail!("invalid URL {url:?}: the scheme must be http or https");
+        bail!("invalid URL {shown:?}: the scheme must be http or https");
     }
     // API paths are appended to the base, so anything after its path would end up in front
     // of them (`…?x=1/health`).
     if parsed.query().is_some() || parsed.fragment().is_some() {
-        bail!("invalid URL {url:?}: a server's base URL takes no query (`?`) or fragment (`#`)");
+        bail!("invalid URL {shown:?}: a server's base URL takes no query (`?`) or fragment (`#`)");
     }
     Ok(())
 }

@@ -1,7 +1,9 @@
 //! `restack health`: exit 0 naming the URL and profile when the server answers; exit 3 with a
 //! way forward when nothing listens.
 
-use super::fixtures::{assert_error, closed_url, code, engine, stderr, stdout, stdout_json};
+use super::fixtures::{
+    assert_error, closed_url, code, engine, engine_with_env, stderr, stdout, stdout_json,
+};
 use crate::support::Sandbox;
 
 #[test]
@@ -119,4 +121,24 @@ fn credentials_in_the_url_are_not_printed() {
         assert!(!all.contains("hunter2"), "{args:?}: {all}");
         assert!(all.contains("http://***@127.0.0.1:"), "{args:?}: {all}");
     }
+    // A URL that does not parse is shown without them too.
+    let out = sb.run(&["--url", "http://user:hunter2@127.0.0.1:99999", "health"]);
+    let err = assert_error(&out, 2);
+    assert!(!err.contains("hunter2") && err.contains("***@"), "{err}");
+}
+
+/// With a token to send, credentials in the URL are not sent as well: two `Authorization`
+/// headers are refused, and the token is what the engine asks for.
+#[test]
+fn a_token_wins_over_credentials_in_the_url() {
+    let sb = Sandbox::new();
+    let server = engine_with_env(&sb, &[("RESTACK_API_BEARER_TOKEN", "tok")]);
+    let url = server.url.replacen("http://", "http://user:pw@", 1);
+    let out = sb
+        .cmd()
+        .env("RESTACK_API_BEARER_TOKEN", "tok")
+        .args(["--url", &url, "agent", "run", "echo"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{out:?}");
 }
