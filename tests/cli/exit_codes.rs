@@ -69,6 +69,21 @@ fn exit_2_usage_errors() {
     ]);
     let err = assert_error(&out, 2);
     assert!(err.contains("seconds"), "names the field: {err}");
+    // So is an input over the engine's max_body_bytes (1 MiB by default), however far over:
+    // the engine reads what the client is already sending, so that its 413 is heard.
+    for mib in [2, 8] {
+        let big = json!({"text": "x".repeat(mib << 20)}).to_string();
+        let file = sb.write("big.json", &big);
+        let out = sb.run_at(
+            &server.url,
+            &["agent", "run", "echo", "--input", file.to_str().unwrap()],
+        );
+        let err = assert_error(&out, 2);
+        assert!(
+            err.contains("413") && err.contains("max_body_bytes"),
+            "{mib} MiB: {err}"
+        );
+    }
     assert_eq!(runs(&server), Vec::<serde_json::Value>::new());
 }
 

@@ -271,7 +271,10 @@ fn server_text_cannot_write_to_the_terminal() {
         (vec!["status", "r-1", "--agent", "echo", "-f"], 1),
         (vec!["status", "r-2", "--agent", "echo"], 7),
         // Retried while following: the warnings carry the server's words too.
-        (vec!["status", "r-2", "--agent", "echo", "-f", "--timeout", "1s"], 7),
+        (
+            vec!["status", "r-2", "--agent", "echo", "-f", "--timeout", "1s"],
+            7,
+        ),
         (vec!["agent", "run", "echo", "-q"], 7),
     ] {
         let out = sb.run_at(&standin.url, &args);

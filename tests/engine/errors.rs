@@ -98,8 +98,8 @@ fn a_body_over_max_body_bytes_is_413_as_json() {
     assert_eq!(code, 200);
 }
 
-/// A body declared too large is refused before it is sent: a client waiting for `100 Continue`
-/// hears 413 at once, and one that declared more than it sends is not waited for.
+/// A body declared too large is refused: a client waiting for `100 Continue` hears 413 before
+/// it sends a byte, and one that declared more than it sends is not waited for past seconds.
 #[test]
 fn a_declared_length_over_max_body_bytes_is_413_before_the_body() {
     use std::io::{Read, Write};

@@ -2,18 +2,19 @@
 //! drive it with `tower::ServiceExt::oneshot`. One module per URL area.
 
 mod auth;
+mod body;
 mod browsers;
 mod catalog;
 mod openapi;
 mod runs;
 
+use axum::Json;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{StatusCode, header};
 use axum::middleware::{from_fn_with_state, map_response};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, body};
 use serde_json::json;
 
 use super::AppState;
@@ -69,7 +70,9 @@ async fn json_errors(resp: Response) -> Response {
         return resp;
     }
     let (mut parts, body) = resp.into_parts();
-    let text = body::to_bytes(body, 16 * 1024).await.unwrap_or_default();
+    let text = axum::body::to_bytes(body, 16 * 1024)
+        .await
+        .unwrap_or_default();
     let text = String::from_utf8_lossy(&text).trim().to_string();
     let message = match status {
         StatusCode::PAYLOAD_TOO_LARGE => "request body is larger than max_body_bytes".to_string(),

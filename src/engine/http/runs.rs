@@ -4,9 +4,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::{Path, Query, RawPathParams, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 
@@ -65,7 +64,7 @@ pub async fn schedule(
     req: Request,
 ) -> Result<Json<ScheduleResponse>, EngineError> {
     let kind = area(&area_seg)?;
-    let body = read_body(req, state.max_body_bytes).await?;
+    let body = super::body::read(req, state.max_body_bytes).await?;
     if !state.catalog.exists(kind, &name) {
         return Err(EngineError::NotFound(format!(
             "{kind} `{}` not found",
@@ -121,25 +120,6 @@ pub async fn schedule(
         run_id: id,
         status: Some(status),
     }))
-}
-
-/// The body, up to `max` bytes. A `Content-Length` over it is refused before a byte is read, so
-/// a client that waits for `100 Continue` hears 413 at once, and one that declared more than
-/// it sends is not waited for.
-async fn read_body(req: Request, max: usize) -> Result<Bytes, EngineError> {
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > max as u64) {
-        return Err(EngineError::TooLarge(max));
-    }
-    axum::body::to_bytes(req.into_body(), max)
-        .await
-        .map_err(|e| match std::error::Error::source(&e) {
-            Some(s) if s.is::<http_body_util::LengthLimitError>() => EngineError::TooLarge(max),
-            _ => EngineError::BadRequest(format!("cannot read the request body: {e}")),
-        })
 }
 
 /// The body is optional; when present it is `{"input": {...}}` and nothing else, so that a

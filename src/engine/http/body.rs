@@ -1,0 +1,70 @@
+//! A request body within `max_body_bytes`, and the 413 for one over it, said so that the client
+//! hears it. A server that answers before the body has arrived and closes the connection
+//! leaves a client still sending it with a broken pipe and no answer (the CLI's "cannot
+//! reach"); so what a client is already sending is read and dropped, within bounds, before the
+//! answer. A client that waits for `100 Continue` has sent nothing yet and hears 413 at once.
+
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::Request;
+use axum::http::header;
+use http_body_util::BodyExt;
+
+use crate::engine::error::EngineError;
+
+/// The most of a refused body read (and dropped) so that its 413 is heard, and for how long;
+/// past either the connection is closed on the client.
+const DRAIN_BYTES: usize = 64 << 20;
+const DRAIN_FOR: Duration = Duration::from_secs(5);
+
+pub async fn read(req: Request, max: usize) -> Result<Bytes, EngineError> {
+    let headers = req.headers();
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let waits = headers
+        .get(header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let mut body = req.into_body();
+    if declared.is_some_and(|n| n > max as u64) {
+        if !waits {
+            drain(body, 0).await;
+        }
+        return Err(EngineError::TooLarge(max));
+    }
+    // Chunks as they came; one chunk (the usual case) is the body itself, not a copy.
+    let mut chunks: Vec<Bytes> = Vec::with_capacity(1);
+    let mut len = 0;
+    while let Some(frame) = body.frame().await {
+        let frame = frame
+            .map_err(|e| EngineError::BadRequest(format!("cannot read the request body: {e}")))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        len += data.len();
+        if len > max {
+            drain(body, len).await;
+            return Err(EngineError::TooLarge(max));
+        }
+        chunks.push(data);
+    }
+    Ok(match chunks.len() {
+        0 => Bytes::new(),
+        1 => chunks.pop().unwrap_or_default(),
+        _ => chunks.concat().into(),
+    })
+}
+
+/// Reads what is left of `body` and drops it, `seen` bytes of it already read.
+async fn drain(mut body: Body, mut seen: usize) {
+    let _ = tokio::time::timeout(DRAIN_FOR, async {
+        while seen <= DRAIN_BYTES {
+            match body.frame().await {
+                Some(Ok(frame)) => seen += frame.data_ref().map_or(0, Bytes::len),
+                _ => return,
+            }
+        }
+    })
+    .await;
+}
