@@ -650,6 +650,12 @@ pub fn http_failure(status: StatusCode, body: &[u8], what: &str, base: &str) -> 
         None => m.to_string(),
     };
     match status.as_u16() {
+        // A 403 that says why needs no guess: the token may be fine (a permission, or our
+        // engine refusing what looks like a web page).
+        403 if detail.is_some() => Failure::new(
+            Exit::Unauthorized,
+            with(&format!("{base} refused the request (HTTP 403)")),
+        ),
         401 | 403 => Failure::new(
             Exit::Unauthorized,
             with(&format!(
@@ -819,6 +825,26 @@ mod tests {
                 format!("restack --url http://h:1 {line}")
             );
         }
+    }
+
+    #[test]
+    fn a_403_that_says_why_gets_no_token_hint() {
+        let said = http_failure(
+            StatusCode::FORBIDDEN,
+            br#"{"error": "refused: a web page"}"#,
+            "x",
+            "b",
+        );
+        assert_eq!(said.exit, Exit::Unauthorized);
+        assert!(
+            said.hint.is_none() && said.message.contains("a web page"),
+            "{said:?}"
+        );
+        let bare = http_failure(StatusCode::FORBIDDEN, b"", "x", "b");
+        assert!(
+            bare.hint
+                .is_some_and(|h| h.contains("RESTACK_API_BEARER_TOKEN"))
+        );
     }
 
     #[test]

@@ -19,6 +19,8 @@ const LONGEST_SLEEP: Duration = Duration::from_secs(100 * 31_557_600);
 /// The most runs a concurrency setting may allow at once: far past what any machine runs, and
 /// far below what a semaphore can count.
 const MOST_AT_ONCE: usize = 1_000_000;
+/// The largest request body an engine may take.
+const MAX_BODY_BYTES: usize = 32 << 20;
 
 /// A failed check and the keys that lead to the value at fault (`agents`, `x`, `timeout`); an
 /// array element's key is its index.
@@ -120,11 +122,24 @@ impl Config {
                 ),
             );
         }
-        if s.max_body_bytes == Some(0) {
-            return fault(
-                &["serve", "max_body_bytes"],
-                anyhow!("[serve] max_body_bytes must be at least 1"),
-            );
+        // A run's input comes back in its answers (an `echo`'s output is its input); past
+        // 32 MiB those would pass the 64 MiB a client reads of an answer.
+        match s.max_body_bytes {
+            Some(0) => {
+                return fault(
+                    &["serve", "max_body_bytes"],
+                    anyhow!("[serve] max_body_bytes must be at least 1"),
+                );
+            }
+            Some(n) if n > MAX_BODY_BYTES => {
+                return fault(
+                    &["serve", "max_body_bytes"],
+                    anyhow!(
+                        "[serve] max_body_bytes must be at most {MAX_BODY_BYTES} (32 MiB), not {n}"
+                    ),
+                );
+            }
+            _ => {}
         }
         at_most(
             &["serve", "max_concurrency"],
@@ -354,6 +369,11 @@ mod tests {
                 "token_env must name",
             ),
             ("[serve]\nmax_body_bytes = 0\n", "x.toml:2:1:", "at least 1"),
+            (
+                "[serve]\nmax_body_bytes = 33554433\n",
+                "x.toml:2:1:",
+                "at most 33554432",
+            ),
             (
                 "[serve]\nlisten = \"nonsense\"\n",
                 "x.toml:2:1:",

@@ -82,24 +82,58 @@ fn refusal(headers: &HeaderMap) -> Option<EngineError> {
     })
 }
 
-/// `localhost` and its subdomains (RFC 6761), or a loopback address, with or without a port.
+/// The names the stock `/etc/hosts` of common distributions give loopback, besides
+/// `localhost` and its subdomains (RFC 6761).
+const LOOPBACK_NAMES: &[&str] = &[
+    "localhost.localdomain",
+    "localhost4",
+    "localhost4.localdomain4",
+    "localhost6",
+    "localhost6.localdomain6",
+    "ip6-localhost",
+    "ip6-loopback",
+];
+
+/// A loopback name or address, with or without a port: `localhost` and the names above, this
+/// machine's own host name (which a page cannot rebind), or a loopback IP.
 fn is_loopback_host(host: &str) -> bool {
     let name = match host.strip_prefix('[') {
-        Some(rest) => rest.split_once(']').map_or(rest, |(v6, _)| v6),
-        None => host.rsplit_once(':').map_or(host, |(name, port)| {
-            if port.bytes().all(|b| b.is_ascii_digit()) {
-                name
-            } else {
-                host
-            }
-        }),
+        Some(rest) => match rest.split_once(']') {
+            Some((v6, port)) if port.is_empty() || is_port(port.strip_prefix(':')) => v6,
+            _ => return false,
+        },
+        None => match host.rsplit_once(':') {
+            Some((name, port)) if is_port(Some(port)) => name,
+            _ => host,
+        },
     };
     let name = name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase();
-    if name == "localhost" || name.ends_with(".localhost") {
+    if name == "localhost" || name.ends_with(".localhost") || LOOPBACK_NAMES.contains(&&*name) {
+        return true;
+    }
+    if own_host_name().is_some_and(|own| own == name) {
         return true;
     }
     name.parse::<IpAddr>()
         .is_ok_and(|ip| ip.to_canonical().is_loopback())
+}
+
+fn is_port(port: Option<&str>) -> bool {
+    port.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// This machine's host name, lower-cased, read once.
+fn own_host_name() -> Option<&'static str> {
+    static NAME: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| {
+        let mut buf = [0u8; 256];
+        // SAFETY: gethostname(2) writes at most `buf.len()` bytes into a buffer we own.
+        let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+        let name = std::str::from_utf8(&buf[..end]).ok()?.to_ascii_lowercase();
+        (rc == 0 && !name.is_empty()).then_some(name)
+    })
+    .as_deref()
 }
 
 #[cfg(test)]
@@ -117,8 +151,14 @@ mod tests {
             "127.1.2.3",
             "[::1]:6233",
             "[::ffff:127.0.0.1]:80",
+            "[::1]",
+            "ip6-localhost:6233",
+            "localhost.localdomain",
         ] {
             assert!(is_loopback_host(host), "{host}");
+        }
+        if let Some(own) = own_host_name() {
+            assert!(is_loopback_host(&format!("{own}:6233")), "{own}");
         }
         for host in [
             "",
@@ -128,6 +168,9 @@ mod tests {
             "10.0.0.1:6233",
             "[::2]:6233",
             "127.0.0.1.nip.io:6233",
+            "[::1]evil.example",
+            "[::1]:",
+            "localhost:",
         ] {
             assert!(!is_loopback_host(host), "{host}");
         }
