@@ -86,6 +86,10 @@ impl StatusArgs {
                 s.label()
             );
         }
+        let other_engine = entry
+            .as_ref()
+            .map(|e| e.url.clone())
+            .filter(|u| u.starts_with("the embedded engine") && *u != s.recorded_at());
         let elsewhere = match entry
             .filter(|e| e.profile == s.profile.name)
             .and_then(|e| recorded_elsewhere(&e.url, g, s))
@@ -102,14 +106,29 @@ impl StatusArgs {
             None => None,
         };
         let client = elsewhere.as_ref().unwrap_or(&s.client);
+        // A run another embedded engine holds (another config's data_dir) is not found here;
+        // the history says where it is.
+        let placed = |e: anyhow::Error| {
+            match (e.downcast::<Failure>(), &other_engine) {
+            (Ok(f), Some(there)) if f.exit == Exit::NotFound => f
+                .and_hint(format!(
+                    "run {id} was scheduled with {there}: run this with the config that names that data_dir (-c)"
+                ))
+                .into(),
+            (Ok(f), _) => f.into(),
+            (Err(e), _) => e,
+        }
+        };
         if self.follow {
             let bound = Bound {
                 started: std::time::Instant::now(),
                 timeout: self.timeout,
             };
-            return super::run::follow(client, kind, &name, id, bound, None, g).await;
+            return super::run::follow(client, kind, &name, id, bound, None, g)
+                .await
+                .map_err(placed);
         }
-        let answer = client.run(kind, &name, id, None).await?;
+        let answer = client.run(kind, &name, id, None).await.map_err(placed)?;
         if g.json() {
             output::json(&answer.raw);
         } else {

@@ -183,10 +183,18 @@ impl Config {
                 }
             }
             if let Some(t) = &a.timeout {
-                at(
+                let limit = at(
                     &keys("timeout"),
                     parse_duration(t).with_context(|| format!("[agents.{name}] timeout")),
                 )?;
+                if limit.is_zero() {
+                    return fault(
+                        &keys("timeout"),
+                        anyhow!(
+                            "[agents.{name}] timeout must be longer than 0s: every run would time out"
+                        ),
+                    );
+                }
             }
             at_most(
                 &keys("concurrency"),
@@ -270,6 +278,10 @@ fn check_name(name: &str) -> Result<()> {
     {
         bail!("the name {name:?} may only hold letters, digits, '-', '_' and '.'");
     }
+    // `.` and `..` are path segments a URL resolves away: such an agent could never be called.
+    if name.chars().all(|c| c == '.') {
+        bail!("the name {name:?} is made of dots only, which a URL path cannot carry");
+    }
     Ok(())
 }
 
@@ -326,6 +338,16 @@ mod tests {
                 "[agents.a]\ncommand = [\"true\"]\ntimeout = \"5 parsecs\"\n",
                 "x.toml:3:1:",
                 "invalid duration",
+            ),
+            (
+                "[agents.a]\ncommand = [\"true\"]\ntimeout = \"0s\"\n",
+                "x.toml:3:1:",
+                "longer than 0s",
+            ),
+            (
+                "[agents.\"..\"]\ncommand = [\"true\"]\n",
+                "x.toml:1:",
+                "dots only",
             ),
             (
                 "default_profile = \"cloud\"\n",

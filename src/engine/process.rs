@@ -91,7 +91,18 @@ pub async fn run(inv: Invocation<'_>, mut log: impl FnMut(String) + Send) -> Out
     }
     let mut child = match cmd.spawn() {
         Ok(c) => c,
-        Err(e) => return Outcome::Failed(format!("cannot start {argv0}: {e}")),
+        Err(e) => {
+            // The classic slip: a script beside the config, named as a program on PATH.
+            let beside = !argv0.contains('/') && inv.spec.dir.join(argv0).is_file();
+            let why = if e.kind() == std::io::ErrorKind::NotFound && beside {
+                format!(
+                    "; a command without a `/` is looked up on PATH: write \"./{argv0}\" for the file beside the config"
+                )
+            } else {
+                String::new()
+            };
+            return Outcome::Failed(format!("cannot start {argv0}: {e}{why}"));
+        }
     };
     let pgid = child.id().map(|p| p as i32);
     let kill_group = move || {

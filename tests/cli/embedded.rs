@@ -170,3 +170,29 @@ fn verbose_engine_logs_are_plain_when_stderr_is_not_a_terminal() {
     assert!(err.contains("restack::engine"), "no engine log:\n{err}");
     assert!(!err.contains('\x1b'), "{err:?}");
 }
+
+/// A run another config's embedded engine holds is not found by the default one; the history
+/// knows where it is, and the error says how to reach it.
+#[test]
+fn a_run_of_another_configs_embedded_engine_is_pointed_to() {
+    let sb = Sandbox::new();
+    let cfg = sb.write("proj/restack.toml", "[serve]\ndata_dir = \"data\"\n");
+    let out = sb.run(&[
+        "-c",
+        cfg.to_str().unwrap(),
+        "-p",
+        "embedded",
+        "-q",
+        "agent",
+        "run",
+        "echo",
+    ]);
+    assert_eq!(code(&out), 0, "{out:?}");
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let out = sb.run(&["-p", "embedded", "status", &id]);
+    let err = assert_error(&out, 4);
+    assert!(
+        err.contains("hint: run") && err.contains("proj") && err.contains("-c"),
+        "{err}"
+    );
+}

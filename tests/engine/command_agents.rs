@@ -263,3 +263,20 @@ command = ["python3", "-c", "import sys\nfor i in range(10150): print(f'line {i}
     );
     assert!(lines.contains(&"line 10051") && !lines.contains(&"line 10050"));
 }
+
+/// A script beside the config named without `./` is looked up on PATH, as a shell would; the
+/// failure says so and how to name it.
+#[test]
+fn a_script_named_as_a_program_on_path_fails_saying_how_to_name_it() {
+    let (sb, cfg) = sandbox("[agents.local]\ncommand = [\"run.sh\"]\n");
+    sb.write("run.sh", "#!/bin/sh\necho '{}'\n");
+    let server = sb.serve(Some(&cfg), &sb.path("engine"), &[]);
+    let id = server.schedule("agents", "local", json!({}));
+    let run = server.wait_done("agents", "local", &id, T);
+    assert_eq!(run["status"], "failed", "{run}");
+    let error = run["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("looked up on PATH") && error.contains("./run.sh"),
+        "{error}"
+    );
+}
