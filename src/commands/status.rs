@@ -109,15 +109,21 @@ impl StatusArgs {
         // A run another embedded engine holds (another config's data_dir) is not found here;
         // the history says where it is.
         let placed = |e: anyhow::Error| {
-            match (e.downcast::<Failure>(), &other_engine) {
-            (Ok(f), Some(there)) if f.exit == Exit::NotFound => f
-                .and_hint(format!(
-                    "run {id} was scheduled with {there}: run this with the config that names that data_dir (-c)"
-                ))
-                .into(),
-            (Ok(f), _) => f.into(),
-            (Err(e), _) => e,
-        }
+            // Only a bare "not found": a downcast sees through context, which must not be lost.
+            let not_found = e
+                .downcast_ref::<Failure>()
+                .is_some_and(|f| f.exit == Exit::NotFound && f.to_string() == e.to_string());
+            match &other_engine {
+                Some(there) if not_found => match e.downcast::<Failure>() {
+                    Ok(f) => f
+                        .and_hint(format!(
+                            "run {id} was scheduled with {there}: run this with the config that names that data_dir (-c)"
+                        ))
+                        .into(),
+                    Err(e) => e,
+                },
+                _ => e,
+            }
         };
         if self.follow {
             let bound = Bound {

@@ -551,6 +551,7 @@ impl Inner {
             Vec::new()
         };
         if let Some(why) = changed_under(&wf, &stored) {
+            tracing::warn!(run = %run.id, "{why}");
             self.finish(&run.id, Err(why), Vec::new()).await;
             return None;
         }

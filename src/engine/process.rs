@@ -93,10 +93,22 @@ pub async fn run(inv: Invocation<'_>, mut log: impl FnMut(String) + Send) -> Out
         Ok(c) => c,
         Err(e) => {
             // The classic slip: a script beside the config, named as a program on PATH.
-            let beside = !argv0.contains('/') && inv.spec.dir.join(argv0).is_file();
-            let why = if e.kind() == std::io::ErrorKind::NotFound && beside {
+            let beside = inv.spec.dir.join(argv0);
+            let why = if e.kind() == std::io::ErrorKind::NotFound
+                && !argv0.contains('/')
+                && beside.is_file()
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let runnable = beside
+                    .metadata()
+                    .is_ok_and(|m| m.permissions().mode() & 0o111 != 0);
                 format!(
-                    "; a command without a `/` is looked up on PATH: write \"./{argv0}\" for the file beside the config"
+                    "; a command without a `/` is looked up on PATH: write \"./{argv0}\" for the file beside the config{}",
+                    if runnable {
+                        ""
+                    } else {
+                        ", and make it executable"
+                    }
                 )
             } else {
                 String::new()

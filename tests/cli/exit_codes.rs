@@ -138,6 +138,19 @@ fn exit_5_unauthorized() {
         .output()
         .unwrap();
     assert_error(&out, 5);
+    // However large the input: the engine reads what the client is sending before it refuses.
+    let big = sb.write(
+        "big.json",
+        &json!({"text": "x".repeat(8 << 20)}).to_string(),
+    );
+    let out = sb
+        .cmd()
+        .args(["--url", &server.url, "agent", "run", "echo", "--input"])
+        .arg(&big)
+        .env("RESTACK_API_BEARER_TOKEN", "wrong")
+        .output()
+        .unwrap();
+    assert_error(&out, 5);
     // A 403 from a remote server is the same to a script.
     let standin = Standin::start(|_, _| Reply::json(403, json!({"error": "forbidden"})));
     let out = sb.run(&["--url", &standin.url, "agent", "run", "echo"]);

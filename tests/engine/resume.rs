@@ -168,3 +168,29 @@ fn a_workflow_edited_under_a_run_stops_it_rather_than_redo_a_step() {
     assert_eq!(run["steps"][1]["step"], "sleep 3s", "{run}");
     assert_eq!(run["steps"][2]["step"], "agent echo", "{run}");
 }
+
+/// A completed run shows the steps it ran, not steps the config gained after it ended.
+#[test]
+fn a_completed_run_shows_the_steps_it_ran() {
+    let (sb, cfg) = sandbox(&config());
+    let data = sb.path("engine");
+    let mut server = sb.serve(Some(&cfg), &data, &[]);
+    let id = server.schedule("workflows", "pair", json!({}));
+    server.wait_done("workflows", "pair", &id, T);
+    server.kill9();
+    let grown = config().replace(
+        "[workflows.pair]\nsteps = [{ agent = \"first\" }, { agent = \"last\" }]",
+        "[workflows.pair]\nsteps = [{ agent = \"first\" }, { agent = \"last\" }, { sleep = \"5s\" }]",
+    );
+    assert_ne!(grown, config());
+    std::fs::write(&cfg, grown).unwrap();
+    let server = sb.serve(Some(&cfg), &data, &[]);
+    let (_, run) = server.get(&format!("/api/workflows/pair/{id}"));
+    let steps: Vec<&str> = run["steps"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{run}"))
+        .iter()
+        .map(|s| s["step"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(steps, ["agent first", "agent last"], "{run}");
+}

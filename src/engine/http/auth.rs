@@ -17,6 +17,8 @@ pub async fn require_token(State(state): State<AppState>, req: Request, next: Ne
             _ => None,
         };
         if !given.is_some_and(|g| constant_time_eq(g.as_bytes(), expected.as_bytes())) {
+            // Heard by a client still sending a body, not cut off with a broken pipe.
+            super::body::drain(req.into_body(), 0).await;
             return EngineError::Unauthorized.into_response();
         }
     }

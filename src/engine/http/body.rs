@@ -56,8 +56,9 @@ pub async fn read(req: Request, max: usize) -> Result<Bytes, EngineError> {
     })
 }
 
-/// Reads what is left of `body` and drops it, `seen` bytes of it already read.
-async fn drain(mut body: Body, mut seen: usize) {
+/// Reads what is left of `body` and drops it, `seen` bytes of it already read: also for the
+/// answers given before a handler reads it (a 401, a 403).
+pub async fn drain(mut body: Body, mut seen: usize) {
     let _ = tokio::time::timeout(DRAIN_FOR, async {
         while seen <= DRAIN_BYTES {
             match body.frame().await {

@@ -9,14 +9,13 @@
 //! installed.
 
 use std::convert::Infallible;
-use std::future::{Ready, ready};
 use std::net::IpAddr;
 use std::task::{Context, Poll};
 
 use axum::extract::Request;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
-use futures_util::future::Either;
+use futures_util::future::{BoxFuture, Either};
 use tower::{Layer, Service};
 
 use crate::engine::error::EngineError;
@@ -41,7 +40,7 @@ where
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = Either<Ready<Result<Response, Infallible>>, S::Future>;
+    type Future = Either<BoxFuture<'static, Result<Response, Infallible>>, S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.0.poll_ready(cx)
@@ -49,7 +48,12 @@ where
 
     fn call(&mut self, req: Request) -> Self::Future {
         match refusal(req.headers()) {
-            Some(e) => Either::Left(ready(Ok(e.into_response()))),
+            // Boxed on this path only; the body a page may be sending is read first, so that
+            // the 403 is heard.
+            Some(e) => Either::Left(Box::pin(async move {
+                super::body::drain(req.into_body(), 0).await;
+                Ok(e.into_response())
+            })),
             None => Either::Right(self.0.call(req)),
         }
     }

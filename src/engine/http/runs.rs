@@ -63,8 +63,9 @@ pub async fn schedule(
     Path((area_seg, name)): Path<(String, String)>,
     req: Request,
 ) -> Result<Json<ScheduleResponse>, EngineError> {
-    let kind = area(&area_seg)?;
+    // The body first, so that every refusal below is heard by a client still sending it.
     let body = super::body::read(req, state.max_body_bytes).await?;
+    let kind = area(&area_seg)?;
     if !state.catalog.exists(kind, &name) {
         return Err(EngineError::NotFound(format!(
             "{kind} `{}` not found",
@@ -247,12 +248,15 @@ pub fn run_info(row: RunRow, steps: Option<Vec<StepInfo>>) -> RunInfo {
 }
 
 /// Every step of the workflow's definition, with what is stored for it so far. A step that
-/// ran is named as it ran, even if the config has changed since.
+/// ran is named as it ran, even if the config has changed since; a completed run shows the
+/// steps it ran, all of them stored, and none added to the config since.
 fn step_infos(state: &AppState, row: &RunRow) -> Result<Vec<StepInfo>, EngineError> {
     let stored = state.store.steps(&row.id)?;
     let defs: Vec<String> = match state.catalog.workflows.get(&row.name) {
-        Some(w) => w.steps.iter().map(|s| s.describe()).collect(),
-        None => Vec::new(),
+        Some(w) if row.status != RunStatus::Completed => {
+            w.steps.iter().map(|s| s.describe()).collect()
+        }
+        _ => Vec::new(),
     };
     let count = defs.len().max(stored.last().map_or(0, |s| s.idx + 1));
     Ok((0..count)
@@ -272,13 +276,19 @@ fn step_infos(state: &AppState, row: &RunRow) -> Result<Vec<StepInfo>, EngineErr
                 attempt: s.map(|s| s.attempt).filter(|a| *a > 0),
                 error: s.and_then(|s| s.error.clone()),
             };
-            // A run that ended (canceled, or stopped) while this step was under way: the step
-            // did not finish either, and will not.
-            if row.status.is_terminal() && info.status == RunStatus::Running {
+            // A run that ended while this step was under way (or cut short by a stop, and
+            // queued again): the step did not finish either, and will not.
+            let begun = s.is_some_and(|s| s.started_at.is_some());
+            if row.status.is_terminal()
+                && (info.status == RunStatus::Running || info.status == RunStatus::Queued && begun)
+            {
                 info.status = RunStatus::Failed;
-                info.wake_at = None;
                 info.error
                     .get_or_insert_with(|| "the run ended during this step".into());
+            }
+            // A wake-up time is news only while the step sleeps.
+            if info.status == RunStatus::Failed {
+                info.wake_at = None;
             }
             info
         })

@@ -105,6 +105,12 @@ pub fn check_ours(conn: &Connection) -> Result<()> {
         }
         Err(e) => return Err(e.into()),
     };
+    if version > MIGRATIONS.len() {
+        bail!(
+            "the database is at schema version {version}, newer than this build knows ({}); use a newer restack",
+            MIGRATIONS.len()
+        );
+    }
     let mut stmt = conn.prepare("SELECT name FROM sqlite_master WHERE type = 'table'")?;
     let tables: Vec<String> = stmt
         .query_map([], |r| r.get(0))?

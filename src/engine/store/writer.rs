@@ -445,7 +445,8 @@ fn first_start(steps: &[StepWrite]) -> Option<i64> {
 fn write_step(tx: &Transaction, s: &StepWrite) -> rusqlite::Result<usize> {
     tx.prepare_cached(
         // A step started once: later attempts keep its first start, and its definition as it
-        // began (a sleep lengthened since still shows the length it slept).
+        // began (a sleep lengthened since still shows the length it slept; a row an older
+        // build wrote keeps none rather than take today's).
         "INSERT INTO steps (run_id, idx, status, output, error, started_at, completed_at, wake_at, attempt,
                             step)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
@@ -453,7 +454,7 @@ fn write_step(tx: &Transaction, s: &StepWrite) -> rusqlite::Result<usize> {
             output = excluded.output, error = excluded.error,
             started_at = coalesce(steps.started_at, excluded.started_at),
             completed_at = excluded.completed_at, wake_at = excluded.wake_at,
-            attempt = excluded.attempt, step = coalesce(steps.step, excluded.step)",
+            attempt = excluded.attempt",
     )?
     .execute(params![
         s.run_id,
