@@ -256,3 +256,32 @@ fn no_bad_request_is_ever_a_500() {
         server.logs()
     );
 }
+
+/// Every refusal reads what the client is sending before it answers: a client still uploading
+/// a large body hears the 404 or 405, not a broken pipe (which a CLI can only call "cannot
+/// reach").
+#[test]
+fn every_refusal_is_heard_by_a_client_still_sending_a_body() {
+    let sb = Sandbox::new();
+    let server = engine(&sb);
+    let big = vec![b'x'; 8 << 20];
+    for (method, path, expected) in [
+        (Method::POST, "/nope".to_string(), 404),
+        (Method::POST, "/api/agents".to_string(), 405),
+        (Method::POST, "/health".to_string(), 405),
+        (Method::PUT, "/api/agents/echo".to_string(), 405),
+        (
+            Method::POST,
+            format!("/api/agents/echo/{UNKNOWN_RUN}/cancel"),
+            404,
+        ),
+        (Method::POST, "/api/agents/nope".to_string(), 413),
+    ] {
+        let (code, body) = crate::support::send(
+            reqwest::blocking::Client::new()
+                .request(method.clone(), format!("{}{path}", server.url))
+                .body(big.clone()),
+        );
+        assert_error(code, expected, &body, &format!("{method} {path}"));
+    }
+}

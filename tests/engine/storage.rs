@@ -120,7 +120,7 @@ fn a_database_restack_did_not_write_is_refused_untouched() {
     std::fs::create_dir_all(&versioned).unwrap();
     Connection::open(versioned.join("restack.db"))
         .unwrap()
-        .execute_batch("CREATE TABLE notes (x); PRAGMA user_version = 3;")
+        .execute_batch("CREATE TABLE notes (x); PRAGMA user_version = 12;")
         .unwrap();
     // And one a newer build wrote.
     let newer = sb.path("newer");

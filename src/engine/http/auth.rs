@@ -18,7 +18,7 @@ pub async fn require_token(State(state): State<AppState>, req: Request, next: Ne
         };
         if !given.is_some_and(|g| constant_time_eq(g.as_bytes(), expected.as_bytes())) {
             // Heard by a client still sending a body, not cut off with a broken pipe.
-            super::body::drain(req.into_body(), 0).await;
+            super::body::drain(req).await;
             return EngineError::Unauthorized.into_response();
         }
     }

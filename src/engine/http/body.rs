@@ -19,20 +19,15 @@ const DRAIN_BYTES: usize = 64 << 20;
 const DRAIN_FOR: Duration = Duration::from_secs(5);
 
 pub async fn read(req: Request, max: usize) -> Result<Bytes, EngineError> {
-    let headers = req.headers();
-    let declared = headers
+    let declared = req
+        .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    let waits = headers
-        .get(header::EXPECT)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
-    let mut body = req.into_body();
     if declared.is_some_and(|n| n > max as u64) {
-        if !waits {
-            drain(body, 0).await;
-        }
+        drain(req).await;
         return Err(EngineError::TooLarge(max));
     }
+    let mut body = req.into_body();
     // Chunks as they came; one chunk (the usual case) is the body itself, not a copy.
     let mut chunks: Vec<Bytes> = Vec::with_capacity(1);
     let mut len = 0;
@@ -44,7 +39,7 @@ pub async fn read(req: Request, max: usize) -> Result<Bytes, EngineError> {
         };
         len += data.len();
         if len > max {
-            drain(body, len).await;
+            drop_rest(body, len).await;
             return Err(EngineError::TooLarge(max));
         }
         chunks.push(data);
@@ -56,9 +51,20 @@ pub async fn read(req: Request, max: usize) -> Result<Bytes, EngineError> {
     })
 }
 
-/// Reads what is left of `body` and drops it, `seen` bytes of it already read: also for the
-/// answers given before a handler reads it (a 401, a 403).
-pub async fn drain(mut body: Body, mut seen: usize) {
+/// Reads a request's body and drops it, for an answer that does not need it (a 401, a 403, a
+/// 404, a 405): unless the client waits for `100 Continue`, and so has sent nothing yet.
+pub async fn drain(req: Request) {
+    let waits = req
+        .headers()
+        .get(header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    if !waits {
+        drop_rest(req.into_body(), 0).await;
+    }
+}
+
+/// Reads what is left of `body` and drops it, `seen` bytes of it already read.
+async fn drop_rest(mut body: Body, mut seen: usize) {
     let _ = tokio::time::timeout(DRAIN_FOR, async {
         while seen <= DRAIN_BYTES {
             match body.frame().await {

@@ -51,7 +51,7 @@ where
             // Boxed on this path only; the body a page may be sending is read first, so that
             // the 403 is heard.
             Some(e) => Either::Left(Box::pin(async move {
-                super::body::drain(req.into_body(), 0).await;
+                super::body::drain(req).await;
                 Ok(e.into_response())
             })),
             None => Either::Right(self.0.call(req)),

@@ -47,7 +47,8 @@ fn area(segment: &str) -> Result<Kind, EngineError> {
 /// A method an API route does not take: a 405 (axum adds `Allow`). On a run route with a typo
 /// in the area (`GET /api/agent/…`), the 404 that says where runs live, as with the right
 /// method.
-pub async fn other_method(params: RawPathParams) -> Response {
+pub async fn other_method(params: RawPathParams, req: Request) -> Response {
+    super::body::drain(req).await;
     match params
         .iter()
         .find(|(k, _)| *k == "area")
@@ -349,7 +350,10 @@ fn parse_status(s: &str) -> Result<RunStatus, EngineError> {
 pub async fn cancel(
     State(state): State<AppState>,
     Path((area_seg, name, id)): Path<(String, String, String)>,
+    req: Request,
 ) -> Result<Json<RunInfo>, EngineError> {
+    // A cancel takes no body; one sent anyway is read, so that the answer is heard.
+    super::body::drain(req).await;
     let kind = area(&area_seg)?;
     let row = load(&state, kind, &name, &id)?;
     if row.status.is_terminal() {

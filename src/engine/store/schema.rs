@@ -105,12 +105,6 @@ pub fn check_ours(conn: &Connection) -> Result<()> {
         }
         Err(e) => return Err(e.into()),
     };
-    if version > MIGRATIONS.len() {
-        bail!(
-            "the database is at schema version {version}, newer than this build knows ({}); use a newer restack",
-            MIGRATIONS.len()
-        );
-    }
     let mut stmt = conn.prepare("SELECT name FROM sqlite_master WHERE type = 'table'")?;
     let tables: Vec<String> = stmt
         .query_map([], |r| r.get(0))?
@@ -126,6 +120,12 @@ pub fn check_ours(conn: &Connection) -> Result<()> {
         bail!(
             "not a restack database: a SQLite database that restack did not create (schema version {version}, tables: {})",
             crate::api::clip(&tables.join(", "))
+        );
+    }
+    if version > MIGRATIONS.len() {
+        bail!(
+            "the database is at schema version {version}, newer than this build knows ({}); use a newer restack",
+            MIGRATIONS.len()
         );
     }
     Ok(())
