@@ -133,7 +133,7 @@ fn a_workflow_edited_under_a_run_stops_it_rather_than_redo_a_step() {
             agent("last", "")
         )
     };
-    let v1 = r#"{ agent = "first" }, { sleep = "3s" }, { agent = "last" }"#;
+    let v1 = r#"{ agent = "first" }, { sleep = "5s" }, { agent = "last" }"#;
     let (sb, cfg) = sandbox(&config(v1, v1));
     let data = sb.path("engine");
     let mut server = sb.serve(Some(&cfg), &data, &[]);
@@ -160,12 +160,12 @@ fn a_workflow_edited_under_a_run_stops_it_rather_than_redo_a_step() {
     assert_eq!(sb.read("marks"), "first 1\n", "no step ran twice");
     // The steps it ran are shown as they ran.
     assert_eq!(run["steps"][0]["step"], "agent first", "{run}");
-    assert_eq!(run["steps"][1]["step"], "sleep 3s", "{run}");
+    assert_eq!(run["steps"][1]["step"], "sleep 5s", "{run}");
 
     let run = server.wait_done("workflows", "nap", &nap, T);
     assert_eq!(run["status"], "completed", "{run}");
     assert_eq!(run["output"]["n"], 1, "{run}");
-    assert_eq!(run["steps"][1]["step"], "sleep 3s", "{run}");
+    assert_eq!(run["steps"][1]["step"], "sleep 5s", "{run}");
     assert_eq!(run["steps"][2]["step"], "agent echo", "{run}");
 }
 
