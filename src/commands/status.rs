@@ -109,10 +109,11 @@ impl StatusArgs {
         // A run another embedded engine holds (another config's data_dir) is not found here;
         // the history says where it is.
         let placed = |e: anyhow::Error| {
-            // Only a bare "not found": a downcast sees through context, which must not be lost.
-            let not_found = e
-                .downcast_ref::<Failure>()
-                .is_some_and(|f| f.exit == Exit::NotFound && f.to_string() == e.to_string());
+            // Only a bare "not found" (a chain of one): a downcast sees through context, which
+            // must not be lost.
+            let not_found = e.chain().count() == 1
+                && e.downcast_ref::<Failure>()
+                    .is_some_and(|f| f.exit == Exit::NotFound);
             match &other_engine {
                 Some(there) if not_found => match e.downcast::<Failure>() {
                     Ok(f) => f

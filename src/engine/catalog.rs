@@ -108,6 +108,15 @@ impl StepDef {
             StepDef::Sleep(d) => format!("sleep {}", humantime::format_duration(*d)),
         }
     }
+
+    /// Whether a step that began as `began` (its [`Self::describe`] then) is still this step.
+    /// A sleep may change its length: the wake-up time it stored stands.
+    pub fn is_still(&self, began: &str) -> bool {
+        match self {
+            StepDef::Sleep(_) => began.starts_with("sleep "),
+            StepDef::Agent(a) => began.strip_prefix("agent ") == Some(a.as_str()),
+        }
+    }
 }
 
 pub struct WorkflowDef {

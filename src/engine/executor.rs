@@ -954,12 +954,7 @@ fn changed_under(wf: &WorkflowDef, stored: &[StepWrite]) -> Option<String> {
     stored.iter().find_map(|s| {
         let was = s.step.as_deref()?;
         let now = wf.steps.get(s.idx);
-        let same = match now {
-            Some(StepDef::Sleep(_)) => was.starts_with("sleep "),
-            Some(def) => def.describe() == was,
-            None => false,
-        };
-        (!same).then(|| {
+        (!now.is_some_and(|def| def.is_still(was))).then(|| {
             format!(
                 "workflow `{}` changed while this run was under way: its step {} was `{was}` and is now {}; the run stops rather than redo or skip work (schedule a new run)",
                 wf.name,

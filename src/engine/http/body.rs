@@ -28,8 +28,9 @@ pub async fn read(req: Request, max: usize) -> Result<Bytes, EngineError> {
         return Err(EngineError::TooLarge(max));
     }
     let mut body = req.into_body();
-    // Chunks as they came; one chunk (the usual case) is the body itself, not a copy.
-    let mut chunks: Vec<Bytes> = Vec::with_capacity(1);
+    // One chunk (the usual case) is the body itself: no copy, and no list of chunks.
+    let mut first: Option<Bytes> = None;
+    let mut more: Vec<u8> = Vec::new();
     let mut len = 0;
     while let Some(frame) = body.frame().await {
         let frame = frame
@@ -42,12 +43,20 @@ pub async fn read(req: Request, max: usize) -> Result<Bytes, EngineError> {
             drop_rest(body, len).await;
             return Err(EngineError::TooLarge(max));
         }
-        chunks.push(data);
+        match &first {
+            None => first = Some(data),
+            Some(head) => {
+                if more.is_empty() {
+                    more.extend_from_slice(head);
+                }
+                more.extend_from_slice(&data);
+            }
+        }
     }
-    Ok(match chunks.len() {
-        0 => Bytes::new(),
-        1 => chunks.pop().unwrap_or_default(),
-        _ => chunks.concat().into(),
+    Ok(if more.is_empty() {
+        first.unwrap_or_default()
+    } else {
+        more.into()
     })
 }
 

@@ -111,15 +111,18 @@ fn is_loopback_host(host: &str) -> bool {
             _ => host,
         },
     };
-    let name = name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase();
-    if name == "localhost" || name.ends_with(".localhost") || LOOPBACK_NAMES.contains(&&*name) {
-        return true;
+    let name = name.strip_suffix('.').unwrap_or(name);
+    // An address first: what clients of this engine send, checked without an allocation.
+    if let Ok(ip) = name.parse::<IpAddr>() {
+        return ip.to_canonical().is_loopback();
     }
-    if own_host_name().is_some_and(|own| own == name) {
-        return true;
-    }
-    name.parse::<IpAddr>()
-        .is_ok_and(|ip| ip.to_canonical().is_loopback())
+    let is = |other: &str| name.eq_ignore_ascii_case(other);
+    let sub = name.len() > ".localhost".len()
+        && name.as_bytes()[name.len() - ".localhost".len()..].eq_ignore_ascii_case(b".localhost");
+    is("localhost")
+        || sub
+        || LOOPBACK_NAMES.iter().any(|n| is(n))
+        || own_host_name().is_some_and(is)
 }
 
 fn is_port(port: Option<&str>) -> bool {

@@ -57,7 +57,7 @@ async fn not_found(req: axum::extract::Request) -> EngineError {
     EngineError::NotFound("no such route; GET /openapi.json lists them".into())
 }
 
-/// Axum's own rejections (405, 413, a bad path) answer in plain text; every error this engine
+/// Axum's own rejections (405, a bad path) answer in plain text; every error this engine
 /// sends is JSON, so rewrite those here and keep their status and headers.
 async fn json_errors(resp: Response) -> Response {
     let status = resp.status();
@@ -78,7 +78,6 @@ async fn json_errors(resp: Response) -> Response {
         .unwrap_or_default();
     let text = String::from_utf8_lossy(&text).trim().to_string();
     let message = match status {
-        StatusCode::PAYLOAD_TOO_LARGE => "request body is larger than max_body_bytes".to_string(),
         StatusCode::METHOD_NOT_ALLOWED => "method not allowed on this route".to_string(),
         // axum's words name the handler's parameter (`run_id`), which means nothing to a client.
         // Every path parameter is a `String`, so the only such rejection is bad UTF-8.
