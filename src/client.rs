@@ -153,7 +153,10 @@ impl Client {
                 eprintln!("> authorization: Bearer ***");
             }
         }
-        let mut resp = req.send().await.map_err(|e| self.unreachable(&e))?;
+        // Only a schedule changes anything on the server, so only a POST that was lost on the
+        // way back may have done its work.
+        let posted = method == Method::POST;
+        let mut resp = req.send().await.map_err(|e| self.unreachable(&e, posted))?;
         let status = resp.status();
         if status.is_redirection() {
             return Err(self.redirected(status, resp.headers()).into());
@@ -175,7 +178,11 @@ impl Client {
             return Err(too_big().into());
         }
         let mut bytes = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| self.unreachable(&e))? {
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| self.unreachable(&e, posted))?
+        {
             if bytes.len() + chunk.len() > MAX_ANSWER_BYTES {
                 return Err(too_big().into());
             }
@@ -213,28 +220,49 @@ impl Client {
         }
     }
 
-    fn unreachable(&self, e: &reqwest::Error) -> Failure {
+    /// `posted`: the request was a schedule, which the server may have stored before the
+    /// answer was lost, unless the connection was never made.
+    fn unreachable(&self, e: &reqwest::Error, posted: bool) -> Failure {
         let label = &self.origin.label;
+        let maybe_stored =
+            "the run may have been scheduled all the same: look for it before scheduling it again";
         // A connect timeout is a timeout too, but nothing accepted the connection.
         if e.is_timeout() && !e.is_connect() {
-            return Failure::new(
+            let failure = Failure::new(
                 Exit::Unreachable,
                 format!("{label} did not answer in time: the request timed out"),
             )
-            .with_hint(format!(
-                "the server accepted the connection but is slow or stuck; `{} health` times it",
-                self.origin.again
-            ))
             .transient();
+            return failure.with_hint(if posted {
+                format!(
+                    "{maybe_stored}; the server accepted the connection but is slow or stuck (`{} health` times it)",
+                    self.origin.again
+                )
+            } else {
+                format!(
+                    "the server accepted the connection but is slow or stuck; `{} health` times it",
+                    self.origin.again
+                )
+            });
+        }
+        if !e.is_connect() {
+            // The connection was made and then lost, or what came back was not HTTP.
+            let failure = Failure::new(
+                Exit::Unreachable,
+                format!("no usable answer from {label}: {}", root_cause(e)),
+            )
+            .transient();
+            return if posted {
+                failure.with_hint(maybe_stored)
+            } else {
+                failure
+            };
         }
         let failure = Failure::new(
             Exit::Unreachable,
             format!("cannot reach {label}: {}", root_cause(e)),
         )
         .transient();
-        if !e.is_connect() {
-            return failure;
-        }
         failure.with_hint(match &self.origin.profile {
             Some(p) => format!(
                 "is a server running there? Start one with `restack serve`, or pick another profile with --profile (this is `{p}`; `-p embedded` runs the engine in-process)"

@@ -129,10 +129,45 @@ fn timeout_bounds_a_schedule_the_server_never_answers() {
     let err = assert_error(&out, 3);
     assert!(err.contains("did not answer in time"), "{err}");
     assert!(
+        err.contains("may have been scheduled all the same"),
+        "a schedule that timed out must say the run may exist: {err}"
+    );
+    assert!(
         started.elapsed() < Duration::from_secs(20),
         "the schedule was not cut at --timeout (took {:?})",
         started.elapsed()
     );
+}
+
+/// A server that reads the schedule and hangs up without a word may have stored the run: the
+/// CLI says so (a hasty retry would schedule it twice), and says nothing of the kind when the
+/// connection was never made.
+#[test]
+fn a_schedule_whose_answer_is_lost_may_have_stored_the_run() {
+    use std::io::{BufRead, BufReader};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            // Read up to the end of the head, then hang up.
+            let mut reader = BufReader::new(stream);
+            let mut line = String::new();
+            while reader.read_line(&mut line).unwrap_or(0) > 0 && line != "\r\n" {
+                line.clear();
+            }
+        }
+    });
+    let sb = Sandbox::new();
+    let out = sb.run_at(&url, &["agent", "run", "echo", "--set", "x=1"]);
+    let err = assert_error(&out, 3);
+    assert!(
+        err.contains("may have been scheduled all the same"),
+        "{err}"
+    );
+
+    let out = sb.run_at(&super::fixtures::closed_url(), &["agent", "run", "echo"]);
+    let err = assert_error(&out, 3);
+    assert!(!err.contains("may have been scheduled"), "{err}");
 }
 
 #[test]
