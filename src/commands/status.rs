@@ -290,7 +290,7 @@ fn client_at(url: &str, token: Option<String>, g: &GlobalArgs) -> Result<Client>
         // Hints must reach this server, not the profile's.
         again: g.again_at(Some(url)),
         refused_hint: Some(format!(
-            "only RESTACK_API_BEARER_TOKEN is sent to {shown}, never this profile's token: export it, or pass --url {shown} to send the profile's",
+            "only RESTACK_API_BEARER_TOKEN is sent to {shown}, never this profile's token: export it",
             shown = crate::output::redact_url(url)
         )),
     };

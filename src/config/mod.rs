@@ -122,6 +122,9 @@ pub struct ResolvedProfile {
     pub name: String,
     pub target: Target,
     pub token: Option<String>,
+    /// The profile's own URL, when `--url` or `RESTACK_URL` sent this command elsewhere and
+    /// the profile's token (`token_env`, `token`) was therefore kept back.
+    pub token_kept_for: Option<String>,
 }
 
 /// The engine's settings, resolved from `[serve]`, flags and defaults.
@@ -310,15 +313,25 @@ impl Config {
             };
             Target::Url(url.trim_end_matches('/').to_string())
         };
+        // A profile's token belongs to the profile's server: a `RESTACK_URL` left over in a
+        // shell or a CI job must not carry a cloud token to whatever host it names. A profile
+        // that names no server takes its server from --url, and its token goes there.
+        let token_kept_for = match (&profile.url, url_flag) {
+            (Some(own), Some(other)) if !profile.embedded && !same_server(own, other) => {
+                Some(own.clone())
+            }
+            _ => None,
+        };
         // The first that holds one: the variable for any server, the profile's variable, the
         // profile's own token.
         let mut token = env_token(TOKEN_VAR)?;
         if token.is_none()
+            && token_kept_for.is_none()
             && let Some(var) = &profile.token_env
         {
             token = env_token(var)?;
         }
-        if token.is_none() {
+        if token.is_none() && token_kept_for.is_none() {
             token = profile
                 .token
                 .as_deref()
@@ -329,6 +342,7 @@ impl Config {
             name,
             target,
             token,
+            token_kept_for,
         })
     }
 
@@ -484,6 +498,13 @@ pub fn toml_to_json(v: &toml::Value) -> Value {
 
 pub fn compile_schema(schema: &Value) -> Result<jsonschema::Validator> {
     jsonschema::validator_for(schema).map_err(|e| anyhow!("invalid JSON Schema: {e}"))
+}
+
+/// Whether two URLs name the same server, as users write them: a trailing `/` and the case of
+/// the scheme and host do not count.
+fn same_server(a: &str, b: &str) -> bool {
+    a.trim_end_matches('/')
+        .eq_ignore_ascii_case(b.trim_end_matches('/'))
 }
 
 #[cfg(test)]

@@ -96,6 +96,54 @@ fn the_environment_token_wins_over_the_profiles() {
     assert_eq!(code(&out), 0, "{out:?}");
 }
 
+/// A profile's token is for the profile's server: `--url` or a stray `RESTACK_URL` naming
+/// another one gets no token from the profile (and the 401 says why), while the profile's own
+/// URL spelled differently, and a profile that names no URL, still send it.
+#[test]
+fn a_profiles_token_goes_only_to_its_own_server() {
+    let sb = Sandbox::new();
+    let server = engine_with_env(&sb, &[("RESTACK_API_BEARER_TOKEN", TOKEN)]);
+    let elsewhere = server.url.replace("127.0.0.1", "localhost");
+    let cfg = sb.write(
+        "tok.toml",
+        &format!(
+            "[profiles.own]\nurl = \"{}\"\ntoken = \"{TOKEN}\"\n\n[profiles.bare]\ntoken = \"{TOKEN}\"\n",
+            server.url.to_uppercase().replace("HTTP://", "http://")
+        ),
+    );
+    let run = |profile: &str, url: Option<&str>, env: Option<&str>| {
+        let mut cmd = sb.cmd();
+        cmd.args(["-c", cfg.to_str().unwrap(), "-p", profile]);
+        if let Some(u) = url {
+            cmd.args(["--url", u]);
+        }
+        if let Some(u) = env {
+            cmd.env("RESTACK_URL", u);
+        }
+        cmd.args(["agent", "run", "echo", "-q"]).output().unwrap()
+    };
+    for (url, env) in [
+        (Some(elsewhere.as_str()), None),
+        (None, Some(elsewhere.as_str())),
+    ] {
+        let err = assert_error(&run("own", url, env), 5);
+        assert!(
+            err.contains("token is sent only to its own url")
+                && err.contains("RESTACK_API_BEARER_TOKEN"),
+            "{err}"
+        );
+        assert!(!err.contains(TOKEN), "{err}");
+    }
+    let own = format!("{}/", server.url);
+    for (profile, url) in [
+        ("own", Some(own.as_str())),
+        ("bare", Some(elsewhere.as_str())),
+    ] {
+        let out = run(profile, url, None);
+        assert_eq!(code(&out), 0, "{profile}: {out:?}");
+    }
+}
+
 #[test]
 fn a_wrong_or_missing_token_is_exit_5_and_the_wrong_one_is_not_echoed() {
     let sb = Sandbox::new();

@@ -310,14 +310,14 @@ fn a_gone_foreign_server_is_a_row_and_gets_no_profile_token() {
     let rows = stdout_json(&out);
     assert_eq!(rows[0]["status"], "completed", "{rows}");
     assert_eq!(rows[1]["runId"], "r-1", "{rows}");
-    // The schedule with --url carried the profile's token (the user chose that); the lookup
-    // the table made on its own did not.
+    // Neither the schedule with --url nor the lookup the table made on its own carried the
+    // profile's token: it belongs to the profile's server.
     let sent: Vec<bool> = elsewhere
         .requests()
         .iter()
         .map(|r| r.headers.iter().any(|(k, _)| k == "authorization"))
         .collect();
-    assert_eq!(sent, [true, false], "{:?}", elsewhere.requests());
+    assert_eq!(sent, [false, false], "{:?}", elsewhere.requests());
     drop(elsewhere);
     let out = sb.run(&["-c", cfg, "status"]);
     assert_eq!(code(&out), 0, "{out:?}");
