@@ -24,6 +24,8 @@ pub enum EngineError {
     TooLarge(usize),
     #[error("{0}")]
     Unavailable(String),
+    #[error("{0}")]
+    TimedOut(String),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -47,6 +49,7 @@ impl EngineError {
             EngineError::Forbidden(_) => StatusCode::FORBIDDEN,
             EngineError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             EngineError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            EngineError::TimedOut(_) => StatusCode::REQUEST_TIMEOUT,
             EngineError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

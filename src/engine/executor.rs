@@ -32,6 +32,8 @@ const INTERRUPTED: &str = "interrupted by engine restart";
 /// A sleep with more than this left (ms) gives its task up and waits in [`Timers`]; a shorter
 /// one is not worth the store read that wakes it.
 const SLEEP_IN_TASK_AT_MOST_MS: i64 = 1_000;
+/// The longest pause between tries to start an agent while the engine is short of resources.
+const BUSY_AT_MOST: Duration = Duration::from_secs(30);
 
 /// A run handed to a driver: fresh from a schedule call, or found unfinished at start-up.
 #[derive(Debug, Clone)]
@@ -757,6 +759,7 @@ impl Inner {
             }
             AgentImpl::Command(spec) => {
                 let mut attempt = *attempts;
+                let mut short_for = Duration::ZERO;
                 loop {
                     attempt += 1;
                     *attempts = attempt;
@@ -801,6 +804,34 @@ impl Inner {
                             return Step::Stopped;
                         }
                         Outcome::Failed(e) => e,
+                        Outcome::Busy(e) => {
+                            // Not the agent's failure: the same attempt again once the engine
+                            // has what it lacked, however long that takes (a run is not lost
+                            // to a moment of too many open files).
+                            attempt -= 1;
+                            *attempts = attempt;
+                            short_for = (short_for * 2).clamp(Duration::from_secs(1), BUSY_AT_MOST);
+                            self.log(
+                                slot,
+                                attempt + 1,
+                                format!(
+                                    "{e}; the engine is short of resources, trying again in {}",
+                                    humantime::format_duration(short_for)
+                                ),
+                            );
+                            tracing::warn!(
+                                "run {}: {e}; trying again in {}",
+                                slot.run_id(),
+                                humantime::format_duration(short_for)
+                            );
+                            if !self
+                                .sleep_until(now_ms() + short_for.as_millis() as i64, token)
+                                .await
+                            {
+                                return Step::Stopped;
+                            }
+                            continue;
+                        }
                     };
                     if attempt > agent.retries {
                         return Step::Failed(error);

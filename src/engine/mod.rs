@@ -16,7 +16,7 @@ mod process;
 pub mod store;
 mod timers;
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -115,7 +115,7 @@ impl Engine {
         self.banner(addr, resumed, failed);
         let stopping = self.state.stopping.clone();
         let grace = self.settings.shutdown_grace;
-        let server = axum::serve(listener, self.router()).with_graceful_shutdown(async move {
+        let server = http::listen::serve(listener, self.router(), async move {
             shutdown.await;
             stopping.cancel();
         });
@@ -124,19 +124,16 @@ impl Engine {
         // finishes sending) is no longer waited for: it does not hold the stop.
         let stopping = &self.state.stopping;
         let http = async {
-            let served = tokio::select! {
-                served = server.into_future() => served,
+            tokio::select! {
+                () = server => {}
                 _ = async {
                     stopping.cancelled().await;
                     tokio::time::sleep(grace.max(DRAIN_AT_LEAST)).await;
                 } => {
                     tracing::warn!("requests still open after the grace period; not waiting for them");
-                    Ok(())
                 }
             };
-            // Serving that ended on its own (an error) stops the rest too.
             stopping.cancel();
-            served
         };
         let work = async {
             stopping.cancelled().await;
@@ -146,8 +143,7 @@ impl Engine {
             );
             self.state.executor.shutdown(grace).await;
         };
-        let (served, ()) = tokio::join!(http, work);
-        served?;
+        tokio::join!(http, work);
         self.state.store.close();
         tracing::info!("stopped");
         Ok(())

@@ -27,6 +27,9 @@ pub enum Outcome {
     Done(Value),
     Failed(String),
     Canceled,
+    /// The engine itself was short of something (descriptors, processes, memory) and could not
+    /// start the agent: no fault of the agent's, so no attempt of it is used up.
+    Busy(String),
 }
 
 pub struct Invocation<'a> {
@@ -113,7 +116,12 @@ pub async fn run(inv: Invocation<'_>, mut log: impl FnMut(String) + Send) -> Out
             } else {
                 String::new()
             };
-            return Outcome::Failed(format!("cannot start {argv0}: {e}{why}"));
+            let message = format!("cannot start {argv0}: {e}{why}");
+            let short = [libc::EMFILE, libc::ENFILE, libc::EAGAIN, libc::ENOMEM];
+            if e.raw_os_error().is_some_and(|n| short.contains(&n)) {
+                return Outcome::Busy(message);
+            }
+            return Outcome::Failed(message);
         }
     };
     let pgid = child.id().map(|p| p as i32);

@@ -204,3 +204,47 @@ fn without_a_limit_runs_do_overlap() {
     });
     assert!(overlapped, "three unlimited runs never overlapped");
 }
+
+/// An engine out of file descriptors (here: a low limit, and clients holding connections open)
+/// cannot start an agent. That is the engine's shortage, not the agent's failure: the attempt
+/// waits and starts again once descriptors are free, and the run, which has no retries, still
+/// completes instead of failing for good.
+#[test]
+fn an_agent_the_engine_cannot_start_for_want_of_descriptors_waits_and_runs() {
+    use std::os::unix::process::CommandExt;
+    let (sb, cfg) = sandbox(&format!(
+        "{}[workflows.later]\nsteps = [{{ sleep = \"2s\" }}, {{ agent = \"probe\" }}]\n",
+        agent("probe", "")
+    ));
+    let mut cmd = sb.std_cmd();
+    cmd.arg("-c").arg(&cfg);
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(sb.path("engine"));
+    // SAFETY: setrlimit is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 64,
+                rlim_max: 64,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let server = Server::spawn(cmd, &sb.path("engine"));
+    let id = server.schedule("workflows", "later", json!({"x": 1}));
+    // Hold more connections than the engine has descriptors left, idle, while its sleep ends.
+    let addr = server.url.trim_start_matches("http://").to_string();
+    let held: Vec<_> = (0..100)
+        .filter_map(|_| std::net::TcpStream::connect(&addr).ok())
+        .collect();
+    crate::support::wait_until("the engine to be short of descriptors", T, || {
+        server.logs().contains("trying again in").then_some(())
+    });
+    drop(held);
+    let run = server.wait_done("workflows", "later", &id, T);
+    assert_eq!(run["status"], "completed", "{run}\n{}", server.logs());
+    assert_eq!(run["output"]["x"], 1, "{run}");
+}

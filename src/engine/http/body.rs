@@ -17,6 +17,8 @@ use crate::engine::error::EngineError;
 /// past either the connection is closed on the client.
 const DRAIN_BYTES: usize = 64 << 20;
 const DRAIN_FOR: Duration = Duration::from_secs(5);
+/// How long a body may go without a byte arriving.
+const BODY_STALL: Duration = crate::engine::http::listen::HEAD_TIMEOUT;
 
 pub async fn read(req: Request, max: usize) -> Result<Bytes, EngineError> {
     let declared = req
@@ -32,7 +34,18 @@ pub async fn read(req: Request, max: usize) -> Result<Bytes, EngineError> {
     let mut first: Option<Bytes> = None;
     let mut more: Vec<u8> = Vec::new();
     let mut len = 0;
-    while let Some(frame) = body.frame().await {
+    // A client that stops sending part-way would hold the request (and its connection) for
+    // good: a body must keep arriving.
+    let stalled = || {
+        EngineError::TimedOut(format!(
+            "the request body stopped arriving: nothing for {} s",
+            BODY_STALL.as_secs()
+        ))
+    };
+    while let Some(frame) = tokio::time::timeout(BODY_STALL, body.frame())
+        .await
+        .map_err(|_| stalled())?
+    {
         let frame = frame
             .map_err(|e| EngineError::BadRequest(format!("cannot read the request body: {e}")))?;
         let Ok(data) = frame.into_data() else {
