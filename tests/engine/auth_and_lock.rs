@@ -27,6 +27,10 @@ fn with_a_token_set_every_route_but_health_needs_it() {
             Method::GET,
             "/api/agents/echo/0190aaaa-0000-7000-8000-000000000000",
         ),
+        // Unknown routes and methods too: without the token, nothing says what is served.
+        (Method::GET, "/no/such/route"),
+        (Method::PUT, "/api/agents/echo"),
+        (Method::DELETE, "/api/runs"),
     ];
     for (method, path) in &paths {
         for headers in [
@@ -48,6 +52,10 @@ fn with_a_token_set_every_route_but_health_needs_it() {
 
     let (code, _) = server.request(Method::GET, "/api/agents", &[("Authorization", &good)]);
     assert_eq!(code, 200);
+    let (code, _) = server.request(Method::GET, "/no/such/route", &[("Authorization", &good)]);
+    assert_eq!(code, 404);
+    let (code, _) = server.request(Method::PUT, "/api/agents/echo", &[("Authorization", &good)]);
+    assert_eq!(code, 405);
     // The unauthorized schedules above stored nothing.
     let (code, body) = server.request(Method::GET, "/api/runs", &[("Authorization", &good)]);
     assert_eq!(code, 200);

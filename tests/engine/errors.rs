@@ -134,6 +134,34 @@ fn a_declared_length_over_max_body_bytes_is_413_before_the_body() {
     assert_eq!(body["runs"], json!([]), "nothing was stored");
 }
 
+/// A schedule of an agent that does not exist (or under an area that does not) is refused
+/// before its body: a client waiting for `100 Continue` hears the 404 without sending it.
+#[test]
+fn an_unknown_agent_is_404_before_the_body_is_asked_for() {
+    use std::io::{Read, Write};
+    let sb = Sandbox::new();
+    let server = engine(&sb);
+    let addr = server.url.trim_start_matches("http://");
+    for (path, status) in [("/api/agents/nope", 404), ("/api/gadgets/echo", 404)] {
+        let mut conn = std::net::TcpStream::connect(addr).unwrap();
+        conn.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+            .unwrap();
+        write!(
+            conn,
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+             Content-Length: 10\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut seen = Vec::new();
+        let _ = conn.read_to_end(&mut seen);
+        let text = String::from_utf8_lossy(&seen);
+        assert!(
+            text.starts_with(&format!("HTTP/1.1 {status}")) && text.contains("\"error\""),
+            "{path}: {text}"
+        );
+    }
+}
+
 #[test]
 fn malformed_bodies_and_inputs_are_400() {
     let sb = Sandbox::new();
@@ -275,7 +303,7 @@ fn every_refusal_is_heard_by_a_client_still_sending_a_body() {
             format!("/api/agents/echo/{UNKNOWN_RUN}/cancel"),
             404,
         ),
-        (Method::POST, "/api/agents/nope".to_string(), 413),
+        (Method::POST, "/api/agents/nope".to_string(), 404),
     ] {
         let (code, body) = crate::support::send(
             reqwest::blocking::Client::new()

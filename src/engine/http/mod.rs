@@ -32,21 +32,26 @@ pub fn router(state: AppState) -> Router {
         .route("/api/{area}/{name}/{run_id}", get(runs::get))
         .route("/api/{area}/{name}/{run_id}/cancel", post(runs::cancel))
         .route("/api/{area}/{name}/{run_id}/logs", get(runs::logs));
-    // With a token, the token; without one, what web pages send is refused instead.
+    // Without a token, what web pages send is refused instead.
     let api = match state.token {
-        Some(_) => api.route_layer(from_fn_with_state(state.clone(), auth::require_token)),
+        Some(_) => api,
         None => api.route_layer(browsers::RefusePages),
     };
     // No body limit layer: the one handler that reads a body applies `max_body_bytes` itself.
     // Every refusal reads what the client may be sending first (`body::drain`), so that it is
     // heard rather than cut off with a broken pipe.
-    Router::new()
+    let all = Router::new()
         .route("/health", get(health))
         .merge(api)
         .method_not_allowed_fallback(runs::other_method)
-        .fallback(not_found)
-        .layer(map_response(json_errors))
-        .with_state(state)
+        .fallback(not_found);
+    // The token guards everything but `/health`, unknown routes and methods included: without
+    // it, a client learns nothing of what the engine serves.
+    let all = match state.token {
+        Some(_) => all.layer(from_fn_with_state(state.clone(), auth::require_token)),
+        None => all,
+    };
+    all.layer(map_response(json_errors)).with_state(state)
 }
 
 async fn health() -> Json<serde_json::Value> {

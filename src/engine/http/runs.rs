@@ -64,15 +64,24 @@ pub async fn schedule(
     Path((area_seg, name)): Path<(String, String)>,
     req: Request,
 ) -> Result<Json<ScheduleResponse>, EngineError> {
-    // The body first, so that every refusal below is heard by a client still sending it.
-    let body = super::body::read(req, state.max_body_bytes).await?;
-    let kind = area(&area_seg)?;
-    if !state.catalog.exists(kind, &name) {
-        return Err(EngineError::NotFound(format!(
+    // What needs no body is refused before it is read, so a client waiting for `100 Continue`
+    // is not asked for it; one already sending it has it read and dropped (`body::drain`), so
+    // that it hears the refusal.
+    let kind = area(&area_seg).and_then(|kind| match state.catalog.exists(kind, &name) {
+        true => Ok(kind),
+        false => Err(EngineError::NotFound(format!(
             "{kind} `{}` not found",
             clip(&name)
-        )));
-    }
+        ))),
+    });
+    let kind = match kind {
+        Ok(kind) => kind,
+        Err(e) => {
+            super::body::drain(req).await;
+            return Err(e);
+        }
+    };
+    let body = super::body::read(req, state.max_body_bytes).await?;
     let input = parse_request(&body)?;
     state
         .catalog
