@@ -262,7 +262,8 @@ impl Client {
             Exit::Unreachable,
             format!("cannot reach {label}: {}", root_cause(e)),
         )
-        .transient();
+        .transient()
+        .unconnected();
         failure.with_hint(match &self.origin.profile {
             Some(p) => format!(
                 "is a server running there? Start one with `restack serve`, or pick another profile with --profile (this is `{p}`; `-p embedded` runs the engine in-process)"
@@ -466,8 +467,17 @@ impl Client {
                 },
                 None => look.await,
             };
+            // A run this command has never seen, at a server it cannot connect to, is most
+            // likely a wrong URL or no server at all: said at once, as `status` without
+            // --follow says it, rather than retried for a minute.
+            let unseen_and_unreachable = |e: &anyhow::Error| {
+                seen.is_none()
+                    && failing.is_none()
+                    && e.downcast_ref::<Failure>().is_some_and(|f| f.unconnected)
+            };
             let answer = match result {
                 Ok(answer) => answer,
+                Err(e) if unseen_and_unreachable(&e) => return Err(e),
                 Err(e) if Failure::is_transient(&e) => {
                     let (since, pause) = failing
                         .as_ref()

@@ -29,6 +29,8 @@ pub struct Failure {
     /// A server error or a lost connection that may clear up: a watcher retries these, a
     /// schedule never does (it could store the run twice).
     pub transient: bool,
+    /// No connection could be made at all: nothing is listening there (yet).
+    pub unconnected: bool,
 }
 
 impl Failure {
@@ -38,6 +40,7 @@ impl Failure {
             message: message.into(),
             hint: None,
             transient: false,
+            unconnected: false,
         }
     }
 
@@ -62,6 +65,11 @@ impl Failure {
 
     pub fn transient(mut self) -> Failure {
         self.transient = true;
+        self
+    }
+
+    pub fn unconnected(mut self) -> Failure {
+        self.unconnected = true;
         self
     }
 

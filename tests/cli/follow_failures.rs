@@ -170,6 +170,20 @@ fn a_schedule_whose_answer_is_lost_may_have_stored_the_run() {
     assert!(!err.contains("may have been scheduled"), "{err}");
 }
 
+/// Following a run at a URL where nothing listens is a wrong URL or no server, not a
+/// passing failure: exit 3 at once, as without --follow, not a minute of retries.
+#[test]
+fn following_a_run_where_nothing_listens_fails_at_once() {
+    let sb = Sandbox::new();
+    let out = sb.run_at(
+        &super::fixtures::closed_url(),
+        &["status", "r-1", "--agent", "echo", "--follow"],
+    );
+    let err = assert_error(&out, 3);
+    assert!(err.contains("cannot reach"), "{err}");
+    assert!(!err.contains("warning:"), "it retried: {err}");
+}
+
 #[test]
 fn a_timeout_too_long_for_the_clock_means_no_timeout() {
     let sb = Sandbox::new();
