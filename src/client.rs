@@ -53,6 +53,9 @@ pub struct Origin {
     /// What to say when this server refuses us, when the usual hint (about the token that was
     /// sent) would mislead: a server that is not the profile's gets only the exported token.
     pub refused_hint: Option<String>,
+    /// The server is this command's embedded engine, which stops when the command ends: a run
+    /// left unfinished waits for the next engine to open its data directory.
+    pub embedded: bool,
 }
 
 impl Origin {
@@ -572,10 +575,17 @@ impl Client {
             Exit::Timeout,
             format!("--timeout reached after {after}: {state}"),
         )
-        .with_hint(format!(
-            "the run goes on; `{}` watches it again",
-            self.origin.status_command(kind, name, id, true)
-        ))
+        .with_hint(if self.origin.embedded {
+            format!(
+                "the embedded engine stops with this command: the run resumes the next time an engine opens its data directory; `{}` does, and watches it",
+                self.origin.status_command(kind, name, id, true)
+            )
+        } else {
+            format!(
+                "the run goes on; `{}` watches it again",
+                self.origin.status_command(kind, name, id, true)
+            )
+        })
         .into()
     }
 }
@@ -826,6 +836,7 @@ mod tests {
             profile: None,
             again: "restack --url http://h:1".into(),
             refused_hint: None,
+            embedded: false,
         };
         for (kind, name, id, follow, line) in [
             (

@@ -18,6 +18,9 @@ pub enum Exit {
     Unauthorized = 5,
     Timeout = 6,
     Server = 7,
+    /// Ctrl-C or SIGTERM stopped a command that ran the embedded engine (128 + SIGINT, as
+    /// shells report it).
+    Interrupted = 130,
 }
 
 /// A failure that knows its exit status and, often, a hint for the user.

@@ -8,6 +8,7 @@
 
 use std::fs::OpenOptions;
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -49,7 +50,8 @@ fn append(entry: &Entry) -> std::io::Result<()> {
     }
     let _turn = lock(&path.with_extension("lock"))?;
     if std::fs::metadata(&path).is_ok_and(|m| m.len() > MAX_BYTES) {
-        let text = std::fs::read_to_string(&path)?;
+        let bytes = std::fs::read(&path)?;
+        let text = String::from_utf8_lossy(&bytes);
         let lines: Vec<&str> = text.lines().collect();
         let keep = lines[lines.len() / 2..].join("\n") + "\n";
         let tmp = path.with_extension("jsonl.tmp");
@@ -58,11 +60,37 @@ fn append(entry: &Entry) -> std::io::Result<()> {
     }
     let mut line = serde_json::to_string(entry).map_err(std::io::Error::other)?;
     line.push('\n');
-    OpenOptions::new()
+    // Only its owner may read it: a URL in it can carry credentials.
+    let mut file = OpenOptions::new()
         .create(true)
         .append(true)
-        .open(&path)?
-        .write_all(line.as_bytes())
+        .read(true)
+        .mode(0o600)
+        .open(&path)?;
+    // A line cut short (a CLI killed mid-write, a disk that filled) must not swallow this one.
+    if ends_mid_line(&mut file)? {
+        line.insert(0, '\n');
+    }
+    file.write_all(line.as_bytes())
+}
+
+/// Whether the file's last byte is something other than a line break (and, on the way, the file
+/// made its owner's alone).
+fn ends_mid_line(file: &mut std::fs::File) -> std::io::Result<bool> {
+    use std::io::{Read, Seek, SeekFrom};
+    use std::os::unix::fs::PermissionsExt;
+    let meta = file.metadata()?;
+    // A file an earlier version made readable by others is closed up too.
+    if meta.permissions().mode() & 0o077 != 0 {
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    if meta.len() == 0 {
+        return Ok(false);
+    }
+    file.seek(SeekFrom::End(-1))?;
+    let mut last = [0u8];
+    file.read_exact(&mut last)?;
+    Ok(last[0] != b'\n')
 }
 
 /// Holds `path`'s exclusive lock until dropped (closing the file releases it).
@@ -85,11 +113,14 @@ fn lock(path: &std::path::Path) -> std::io::Result<std::fs::File> {
     }
 }
 
+/// Every entry that reads as one; a line that does not (cut short, edited, not UTF-8) is
+/// skipped, never the whole file.
 fn entries() -> Vec<Entry> {
-    let Ok(text) = std::fs::read_to_string(path()) else {
+    let Ok(bytes) = std::fs::read(path()) else {
         return Vec::new();
     };
-    text.lines()
+    String::from_utf8_lossy(&bytes)
+        .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect()
 }

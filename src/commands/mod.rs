@@ -13,7 +13,7 @@ use anyhow::Result;
 use crate::cli::{AgentCommand, Cli, Command, Format, GlobalArgs, WorkflowCommand};
 use crate::client::{Client, Origin};
 use crate::config::{Config, ResolvedProfile, Target};
-use crate::error::Exit;
+use crate::error::{Exit, Failure};
 use crate::output;
 use embedded::Embedded;
 
@@ -137,6 +137,7 @@ impl GlobalArgs {
                     output::redact_url(own)
                 )
             }),
+            embedded: matches!(profile.target, Target::Embedded),
         };
         Client::new(url, token, origin, self.verbose > 0)
     }
@@ -186,6 +187,39 @@ impl Session {
     /// What to call the server in messages: its URL, or the embedded engine's data directory.
     pub fn label(&self) -> String {
         self.client.origin.label.clone()
+    }
+
+    /// Runs `work`; with the embedded engine, Ctrl-C or SIGTERM ends it early instead of
+    /// killing the process, so that [`Self::finish`] stops the engine as `serve` stops: its
+    /// running agents are stopped and their attempts put back in the queue, unspent, to resume
+    /// the next time an engine opens the data directory. (Killed outright, the process would
+    /// leave them `running`, and the next start would count them as interrupted attempts.)
+    /// Without the embedded engine a signal ends the command as usual: the server keeps the
+    /// run going.
+    pub async fn interruptible<T>(&self, work: impl Future<Output = Result<T>>) -> Result<T> {
+        let Some(engine) = &self.embedded else {
+            return work.await;
+        };
+        let signal = async {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+            tokio::select! {
+                r = tokio::signal::ctrl_c() => r,
+                _ = term.recv() => Ok(()),
+            }
+        };
+        tokio::select! {
+            result = work => result,
+            Ok(()) = signal => Err(Failure::new(
+                Exit::Interrupted,
+                format!(
+                    "interrupted: the embedded engine stopped, and what it was running resumes the next time an engine opens {}",
+                    engine.data_dir.display()
+                ),
+            )
+            .with_hint("`restack serve`, or a command with --follow, opens it")
+            .into()),
+        }
     }
 
     /// Runs `f` and then stops the embedded engine, whatever `f` returned.

@@ -39,7 +39,9 @@ impl RunArgs {
         // Everything about the input is checked before anything is sent.
         let input = build_input(self.input.as_deref(), &self.set)?;
         let session = g.connect(self.follow).await?;
-        let result = self.schedule(kind, input, g, &session).await;
+        let result = session
+            .interruptible(self.schedule(kind, input, g, &session))
+            .await;
         session.finish(result).await
     }
 
@@ -79,7 +81,7 @@ impl RunArgs {
                     "Follow it: {}",
                     s.client.origin.status_command(kind, &self.name, &id, true)
                 ));
-                if s.embedded.is_some() {
+                if s.embedded.is_some() && !status.is_terminal() {
                     eprintln!(
                         "note: the embedded engine stops with this command; the run starts the next time an engine opens {} (`restack serve`, or a command with --follow)",
                         s.embedded

@@ -45,10 +45,14 @@ pub struct StatusArgs {
 impl StatusArgs {
     pub async fn run(self, g: &GlobalArgs) -> Result<Exit> {
         let session = g.connect(self.follow).await?;
-        let result = match &self.run_id {
-            Some(id) => self.one(id, g, &session).await,
-            None => self.recent(g, &session).await,
-        };
+        let result = session
+            .interruptible(async {
+                match &self.run_id {
+                    Some(id) => self.one(id, g, &session).await,
+                    None => self.recent(g, &session).await,
+                }
+            })
+            .await;
         session.finish(result).await
     }
 
@@ -293,6 +297,7 @@ fn client_at(url: &str, token: Option<String>, g: &GlobalArgs) -> Result<Client>
             "only RESTACK_API_BEARER_TOKEN is sent to {shown}, never this profile's token: export it",
             shown = crate::output::redact_url(url)
         )),
+        embedded: false,
     };
     Client::new(url, token, origin, g.verbose > 0)
 }

@@ -2,10 +2,11 @@
 //! with no server at all, and its runs are durable across commands.
 
 use std::path::Path;
+use std::time::Duration;
 
 use serde_json::json;
 
-use super::fixtures::{assert_error, code, stderr, stdout_json};
+use super::fixtures::{assert_error, code, stderr, stdout, stdout_json};
 use crate::support::Sandbox;
 
 /// Copies the repository's `examples/` into the sandbox, so the example config's relative
@@ -72,6 +73,9 @@ fn the_readme_main_job_runs_on_the_embedded_engine() {
     assert_eq!(list[0]["steps"].as_array().map(Vec::len), Some(3));
 }
 
+/// A run scheduled without --follow waits for the next engine to open the directory (the
+/// embedded one stops with the command, and says so); an `echo`, which has nothing to run,
+/// is stored completed at once.
 #[test]
 fn an_embedded_run_scheduled_without_follow_finishes_when_followed_later() {
     let sb = Sandbox::new();
@@ -80,12 +84,33 @@ fn an_embedded_run_scheduled_without_follow_finishes_when_followed_later() {
     ]);
     assert_eq!(code(&out), 0, "{out:?}");
     let answer = stdout_json(&out);
-    // An engine that runs nothing stores even an instant `echo` queued, as its note says.
-    assert_eq!(answer["status"], "queued", "{answer}");
-    let id = answer["runId"].as_str().unwrap().to_string();
+    assert_eq!(answer["status"], "completed", "{answer}");
+
+    let out = sb.run(&[
+        "-p",
+        "embedded",
+        "agent",
+        "run",
+        "sleep",
+        "--set",
+        "seconds=0",
+    ]);
+    assert_eq!(code(&out), 0, "{out:?}");
+    assert!(
+        stderr(&out).contains("the run starts the next time"),
+        "{out:?}"
+    );
+    let id = stdout(&out)
+        .split_whitespace()
+        .nth(4)
+        .expect("the run ID")
+        .to_string();
+    let out = sb.run(&["-p", "embedded", "-o", "json", "status", &id]);
+    assert_eq!(code(&out), 0, "{id}: {out:?}");
+    assert_eq!(stdout_json(&out)["status"], "queued", "{out:?}");
     let out = sb.run(&["-p", "embedded", "status", &id, "--follow"]);
     assert_eq!(code(&out), 0, "{out:?}");
-    assert_eq!(stdout_json(&out), json!({"later": 1}));
+    assert_eq!(stdout_json(&out), json!({"sleptSeconds": 0}));
 }
 
 #[test]
@@ -194,5 +219,53 @@ fn a_run_of_another_configs_embedded_engine_is_pointed_to() {
     assert!(
         err.contains("hint: run") && err.contains("proj") && err.contains("-c"),
         "{err}"
+    );
+}
+
+/// Ctrl-C of a command running the embedded engine stops it the way `serve` stops: the agent
+/// is stopped and its attempt goes back to the queue unspent, so the run (no retries) resumes
+/// and completes the next time an engine opens the directory, instead of failing there as
+/// "interrupted by engine restart".
+#[test]
+fn ctrl_c_of_an_embedded_follow_leaves_the_run_to_resume() {
+    use crate::engine::fixtures::{agent, pids, sandbox};
+    let (sb, cfg) = sandbox(&format!(
+        "[serve]\ndata_dir = \"engine\"\n\n{}",
+        agent("probe", "")
+    ));
+    let cfg = cfg.to_str().unwrap();
+    let mut cli = sb
+        .std_cmd()
+        .args([
+            "-c", cfg, "-p", "embedded", "agent", "run", "probe", "--follow",
+        ])
+        .args(["--input", r#"{"pidfile": "pids", "gate": "go"}"#])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let agent_pid = pids(&sb, "pids", 1)[0];
+    // SAFETY: kill(2) on a child this test started.
+    unsafe { libc::kill(cli.id() as i32, libc::SIGINT) };
+    crate::support::wait_until("the CLI to stop", Duration::from_secs(30), || {
+        cli.try_wait().unwrap().map(|_| ())
+    });
+    let out = cli.wait_with_output().unwrap();
+    let err = assert_error(&out, 130);
+    assert!(err.contains("interrupted"), "{err}");
+    crate::engine::fixtures::assert_all_gone(&[agent_pid]);
+
+    sb.write("go", "");
+    let out = sb.run(&["-c", cfg, "-p", "embedded", "-o", "json", "status"]);
+    let id = stdout_json(&out)[0]["runId"].as_str().unwrap().to_string();
+    let out = sb.run(&[
+        "-c", cfg, "-p", "embedded", "-o", "json", "status", &id, "-f",
+    ]);
+    assert_eq!(code(&out), 0, "{out:?}");
+    let run = stdout_json(&out);
+    assert_eq!(run["status"], "completed", "{run}");
+    assert_eq!(
+        run["attempt"], 1,
+        "the interrupted attempt was spent: {run}"
     );
 }

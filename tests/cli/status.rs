@@ -391,6 +391,38 @@ fn parallel_clis_lose_no_run_when_the_history_is_cut() {
     }
 }
 
+/// The history survives what happens to files: a line that is not UTF-8 or not an entry
+/// hides only itself, a last line cut short does not swallow the next run, and the file, whose
+/// URLs may carry credentials, is its owner's alone.
+#[test]
+fn a_damaged_history_loses_only_its_damaged_lines() {
+    use std::os::unix::fs::PermissionsExt;
+    let sb = Sandbox::new();
+    let server = engine(&sb);
+    let first = run_via_cli(&sb, &server, "agent", "echo", "k=1");
+    let file = sb.path("data/restack/history.jsonl");
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes.extend_from_slice(b"\xff\xfe not an entry\n{\"profile\":\"local\",\"runId\":\"cut");
+    std::fs::write(&file, bytes).unwrap();
+    let second = run_via_cli(&sb, &server, "agent", "echo", "k=2");
+    for id in [&first, &second] {
+        let out = sb.run_at(&server.url, &["status", id]);
+        assert_eq!(code(&out), 0, "{id}: {out:?}");
+    }
+    let out = sb.run_at(&server.url, &["-o", "json", "status"]);
+    assert_eq!(
+        stdout_json(&out).as_array().map(Vec::len),
+        Some(2),
+        "{out:?}"
+    );
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+    assert_eq!(
+        mode & 0o077,
+        0,
+        "the history is readable by others: {mode:o}"
+    );
+}
+
 /// A long table asks for its rows a few at a time: 200 rows work under a descriptor limit of
 /// 64 (macOS defaults to 256), where a connection per row ran out of descriptors.
 #[test]

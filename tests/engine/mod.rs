@@ -6,7 +6,7 @@ mod durability;
 mod errors;
 mod examples;
 mod extensions;
-mod fixtures;
+pub mod fixtures;
 mod hangups;
 mod process_control;
 mod resume;

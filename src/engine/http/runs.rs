@@ -87,9 +87,9 @@ pub async fn schedule(
         .catalog
         .check_input(kind, &name, &input)
         .map_err(EngineError::BadRequest)?;
-    // An engine that executes nothing (a read-only embedded one) leaves even an echo queued,
-    // like every other run it stores.
-    let done = state.executor.executes() && state.catalog.echoes_at_schedule(kind, &name, &input);
+    // Even an engine that executes nothing (the embedded one of a command without --follow)
+    // stores an echo completed: it has no effects, and its output is its input.
+    let done = state.catalog.echoes_at_schedule(kind, &name, &input);
     let status = if done {
         RunStatus::Completed
     } else {
