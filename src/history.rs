@@ -138,11 +138,22 @@ pub fn find(run_id: &str, profile: &str) -> Option<Entry> {
         .cloned()
 }
 
-/// The newest `limit` runs of a profile, newest first.
-pub fn recent(profile: &str, of: Option<(Kind, &str)>, limit: usize) -> Vec<Entry> {
+/// The newest `limit` runs of a profile, newest first; with `at` (a URL), the runs scheduled
+/// at that server instead, under whichever profile.
+pub fn recent(
+    profile: &str,
+    at: Option<&str>,
+    of: Option<(Kind, &str)>,
+    limit: usize,
+) -> Vec<Entry> {
+    let same = |a: &str, b: &str| {
+        a.trim_end_matches('/')
+            .eq_ignore_ascii_case(b.trim_end_matches('/'))
+    };
     let mut v: Vec<Entry> = entries()
         .into_iter()
-        .filter(|e| e.profile == profile && of.is_none_or(|(k, n)| e.kind == k && e.name == n))
+        .filter(|e| at.map_or(e.profile == profile, |url| same(&e.url, url)))
+        .filter(|e| of.is_none_or(|(k, n)| e.kind == k && e.name == n))
         .collect();
     v.reverse();
     v.truncate(limit);

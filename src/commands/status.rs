@@ -152,7 +152,8 @@ impl StatusArgs {
     }
 
     async fn recent(&self, g: &GlobalArgs, s: &Session) -> Result<Exit> {
-        let entries = history::recent(&s.profile.name, self.named(), self.limit as usize);
+        // With --url, the runs scheduled at that server; else this profile's.
+        let entries = history::recent(&s.profile.name, g.url(), self.named(), self.limit as usize);
         // Each run is asked for where it was scheduled (a run scheduled with --url lives on
         // that server).
         let urls: Vec<Option<String>> = entries
@@ -225,10 +226,16 @@ impl StatusArgs {
                     .named()
                     .map(|(kind, name)| format!(" of {kind} `{name}`"))
                     .unwrap_or_default();
-                eprintln!(
-                    "no runs{of} scheduled from this machine with profile `{}` yet",
-                    s.profile.name
-                );
+                match g.url() {
+                    Some(url) => eprintln!(
+                        "no runs{of} scheduled from this machine at {} yet",
+                        output::redact_url(url)
+                    ),
+                    None => eprintln!(
+                        "no runs{of} scheduled from this machine with profile `{}` yet",
+                        s.profile.name
+                    ),
+                }
             }
             return Ok(Exit::Ok);
         }
@@ -270,7 +277,34 @@ impl StatusArgs {
             })
             .collect();
         output::out(&output::runs_table(&rows, color));
+        if !g.quiet {
+            explain_missing_rows(&entries, &answers, s);
+        }
         Ok(Exit::Ok)
+    }
+}
+
+/// Says on stderr why rows of the table have no status: runs another config's embedded engine
+/// holds (the history says which), and lookups that failed (`-o json` has each error).
+fn explain_missing_rows<T>(entries: &[history::Entry], answers: &[Result<T>], s: &Session) {
+    let mut other_engines: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut failed = 0;
+    for (e, a) in entries.iter().zip(answers) {
+        let Err(err) = a else { continue };
+        let not_found = err.downcast_ref::<Failure>().map(|f| f.exit) == Some(Exit::NotFound);
+        if not_found && e.url.starts_with("the embedded engine") && e.url != s.recorded_at() {
+            *other_engines.entry(&e.url).or_default() += 1;
+        } else if !not_found {
+            failed += 1;
+        }
+    }
+    for (there, n) in other_engines {
+        eprintln!(
+            "note: {n} of these runs were scheduled with {there}: run this with the config that names that data_dir (-c)"
+        );
+    }
+    if failed > 0 {
+        eprintln!("note: {failed} of these runs could not be looked up; `-o json` says why");
     }
 }
 

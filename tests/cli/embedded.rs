@@ -220,6 +220,15 @@ fn a_run_of_another_configs_embedded_engine_is_pointed_to() {
         err.contains("hint: run") && err.contains("proj") && err.contains("-c"),
         "{err}"
     );
+    // The table says it too, for its rows that other engine holds.
+    let out = sb.run(&["-p", "embedded", "status"]);
+    assert_eq!(code(&out), 0, "{out:?}");
+    assert!(stdout(&out).contains("not found"), "{out:?}");
+    let err = stderr(&out);
+    assert!(
+        err.contains("1 of these runs were scheduled with") && err.contains("proj"),
+        "{err}"
+    );
 }
 
 /// Ctrl-C of a command running the embedded engine stops it the way `serve` stops: the agent

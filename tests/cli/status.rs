@@ -322,6 +322,11 @@ fn a_gone_foreign_server_is_a_row_and_gets_no_profile_token() {
     let out = sb.run(&["-c", cfg, "status"]);
     assert_eq!(code(&out), 0, "{out:?}");
     assert!(stdout(&out).contains("unknown"), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("1 of these runs could not be looked up"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 /// A run scheduled with `--url` is looked up there with only the exported token; when that
@@ -388,6 +393,24 @@ fn parallel_clis_lose_no_run_when_the_history_is_cut() {
         assert_eq!(stderr(&out), "", "no warning about recording");
         let id = stdout(&out).trim().to_string();
         assert!(history(&sb).contains(&id), "run {id} is not in the history");
+    }
+}
+
+/// With --url, the table lists the runs scheduled at that server, not every run of the
+/// profile looked up there (which it would call "not found").
+#[test]
+fn status_with_a_url_lists_the_runs_scheduled_there() {
+    let sb = Sandbox::new();
+    let (a, b) = (engine(&sb), sb.serve(None, &sb.path("engine-b"), &[]));
+    let at_a = run_via_cli(&sb, &a, "agent", "echo", "k=a");
+    let at_b = run_via_cli(&sb, &b, "agent", "echo", "k=b");
+    for (server, id) in [(&a, &at_a), (&b, &at_b)] {
+        let out = sb.run_at(&format!("{}/", server.url), &["-o", "json", "status"]);
+        assert_eq!(code(&out), 0, "{out:?}");
+        let rows = stdout_json(&out);
+        assert_eq!(rows.as_array().map(Vec::len), Some(1), "{rows}");
+        assert_eq!(rows[0]["runId"], id.as_str(), "{rows}");
+        assert_eq!(rows[0]["status"], "completed", "{rows}");
     }
 }
 
