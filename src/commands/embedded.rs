@@ -8,8 +8,8 @@ use anyhow::Result;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-use crate::config::Config;
-use crate::engine::{DirInUse, Engine};
+use crate::config::{Config, EngineSettings};
+use crate::engine::{DirInUse, Engine, Holder};
 use crate::error::Failure;
 
 pub struct Embedded {
@@ -27,16 +27,22 @@ impl Embedded {
         settings.shutdown_grace = Duration::ZERO;
         let data_dir = settings.data_dir.clone();
         let token = settings.token.clone();
-        let engine = Engine::open(settings, execute).map_err(|e| {
+        let mut engine = open_or_wait(&settings, execute).await.map_err(|e| {
             let failure = Failure::usage(format!("cannot start the embedded engine: {e:#}"));
-            if e.chain().any(|c| c.is::<DirInUse>()) {
-                failure.with_hint(
-                    "another engine holds this data directory; talk to it with `-p local` (or --url), or set [serve] data_dir",
-                )
-            } else {
-                failure.with_hint("the engine's settings are the config's [serve] section")
+            match e.chain().find_map(|c| c.downcast_ref::<DirInUse>()) {
+                Some(DirInUse {
+                    holder: Holder::Serve(url),
+                    ..
+                }) => failure.with_hint(format!(
+                    "`restack serve` holds this data directory: talk to it with --url {url}, or set [serve] data_dir"
+                )),
+                Some(_) => failure.with_hint(
+                    "another engine holds this data directory; talk to it with --url (or a profile with its url), or set [serve] data_dir",
+                ),
+                None => failure.with_hint("the engine's settings are the config's [serve] section"),
             }
         })?;
+        engine.describe_holder(&Holder::Embedded);
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
         let (stop, stopped) = oneshot::channel::<()>();
@@ -58,6 +64,39 @@ impl Embedded {
             Ok(Ok(())) => {}
             Ok(Err(e)) => eprintln!("warning: the embedded engine stopped with an error: {e:#}"),
             Err(e) => eprintln!("warning: the embedded engine stopped abnormally: {e}"),
+        }
+    }
+}
+
+/// Opens the engine; while another command's embedded engine holds the directory, waits for
+/// that command to end (commands in parallel, `xargs -P` say, take turns), as cargo waits for
+/// its lock. A `serve`, which does not end on its own, is not waited for.
+async fn open_or_wait(settings: &EngineSettings, execute: bool) -> Result<Engine> {
+    let mut said = false;
+    // A holder that has not said what it is yet (it writes that just after taking the lock)
+    // gets a moment to say it.
+    let undescribed_until = std::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        let opened = Engine::open(settings.clone(), execute);
+        let holder = opened.as_ref().err().and_then(|e| {
+            e.chain()
+                .find_map(|c| c.downcast_ref::<DirInUse>())
+                .map(|d| d.holder.clone())
+        });
+        match (opened, holder) {
+            (Err(_), Some(Holder::Unknown)) if std::time::Instant::now() < undescribed_until => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            (Err(e), Some(Holder::Embedded)) => {
+                if !said {
+                    eprintln!(
+                        "note: {e:#}, the embedded engine of another command: waiting for it to end"
+                    );
+                    said = true;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            (opened, _) => return opened,
         }
     }
 }

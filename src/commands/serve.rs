@@ -8,7 +8,7 @@ use clap::Args;
 use tokio::net::TcpListener;
 
 use crate::cli::GlobalArgs;
-use crate::engine::{Engine, check_exposure};
+use crate::engine::{Engine, Holder, check_exposure};
 use crate::error::{Exit, Failure};
 
 #[derive(Debug, Args)]
@@ -46,10 +46,18 @@ impl ServeArgs {
             })?;
         check_exposure(addr, settings.token.is_some())
             .map_err(|e| Failure::usage(e.to_string()))?;
-        let engine = Engine::open(settings, true).map_err(|e| Failure::usage(format!("{e:#}")))?;
+        let mut engine =
+            Engine::open(settings, true).map_err(|e| Failure::usage(format!("{e:#}")))?;
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|e| Failure::usage(format!("cannot listen on {addr}: {e}")))?;
+        let bound = listener.local_addr()?;
+        let host = match bound.ip() {
+            ip if ip.is_unspecified() => "127.0.0.1".to_string(),
+            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+            ip => ip.to_string(),
+        };
+        engine.describe_holder(&Holder::Serve(format!("http://{host}:{}", bound.port())));
         engine
             .serve(listener, shutdown_signal()?)
             .await

@@ -2,7 +2,9 @@
 //! `engine.lock`, held for the engine's life. The directory's, because deleting a "stale" lock
 //! file after a crash is a common habit and a directory cannot be deleted under the database;
 //! the file's, because that is the one earlier builds take, and an engine of each version must
-//! still keep the other out. `engine.lock` also carries the holder's PID for the error.
+//! still keep the other out. `engine.lock` also carries the holder's PID for the error, and on
+//! a second line what holds it (`serve http://127.0.0.1:6233`, or `embedded`), so that the
+//! error can say how to reach that engine, or that the other command will soon be done.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
@@ -12,7 +14,7 @@ use anyhow::{Context, Result};
 
 pub struct DirLock {
     _dir: File,
-    _file: File,
+    file: File,
 }
 
 /// Another engine holds the directory: the one start-up failure with an obvious way out.
@@ -21,6 +23,17 @@ pub struct DirLock {
 pub struct DirInUse {
     dir: String,
     who: String,
+    /// What the holder wrote of itself: `serve URL`, `embedded`, or nothing (an earlier build).
+    pub holder: Holder,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Holder {
+    Unknown,
+    /// `restack serve`, answering at this URL.
+    Serve(String),
+    /// A command's embedded engine, gone when that command ends.
+    Embedded,
 }
 
 impl DirLock {
@@ -38,27 +51,49 @@ impl DirLock {
         let held = File::open(dir)
             .with_context(|| format!("cannot open data directory {}", dir.display()))?;
         if held.try_lock().is_err() || file.try_lock().is_err() {
-            let mut holder = String::new();
-            let _ = file.read_to_string(&mut holder);
-            let holder = holder.trim();
-            let who = if holder.is_empty() {
-                String::new()
-            } else {
-                format!(" (pid {holder})")
+            let mut text = String::new();
+            let _ = file.read_to_string(&mut text);
+            let mut lines = text.lines().map(str::trim);
+            let pid = lines.next().unwrap_or("");
+            let who = match pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+                true => String::new(),
+                false => format!(" (pid {pid})"),
+            };
+            let holder = match lines.next() {
+                Some("embedded") => Holder::Embedded,
+                Some(s) => match s.strip_prefix("serve ") {
+                    Some(url) => Holder::Serve(url.to_string()),
+                    None => Holder::Unknown,
+                },
+                None => Holder::Unknown,
             };
             return Err(DirInUse {
                 dir: dir.display().to_string(),
                 who,
+                holder,
             }
             .into());
         }
-        file.set_len(0)?;
-        file.rewind()?;
-        write!(file, "{}", std::process::id())?;
-        file.flush()?;
-        Ok(DirLock {
-            _dir: held,
-            _file: file,
-        })
+        let mut lock = DirLock { _dir: held, file };
+        lock.write(None)?;
+        Ok(lock)
+    }
+
+    /// Says what holds the directory, for another engine's error.
+    pub fn describe(&mut self, holder: &Holder) -> std::io::Result<()> {
+        self.write(Some(holder))
+    }
+
+    fn write(&mut self, holder: Option<&Holder>) -> std::io::Result<()> {
+        let mut text = std::process::id().to_string();
+        match holder {
+            Some(Holder::Serve(url)) => text.push_str(&format!("\nserve {url}")),
+            Some(Holder::Embedded) => text.push_str("\nembedded"),
+            Some(Holder::Unknown) | None => {}
+        }
+        self.file.set_len(0)?;
+        self.file.rewind()?;
+        self.file.write_all(text.as_bytes())?;
+        self.file.flush()
     }
 }

@@ -29,8 +29,8 @@ use crate::config::EngineSettings;
 pub use backlog::WORKFLOWS_IN_MEMORY;
 use catalog::Catalog;
 use executor::Executor;
-pub use lock::DirInUse;
 use lock::DirLock;
+pub use lock::{DirInUse, Holder};
 use notify::Notifier;
 use store::Store;
 
@@ -65,7 +65,7 @@ impl std::ops::Deref for AppState {
 pub struct Engine {
     pub state: AppState,
     settings: EngineSettings,
-    _lock: DirLock,
+    lock: DirLock,
 }
 
 impl Engine {
@@ -94,8 +94,16 @@ impl Engine {
                 max_body_bytes: settings.max_body_bytes,
             })),
             settings,
-            _lock: lock,
+            lock,
         })
+    }
+
+    /// Says in the directory's lock what holds it (`serve` and its URL, or an embedded
+    /// engine), so that another engine's error can say how to reach this one.
+    pub fn describe_holder(&mut self, holder: &Holder) {
+        if let Err(e) = self.lock.describe(holder) {
+            tracing::warn!("cannot write engine.lock: {e}");
+        }
     }
 
     pub fn router(&self) -> axum::Router {

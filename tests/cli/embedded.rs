@@ -118,7 +118,7 @@ fn the_embedded_profile_refuses_a_data_dir_a_server_holds() {
     let sb = Sandbox::new();
     copy_examples(&sb);
     let config = sb.path("examples/restack.toml");
-    let _server = sb.serve(Some(&config), &sb.path(".restack-data"), &[]);
+    let server = sb.serve(Some(&config), &sb.path(".restack-data"), &[]);
     let out = sb.run(&[
         "-c",
         "examples/restack.toml",
@@ -130,7 +130,43 @@ fn the_embedded_profile_refuses_a_data_dir_a_server_holds() {
     ]);
     let err = assert_error(&out, 2);
     assert!(err.contains("in use"), "{err}");
-    assert!(err.contains("hint: "), "{err}");
+    // The hint names where that server listens (here a port of its own, not 6233).
+    assert!(
+        err.contains(&format!(
+            "hint: `restack serve` holds this data directory: talk to it with --url {}",
+            server.url
+        )),
+        "{err}"
+    );
+}
+
+/// Commands run side by side on one embedded data directory (`xargs -P` over a dataset) take
+/// turns instead of failing: each waits for the engine of the one before.
+#[test]
+fn parallel_embedded_commands_take_turns() {
+    let sb = Sandbox::new();
+    let children: Vec<_> = (0..4)
+        .map(|i| {
+            sb.std_cmd()
+                .args(["-p", "embedded", "-q", "agent", "run", "sleep", "--follow"])
+                .args(["--set", "seconds=0.2", "--set", &format!("i={i}")])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut waited = 0;
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(code(&out), 0, "{out:?}");
+        assert_eq!(stdout_json(&out), json!({"sleptSeconds": 0.2}));
+        waited += usize::from(stderr(&out).contains("waiting for it to end"));
+    }
+    assert!(
+        waited > 0,
+        "no command had to wait: the test proves nothing"
+    );
 }
 
 #[test]
