@@ -29,7 +29,7 @@ complete -c restack -n "__fish_restack_needs_command" -s p -l profile -d 'Profil
 complete -c restack -n "__fish_restack_needs_command" -l url -d 'Server URL, overriding the profile\'s' -r
 complete -c restack -n "__fish_restack_needs_command" -s o -l output -d 'Output format' -r -f -a "text\t''
 json\t''"
-complete -c restack -n "__fish_restack_needs_command" -s q -l quiet -d 'Print only what scripts need (a run ID, an output), no progress'
+complete -c restack -n "__fish_restack_needs_command" -s q -l quiet -d 'Print only what scripts need (a run ID, an output, a status), no progress'
 complete -c restack -n "__fish_restack_needs_command" -s v -l verbose -d 'Show requests and responses on stderr (the token shows as `Bearer ***`)'
 complete -c restack -n "__fish_restack_needs_command" -l no-color -d 'No colours (also: NO_COLOR in the environment)'
 complete -c restack -n "__fish_restack_needs_command" -s h -l help -d 'Print help'
@@ -46,7 +46,7 @@ complete -c restack -n "__fish_restack_using_subcommand agent; and not __fish_se
 complete -c restack -n "__fish_restack_using_subcommand agent; and not __fish_seen_subcommand_from run help" -l url -d 'Server URL, overriding the profile\'s' -r
 complete -c restack -n "__fish_restack_using_subcommand agent; and not __fish_seen_subcommand_from run help" -s o -l output -d 'Output format' -r -f -a "text\t''
 json\t''"
-complete -c restack -n "__fish_restack_using_subcommand agent; and not __fish_seen_subcommand_from run help" -s q -l quiet -d 'Print only what scripts need (a run ID, an output), no progress'
+complete -c restack -n "__fish_restack_using_subcommand agent; and not __fish_seen_subcommand_from run help" -s q -l quiet -d 'Print only what scripts need (a run ID, an output, a status), no progress'
 complete -c restack -n "__fish_restack_using_subcommand agent; and not __fish_seen_subcommand_from run help" -s v -l verbose -d 'Show requests and responses on stderr (the token shows as `Bearer ***`)'
 complete -c restack -n "__fish_restack_using_subcommand agent; and not __fish_seen_subcommand_from run help" -l no-color -d 'No colours (also: NO_COLOR in the environment)'
 complete -c restack -n "__fish_restack_using_subcommand agent; and not __fish_seen_subcommand_from run help" -s h -l help -d 'Print help'
@@ -62,7 +62,7 @@ complete -c restack -n "__fish_restack_using_subcommand agent; and __fish_seen_s
 complete -c restack -n "__fish_restack_using_subcommand agent; and __fish_seen_subcommand_from run" -s o -l output -d 'Output format' -r -f -a "text\t''
 json\t''"
 complete -c restack -n "__fish_restack_using_subcommand agent; and __fish_seen_subcommand_from run" -s f -l follow -d 'Watch the run until it ends; print its output; the exit status reflects the run'
-complete -c restack -n "__fish_restack_using_subcommand agent; and __fish_seen_subcommand_from run" -s q -l quiet -d 'Print only what scripts need (a run ID, an output), no progress'
+complete -c restack -n "__fish_restack_using_subcommand agent; and __fish_seen_subcommand_from run" -s q -l quiet -d 'Print only what scripts need (a run ID, an output, a status), no progress'
 complete -c restack -n "__fish_restack_using_subcommand agent; and __fish_seen_subcommand_from run" -s v -l verbose -d 'Show requests and responses on stderr (the token shows as `Bearer ***`)'
 complete -c restack -n "__fish_restack_using_subcommand agent; and __fish_seen_subcommand_from run" -l no-color -d 'No colours (also: NO_COLOR in the environment)'
 complete -c restack -n "__fish_restack_using_subcommand agent; and __fish_seen_subcommand_from run" -s h -l help -d 'Print help'
@@ -74,7 +74,7 @@ complete -c restack -n "__fish_restack_using_subcommand workflow; and not __fish
 complete -c restack -n "__fish_restack_using_subcommand workflow; and not __fish_seen_subcommand_from run help" -l url -d 'Server URL, overriding the profile\'s' -r
 complete -c restack -n "__fish_restack_using_subcommand workflow; and not __fish_seen_subcommand_from run help" -s o -l output -d 'Output format' -r -f -a "text\t''
 json\t''"
-complete -c restack -n "__fish_restack_using_subcommand workflow; and not __fish_seen_subcommand_from run help" -s q -l quiet -d 'Print only what scripts need (a run ID, an output), no progress'
+complete -c restack -n "__fish_restack_using_subcommand workflow; and not __fish_seen_subcommand_from run help" -s q -l quiet -d 'Print only what scripts need (a run ID, an output, a status), no progress'
 complete -c restack -n "__fish_restack_using_subcommand workflow; and not __fish_seen_subcommand_from run help" -s v -l verbose -d 'Show requests and responses on stderr (the token shows as `Bearer ***`)'
 complete -c restack -n "__fish_restack_using_subcommand workflow; and not __fish_seen_subcommand_from run help" -l no-color -d 'No colours (also: NO_COLOR in the environment)'
 complete -c restack -n "__fish_restack_using_subcommand workflow; and not __fish_seen_subcommand_from run help" -s h -l help -d 'Print help'
@@ -90,7 +90,7 @@ complete -c restack -n "__fish_restack_using_subcommand workflow; and __fish_see
 complete -c restack -n "__fish_restack_using_subcommand workflow; and __fish_seen_subcommand_from run" -s o -l output -d 'Output format' -r -f -a "text\t''
 json\t''"
 complete -c restack -n "__fish_restack_using_subcommand workflow; and __fish_seen_subcommand_from run" -s f -l follow -d 'Watch the run until it ends; print its output; the exit status reflects the run'
-complete -c restack -n "__fish_restack_using_subcommand workflow; and __fish_seen_subcommand_from run" -s q -l quiet -d 'Print only what scripts need (a run ID, an output), no progress'
+complete -c restack -n "__fish_restack_using_subcommand workflow; and __fish_seen_subcommand_from run" -s q -l quiet -d 'Print only what scripts need (a run ID, an output, a status), no progress'
 complete -c restack -n "__fish_restack_using_subcommand workflow; and __fish_seen_subcommand_from run" -s v -l verbose -d 'Show requests and responses on stderr (the token shows as `Bearer ***`)'
 complete -c restack -n "__fish_restack_using_subcommand workflow; and __fish_seen_subcommand_from run" -l no-color -d 'No colours (also: NO_COLOR in the environment)'
 complete -c restack -n "__fish_restack_using_subcommand workflow; and __fish_seen_subcommand_from run" -s h -l help -d 'Print help'
@@ -107,7 +107,7 @@ complete -c restack -n "__fish_restack_using_subcommand status" -l url -d 'Serve
 complete -c restack -n "__fish_restack_using_subcommand status" -s o -l output -d 'Output format' -r -f -a "text\t''
 json\t''"
 complete -c restack -n "__fish_restack_using_subcommand status" -s f -l follow -d 'Watch the run until it ends; the exit status reflects the run'
-complete -c restack -n "__fish_restack_using_subcommand status" -s q -l quiet -d 'Print only what scripts need (a run ID, an output), no progress'
+complete -c restack -n "__fish_restack_using_subcommand status" -s q -l quiet -d 'Print only what scripts need (a run ID, an output, a status), no progress'
 complete -c restack -n "__fish_restack_using_subcommand status" -s v -l verbose -d 'Show requests and responses on stderr (the token shows as `Bearer ***`)'
 complete -c restack -n "__fish_restack_using_subcommand status" -l no-color -d 'No colours (also: NO_COLOR in the environment)'
 complete -c restack -n "__fish_restack_using_subcommand status" -s h -l help -d 'Print help'
@@ -117,7 +117,7 @@ complete -c restack -n "__fish_restack_using_subcommand health" -s p -l profile 
 complete -c restack -n "__fish_restack_using_subcommand health" -l url -d 'Server URL, overriding the profile\'s' -r
 complete -c restack -n "__fish_restack_using_subcommand health" -s o -l output -d 'Output format' -r -f -a "text\t''
 json\t''"
-complete -c restack -n "__fish_restack_using_subcommand health" -s q -l quiet -d 'Print only what scripts need (a run ID, an output), no progress'
+complete -c restack -n "__fish_restack_using_subcommand health" -s q -l quiet -d 'Print only what scripts need (a run ID, an output, a status), no progress'
 complete -c restack -n "__fish_restack_using_subcommand health" -s v -l verbose -d 'Show requests and responses on stderr (the token shows as `Bearer ***`)'
 complete -c restack -n "__fish_restack_using_subcommand health" -l no-color -d 'No colours (also: NO_COLOR in the environment)'
 complete -c restack -n "__fish_restack_using_subcommand health" -s h -l help -d 'Print help'
@@ -129,7 +129,7 @@ complete -c restack -n "__fish_restack_using_subcommand serve" -s p -l profile -
 complete -c restack -n "__fish_restack_using_subcommand serve" -l url -d 'Server URL, overriding the profile\'s' -r
 complete -c restack -n "__fish_restack_using_subcommand serve" -s o -l output -d 'Output format' -r -f -a "text\t''
 json\t''"
-complete -c restack -n "__fish_restack_using_subcommand serve" -s q -l quiet -d 'Print only what scripts need (a run ID, an output), no progress'
+complete -c restack -n "__fish_restack_using_subcommand serve" -s q -l quiet -d 'Print only what scripts need (a run ID, an output, a status), no progress'
 complete -c restack -n "__fish_restack_using_subcommand serve" -s v -l verbose -d 'Show requests and responses on stderr (the token shows as `Bearer ***`)'
 complete -c restack -n "__fish_restack_using_subcommand serve" -l no-color -d 'No colours (also: NO_COLOR in the environment)'
 complete -c restack -n "__fish_restack_using_subcommand serve" -s h -l help -d 'Print help'
@@ -139,7 +139,7 @@ complete -c restack -n "__fish_restack_using_subcommand completions" -s p -l pro
 complete -c restack -n "__fish_restack_using_subcommand completions" -l url -d 'Server URL, overriding the profile\'s' -r
 complete -c restack -n "__fish_restack_using_subcommand completions" -s o -l output -d 'Output format' -r -f -a "text\t''
 json\t''"
-complete -c restack -n "__fish_restack_using_subcommand completions" -s q -l quiet -d 'Print only what scripts need (a run ID, an output), no progress'
+complete -c restack -n "__fish_restack_using_subcommand completions" -s q -l quiet -d 'Print only what scripts need (a run ID, an output, a status), no progress'
 complete -c restack -n "__fish_restack_using_subcommand completions" -s v -l verbose -d 'Show requests and responses on stderr (the token shows as `Bearer ***`)'
 complete -c restack -n "__fish_restack_using_subcommand completions" -l no-color -d 'No colours (also: NO_COLOR in the environment)'
 complete -c restack -n "__fish_restack_using_subcommand completions" -s h -l help -d 'Print help'

@@ -46,7 +46,7 @@ pub struct GlobalArgs {
     /// Output format
     #[arg(short = 'o', long, global = true, value_enum, default_value_t = Format::Text)]
     pub output: Format,
-    /// Print only what scripts need (a run ID, an output), no progress
+    /// Print only what scripts need (a run ID, an output, a status), no progress
     #[arg(short, long, global = true)]
     pub quiet: bool,
     /// Show requests and responses on stderr (the token shows as `Bearer ***`)

@@ -11,7 +11,8 @@ use crate::api::{RunInfo, RunStatus};
 
 /// Whether the user lets us colour at all: no `--no-color`, no `NO_COLOR`.
 fn color_allowed(no_color_flag: bool) -> bool {
-    !no_color_flag && std::env::var_os("NO_COLOR").is_none()
+    // no-color.org: only a NO_COLOR that is set and not empty turns colour off.
+    !no_color_flag && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 /// Whether to colour stdout: allowed, and a terminal.
@@ -91,6 +92,16 @@ pub fn json(value: &Value) {
     out(&serde_json::to_string_pretty(value).unwrap_or_else(|_| "null".into()));
 }
 
+/// A run's status as the detail and the table show it: a canceled run is `failed` in the API
+/// (its status list has no `canceled`), and says why beside it.
+pub fn run_status_word(info: &RunInfo, color: bool) -> String {
+    let word = status_word(info.status, color);
+    match (info.status, info.canceled) {
+        (RunStatus::Failed, Some(true)) => format!("{word} (canceled)"),
+        _ => word,
+    }
+}
+
 pub fn status_word(status: RunStatus, color: bool) -> String {
     if !color {
         return status.to_string();
@@ -136,7 +147,7 @@ pub fn run_detail(info: &RunInfo, color: bool) -> String {
         &format!("{}:", capitalize(info.kind().as_str())),
         info.name(),
     );
-    line("Status:", &status_word(info.status, color));
+    line("Status:", &run_status_word(info, color));
     if let Some(c) = &info.created_at {
         line("Created:", c);
     }

@@ -130,13 +130,7 @@ impl GlobalArgs {
             label,
             profile: self.url().is_none().then(|| profile.name.clone()),
             again: self.again(),
-            refused_hint: profile.token_kept_for.as_ref().map(|own| {
-                format!(
-                    "profile `{}`'s token is sent only to its own url ({}), not to --url / RESTACK_URL: export RESTACK_API_BEARER_TOKEN to send a token there",
-                    profile.name,
-                    output::redact_url(own)
-                )
-            }),
+            refused_hint: profile.no_token_because.clone(),
             embedded: matches!(profile.target, Target::Embedded),
         };
         Client::new(url, token, origin, self.verbose > 0)

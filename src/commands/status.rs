@@ -142,6 +142,9 @@ impl StatusArgs {
         let answer = client.run(kind, &name, id, None).await.map_err(placed)?;
         if g.json() {
             output::json(&answer.raw);
+        } else if g.quiet {
+            // The status alone: `[ "$(restack status "$RUN" -q)" = completed ]`.
+            output::out(&answer.typed.status.to_string());
         } else {
             output::out(&output::run_detail(
                 &answer.typed,
@@ -247,7 +250,7 @@ impl StatusArgs {
                     Ok(a) => {
                         let i = &a.typed;
                         (
-                            output::status_word(i.status, color),
+                            output::run_status_word(i, color),
                             i.created_at.clone().unwrap_or_else(|| e.time.clone()),
                             output::took(i.created_at.as_deref(), i.completed_at.as_deref())
                                 .map(fmt_secs)
@@ -276,10 +279,15 @@ impl StatusArgs {
                 )
             })
             .collect();
-        output::out(&output::runs_table(&rows, color));
-        if !g.quiet {
-            explain_missing_rows(&entries, &answers, s);
+        if g.quiet {
+            // The run IDs alone, as `docker ps -q` lists containers.
+            for e in &entries {
+                output::out(&e.run_id);
+            }
+            return Ok(Exit::Ok);
         }
+        output::out(&output::runs_table(&rows, color));
+        explain_missing_rows(&entries, &answers, s);
         Ok(Exit::Ok)
     }
 }

@@ -122,9 +122,10 @@ pub struct ResolvedProfile {
     pub name: String,
     pub target: Target,
     pub token: Option<String>,
-    /// The profile's own URL, when `--url` or `RESTACK_URL` sent this command elsewhere and
-    /// the profile's token (`token_env`, `token`) was therefore kept back.
-    pub token_kept_for: Option<String>,
+    /// Why the profile's token was not sent, for the hint on a 401: `--url` or `RESTACK_URL`
+    /// sent this command away from the profile's own URL, or `token_env` names a variable that
+    /// is not set.
+    pub no_token_because: Option<String>,
 }
 
 /// The engine's settings, resolved from `[serve]`, flags and defaults.
@@ -338,11 +339,21 @@ impl Config {
                 .map(|t| clean_token(t, &format!("profile `{name}`")))
                 .transpose()?;
         }
+        let no_token_because = match (&token_kept_for, &profile.token_env) {
+            (Some(own), _) => Some(format!(
+                "profile `{name}`'s token is sent only to its own url ({}), not to --url / RESTACK_URL: export {TOKEN_VAR} to send a token there",
+                crate::output::redact_url(own)
+            )),
+            (None, Some(var)) if token.is_none() => Some(format!(
+                "profile `{name}` reads its token from {var} (token_env), which is not set"
+            )),
+            _ => None,
+        };
         Ok(ResolvedProfile {
             name,
             target,
             token,
-            token_kept_for,
+            no_token_because,
         })
     }
 
@@ -461,8 +472,17 @@ fn clean_token(token: &str, from: &str) -> Result<String> {
 fn check_url(url: &str) -> Result<()> {
     // Errors show the URL without its credentials: they end up in CI logs.
     let shown = crate::output::redact_url(url);
-    let parsed = reqwest::Url::parse(url).map_err(|e| anyhow!("invalid URL {shown:?}: {e}"))?;
+    // `localhost:6233` parses with `localhost` as its scheme; `127.0.0.1:6233` does not parse.
+    let no_scheme = || anyhow!("invalid URL {shown:?}: it needs its scheme, as in http://{shown}");
+    let parsed = match reqwest::Url::parse(url) {
+        Ok(p) => p,
+        Err(_) if !url.contains("://") => return Err(no_scheme()),
+        Err(e) => bail!("invalid URL {shown:?}: {e}"),
+    };
     if parsed.scheme() != "http" && parsed.scheme() != "https" {
+        if !url.contains("://") {
+            return Err(no_scheme());
+        }
         bail!("invalid URL {shown:?}: the scheme must be http or https");
     }
     // API paths are appended to the base, so anything after its path would end up in front

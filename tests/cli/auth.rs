@@ -134,6 +134,28 @@ fn a_profiles_token_goes_only_to_its_own_server() {
         );
         assert!(!err.contains(TOKEN), "{err}");
     }
+    // A token_env that names an unset variable sends nothing, and the 401 says which one.
+    let env_cfg = sb.write(
+        "env.toml",
+        &format!(
+            "[profiles.e]\nurl = \"{}\"\ntoken_env = \"MY_UNSET_TOKEN\"\n",
+            server.url
+        ),
+    );
+    let out = sb.run(&[
+        "-c",
+        env_cfg.to_str().unwrap(),
+        "-p",
+        "e",
+        "agent",
+        "run",
+        "echo",
+    ]);
+    let err = assert_error(&out, 5);
+    assert!(
+        err.contains("MY_UNSET_TOKEN") && err.contains("not set"),
+        "{err}"
+    );
     let own = format!("{}/", server.url);
     for (profile, url) in [
         ("own", Some(own.as_str())),

@@ -267,6 +267,15 @@ fn an_invalid_value_in_the_config_says_why() {
             "[profiles.a]\nurl = \"ftp://x\"\n",
             "the scheme must be http or https",
         ),
+        // Both spellings without a scheme, which parse differently, get the same advice.
+        (
+            "[profiles.a]\nurl = \"localhost:6233\"\n",
+            "it needs its scheme, as in http://localhost:6233",
+        ),
+        (
+            "[profiles.a]\nurl = \"127.0.0.1:6233\"\n",
+            "it needs its scheme, as in http://127.0.0.1:6233",
+        ),
         (
             "[agents.x]\ncommand = [\"true\"]\ntimeout = \"5 parsecs\"\n",
             "invalid duration",

@@ -396,6 +396,41 @@ fn parallel_clis_lose_no_run_when_the_history_is_cut() {
     }
 }
 
+/// A canceled run is `failed` in the API, and the CLI says it was canceled, in the detail and
+/// in the table.
+#[test]
+fn a_canceled_run_shows_as_canceled() {
+    let sb = Sandbox::new();
+    let server = engine(&sb);
+    let out = sb.run_at(
+        &server.url,
+        &["-q", "agent", "run", "sleep", "--set", "seconds=600"],
+    );
+    assert_eq!(code(&out), 0, "{out:?}");
+    let id = stdout(&out).trim().to_string();
+    let (status, body) = server.post(&format!("/api/agents/sleep/{id}/cancel"), json!({}));
+    assert_eq!(status, 200, "{body}");
+    let out = sb.run_at(&server.url, &["status", &id]);
+    assert!(stdout(&out).contains("failed (canceled)"), "{out:?}");
+    let out = sb.run_at(&server.url, &["status"]);
+    assert!(stdout(&out).contains("failed (canceled)"), "{out:?}");
+}
+
+/// `-q` gives scripts one thing: a run's status word, or the table's run IDs (newest first).
+#[test]
+fn status_quiet_prints_the_status_or_the_ids() {
+    let sb = Sandbox::new();
+    let server = engine(&sb);
+    let first = run_via_cli(&sb, &server, "agent", "echo", "k=1");
+    let second = run_via_cli(&sb, &server, "agent", "echo", "k=2");
+    let out = sb.run_at(&server.url, &["status", &first, "-q"]);
+    assert_eq!(code(&out), 0, "{out:?}");
+    assert_eq!(stdout(&out), "completed\n");
+    let out = sb.run_at(&server.url, &["status", "-q"]);
+    assert_eq!(code(&out), 0, "{out:?}");
+    assert_eq!(stdout(&out), format!("{second}\n{first}\n"));
+}
+
 /// With --url, the table lists the runs scheduled at that server, not every run of the
 /// profile looked up there (which it would call "not found").
 #[test]
