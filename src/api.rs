@@ -298,6 +298,8 @@ pub enum JsonError {
     Syntax(String),
     /// Valid JSON holding a number no `f64` can hold (`1e400`); where it is (`a.b.2`).
     Range(String),
+    /// An object that names a key twice (which one counts is up to each parser: refused).
+    Duplicate(String),
 }
 
 impl std::fmt::Display for JsonError {
@@ -307,6 +309,7 @@ impl std::fmt::Display for JsonError {
             JsonError::Syntax(e) => write!(f, "is not valid JSON: {e}"),
             JsonError::Range(at) if at.is_empty() => write!(f, "holds a number out of range"),
             JsonError::Range(at) => write!(f, "holds a number out of range at `{at}`"),
+            JsonError::Duplicate(e) => write!(f, "has {e}"),
         }
     }
 }
@@ -317,12 +320,79 @@ impl std::fmt::Display for JsonError {
 /// rather than rounded. A number no `f64` can hold at all (`1e400`) is refused, as serde_json
 /// refuses it without that feature: the schema validator reads such a number as an `f64` and
 /// cannot take one (see [`out_of_range`]).
+///
+/// An object that names a key twice is refused too: a parser keeps one of the two values
+/// (serde_json the last) and drops the other without a word.
 pub fn parse_json(text: &[u8]) -> Result<Value, JsonError> {
     let value: Value =
         serde_json::from_slice(text).map_err(|e| JsonError::Syntax(e.to_string()))?;
+    if let Err(e) = serde::de::DeserializeSeed::deserialize(
+        UniqueKeys,
+        &mut serde_json::Deserializer::from_slice(text),
+    ) {
+        return Err(JsonError::Duplicate(e.to_string()));
+    }
     match out_of_range(&value) {
         None => Ok(value),
         Some(at) => Err(JsonError::Range(at)),
+    }
+}
+
+/// Walks a JSON text and fails at the first object that names a key twice.
+#[derive(Clone, Copy)]
+struct UniqueKeys;
+
+impl<'de> serde::de::DeserializeSeed<'de> for UniqueKeys {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for UniqueKeys {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("JSON")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut seen = std::collections::BTreeSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if seen.contains(&key) {
+                return Err(serde::de::Error::custom(format!(
+                    "the key `{}` twice in one object",
+                    clip(&key)
+                )));
+            }
+            seen.insert(key);
+            map.next_value_seed(self)?;
+        }
+        Ok(())
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(self)?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
     }
 }
 

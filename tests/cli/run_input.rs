@@ -164,6 +164,11 @@ fn bad_input_is_exit_2_and_nothing_is_sent() {
         (vec!["--input", "-"], Some("{oops"), "JSON"),
         (vec!["--input", "-"], Some(""), "JSON"),
         (vec!["--input", r#"{"n": 1e400}"#], None, "range at `n`"),
+        (
+            vec!["--input", r#"{"a": 1, "a": 2}"#],
+            None,
+            "the key `a` twice in one object",
+        ),
         (vec!["--input", "missing.json"], None, "missing.json"),
         // Inline JSON that is no object is told so, not taken for a missing file.
         (

@@ -166,7 +166,7 @@ fn an_unknown_agent_is_404_before_the_body_is_asked_for() {
 fn malformed_bodies_and_inputs_are_400() {
     let sb = Sandbox::new();
     let server = engine(&sb);
-    let cases: [(&str, &[u8]); 10] = [
+    let cases: [(&str, &[u8]); 12] = [
         ("truncated JSON", b"{\"input\": {"),
         ("not JSON", b"input=1"),
         ("invalid UTF-8", b"{\"input\": {\"a\": \"\xff\xfe\"}}"),
@@ -177,11 +177,24 @@ fn malformed_bodies_and_inputs_are_400() {
         ("number input", b"{\"input\": 3}"),
         ("misplaced input", b"{\"text\": \"hello\"}"),
         ("a number no f64 holds", b"{\"input\": {\"n\": [-1e400]}}"),
+        // A parser keeps one of the two and drops the other without a word.
+        (
+            "a key twice",
+            b"{\"input\": {\"a\": 1}, \"input\": {\"b\": 2}}",
+        ),
+        (
+            "a key twice inside",
+            b"{\"input\": {\"x\": [{\"a\": 1, \"a\": 2}]}}",
+        ),
     ];
     for (what, body) in cases {
         for path in ["/api/agents/echo", "/api/workflows/w"] {
             let (code, resp) = server.post_raw(path, "application/json", body.to_vec());
             assert_error(code, 400, &resp, &format!("{what} to {path}"));
+            if what.starts_with("a key twice") {
+                let msg = resp["error"].as_str().unwrap_or_default();
+                assert!(msg.contains("twice in one object"), "{msg}");
+            }
             if what.starts_with("a number") {
                 let msg = resp["error"].as_str().unwrap_or_default();
                 assert!(msg.contains("out of range at `input.n.0`"), "{msg}");
