@@ -161,6 +161,9 @@ fn a_workflow_edited_under_a_run_stops_it_rather_than_redo_a_step() {
     // The steps it ran are shown as they ran.
     assert_eq!(run["steps"][0]["step"], "agent first", "{run}");
     assert_eq!(run["steps"][1]["step"], "sleep 5s", "{run}");
+    // The sleep it was in failed with the run, and ended when the run did.
+    assert_eq!(run["steps"][1]["status"], "failed", "{run}");
+    assert_eq!(run["steps"][1]["completedAt"], run["completedAt"], "{run}");
 
     let run = server.wait_done("workflows", "nap", &nap, T);
     assert_eq!(run["status"], "completed", "{run}");

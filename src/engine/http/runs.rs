@@ -295,6 +295,10 @@ fn step_infos(state: &AppState, row: &RunRow) -> Result<Vec<StepInfo>, EngineErr
                 info.status = RunStatus::Failed;
                 info.error
                     .get_or_insert_with(|| "the run ended during this step".into());
+                // It ended when the run did.
+                if info.completed_at.is_none() {
+                    info.completed_at = row.completed_at.map(rfc3339_ms);
+                }
             }
             // A wake-up time is news only while the step sleeps.
             if info.status == RunStatus::Failed {
