@@ -20,6 +20,9 @@ const LONG_POLL: Duration = Duration::from_secs(25);
 /// How long `--follow` keeps retrying a server that fails transiently (5xx, a lost connection)
 /// before it gives up; a follow can last hours, and one blip should not end it.
 const RETRY_FOR: Duration = Duration::from_secs(60);
+/// How long a run never seen is watched for at a server that refuses connections: about an
+/// engine's restart.
+const RETRY_UNSEEN_FOR: Duration = Duration::from_secs(5);
 const RETRY_FIRST: Duration = Duration::from_millis(500);
 const RETRY_MAX: Duration = Duration::from_secs(8);
 /// The least time the first look at a run gets, whatever `--timeout` says.
@@ -158,7 +161,7 @@ impl Client {
         }
         // Only a schedule changes anything on the server, so only a POST that was lost on the
         // way back may have done its work.
-        let posted = method == Method::POST;
+        let posted = (method == Method::POST).then_some(path);
         let mut resp = req.send().await.map_err(|e| self.unreachable(&e, posted))?;
         let status = resp.status();
         if status.is_redirection() {
@@ -223,12 +226,19 @@ impl Client {
         }
     }
 
-    /// `posted`: the request was a schedule, which the server may have stored before the
-    /// answer was lost, unless the connection was never made.
-    fn unreachable(&self, e: &reqwest::Error, posted: bool) -> Failure {
+    /// `posted`: the path of a schedule, which the server may have stored before the answer
+    /// was lost, unless the connection was never made.
+    fn unreachable(&self, e: &reqwest::Error, posted: Option<&str>) -> Failure {
         let label = &self.origin.label;
-        let maybe_stored =
-            "the run may have been scheduled all the same: look for it before scheduling it again";
+        // Where to look: a restack engine lists the newest runs by name (the name is the
+        // path's last segment, already encoded).
+        let maybe_stored = posted.map(|path| {
+            format!(
+                "the run may have been scheduled all the same: look for it before scheduling it again (a restack engine lists the newest: GET {}/api/runs?name={})",
+                crate::output::redact_url(&self.target),
+                path.rsplit('/').next().unwrap_or_default()
+            )
+        });
         // A connect timeout is a timeout too, but nothing accepted the connection.
         if e.is_timeout() && !e.is_connect() {
             let failure = Failure::new(
@@ -236,9 +246,9 @@ impl Client {
                 format!("{label} did not answer in time: the request timed out"),
             )
             .transient();
-            return failure.with_hint(if posted {
+            return failure.with_hint(if let Some(maybe_stored) = maybe_stored {
                 format!(
-                    "{maybe_stored}; the server accepted the connection but is slow or stuck (`{} health` times it)",
+                    "the server accepted the connection but is slow or stuck (`{} health` times it)\n{maybe_stored}",
                     self.origin.again
                 )
             } else {
@@ -255,10 +265,9 @@ impl Client {
                 format!("no usable answer from {label}: {}", root_cause(e)),
             )
             .transient();
-            return if posted {
-                failure.with_hint(maybe_stored)
-            } else {
-                failure
+            return match maybe_stored {
+                Some(hint) => failure.with_hint(hint),
+                None => failure,
             };
         }
         let failure = Failure::new(
@@ -470,21 +479,20 @@ impl Client {
                 },
                 None => look.await,
             };
-            // A run this command has never seen, at a server it cannot connect to, is most
-            // likely a wrong URL or no server at all: said at once, as `status` without
-            // --follow says it, rather than retried for a minute.
-            let unseen_and_unreachable = |e: &anyhow::Error| {
-                seen.is_none()
-                    && failing.is_none()
-                    && e.downcast_ref::<Failure>().is_some_and(|f| f.unconnected)
-            };
             let answer = match result {
                 Ok(answer) => answer,
-                Err(e) if unseen_and_unreachable(&e) => return Err(e),
                 Err(e) if Failure::is_transient(&e) => {
                     let (since, pause) = failing
                         .as_ref()
                         .map_or((asked, RETRY_FIRST), |(s, p, _)| (*s, *p));
+                    // A run never seen, at a server nothing answers for: most likely a wrong
+                    // URL or no server at all, so only a restart's worth of retries, whatever
+                    // the deadline; the error then says what `status` without --follow says.
+                    let nobody_there = seen.is_none()
+                        && e.downcast_ref::<Failure>().is_some_and(|f| f.unconnected);
+                    if nobody_there && since.elapsed() >= RETRY_UNSEEN_FOR {
+                        return Err(e);
+                    }
                     // Past the deadline, the top of the loop says how the wait ended.
                     let out_of_time = deadline.is_some_and(|d| Instant::now() >= d);
                     if !out_of_time {

@@ -55,7 +55,13 @@ fn append(entry: &Entry) -> std::io::Result<()> {
         let lines: Vec<&str> = text.lines().collect();
         let keep = lines[lines.len() / 2..].join("\n") + "\n";
         let tmp = path.with_extension("jsonl.tmp");
-        std::fs::write(&tmp, keep)?;
+        OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?
+            .write_all(keep.as_bytes())?;
         std::fs::rename(&tmp, &path)?;
     }
     let mut line = serde_json::to_string(entry).map_err(std::io::Error::other)?;
@@ -146,13 +152,13 @@ pub fn recent(
     of: Option<(Kind, &str)>,
     limit: usize,
 ) -> Vec<Entry> {
-    let same = |a: &str, b: &str| {
-        a.trim_end_matches('/')
-            .eq_ignore_ascii_case(b.trim_end_matches('/'))
-    };
     let mut v: Vec<Entry> = entries()
         .into_iter()
-        .filter(|e| at.map_or(e.profile == profile, |url| same(&e.url, url)))
+        .filter(|e| {
+            at.map_or(e.profile == profile, |url| {
+                crate::config::same_server(&e.url, url)
+            })
+        })
         .filter(|e| of.is_none_or(|(k, n)| e.kind == k && e.name == n))
         .collect();
     v.reverse();

@@ -21,13 +21,13 @@ pub struct Embedded {
 }
 
 impl Embedded {
-    pub async fn start(config: &Config, execute: bool) -> Result<Embedded> {
+    pub async fn start(config: &Config, execute: bool, quiet: bool) -> Result<Embedded> {
         let mut settings = config.engine_settings(None, None)?;
         // Work cut short when the command exits is requeued at once, not after a grace period.
         settings.shutdown_grace = Duration::ZERO;
         let data_dir = settings.data_dir.clone();
         let token = settings.token.clone();
-        let mut engine = open_or_wait(&settings, execute).await.map_err(|e| {
+        let mut engine = open_or_wait(&settings, execute, quiet).await.map_err(|e| {
             let failure = Failure::usage(format!("cannot start the embedded engine: {e:#}"));
             match e.chain().find_map(|c| c.downcast_ref::<DirInUse>()) {
                 Some(DirInUse {
@@ -71,20 +71,28 @@ impl Embedded {
 /// Opens the engine; while another command's embedded engine holds the directory, waits for
 /// that command to end (commands in parallel, `xargs -P` say, take turns), as cargo waits for
 /// its lock. A `serve`, which does not end on its own, is not waited for.
-async fn open_or_wait(settings: &EngineSettings, execute: bool) -> Result<Engine> {
-    let mut said = false;
+async fn open_or_wait(settings: &EngineSettings, execute: bool, quiet: bool) -> Result<Engine> {
+    let mut said = quiet;
     // A holder that has not said what it is yet (it writes that just after taking the lock)
-    // gets a moment to say it.
-    let undescribed_until = std::time::Instant::now() + Duration::from_secs(2);
+    // gets a moment to say it; each new holder gets its own moment.
+    let mut undescribed: Option<(Option<u32>, std::time::Instant)> = None;
     loop {
         let opened = Engine::open(settings.clone(), execute);
         let holder = opened.as_ref().err().and_then(|e| {
             e.chain()
                 .find_map(|c| c.downcast_ref::<DirInUse>())
-                .map(|d| d.holder.clone())
+                .map(|d| (d.holder.clone(), d.pid))
         });
-        match (opened, holder) {
-            (Err(_), Some(Holder::Unknown)) if std::time::Instant::now() < undescribed_until => {
+        let pid = holder.as_ref().and_then(|(_, pid)| *pid);
+        let patient = match undescribed {
+            Some((seen, since)) if seen == pid => since.elapsed() < Duration::from_secs(2),
+            _ => {
+                undescribed = Some((pid, std::time::Instant::now()));
+                true
+            }
+        };
+        match (opened, holder.map(|(h, _)| h)) {
+            (Err(_), Some(Holder::Unknown)) if patient => {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             (Err(e), Some(Holder::Embedded)) => {

@@ -74,6 +74,29 @@ impl GlobalArgs {
         Config::load(self.config.as_deref())
     }
 
+    /// [`Self::connect`] within the command's `--timeout`, which may pass while another
+    /// command's embedded engine holds the data directory.
+    pub async fn connect_within(
+        &self,
+        execute: bool,
+        timeout: Option<std::time::Duration>,
+    ) -> Result<Session> {
+        let Some(t) = timeout else {
+            return self.connect(execute).await;
+        };
+        match tokio::time::timeout(t, self.connect(execute)).await {
+            Ok(session) => session,
+            Err(_) => Err(Failure::new(
+                Exit::Unreachable,
+                format!(
+                    "--timeout reached after {} waiting for another command's embedded engine to end; nothing was sent",
+                    crate::client::fmt_secs(t)
+                ),
+            )
+            .into()),
+        }
+    }
+
     /// Resolves the profile and connects. `execute` matters only for the embedded engine:
     /// whether it should run work, or only answer.
     pub async fn connect(&self, execute: bool) -> Result<Session> {
@@ -94,7 +117,7 @@ impl GlobalArgs {
                 if verbose {
                     output::log_to_stderr(self.no_color, "restack=debug");
                 }
-                let engine = Embedded::start(&config, execute).await?;
+                let engine = Embedded::start(&config, execute, self.quiet).await?;
                 let label = format!("the embedded engine ({})", engine.data_dir.display());
                 let client = self.client(&engine.url, engine.token.clone(), &profile, label)?;
                 (client, Some(engine))
@@ -183,7 +206,7 @@ impl Session {
         self.client.origin.label.clone()
     }
 
-    /// Runs `work`; with the embedded engine, Ctrl-C or SIGTERM ends it early instead of
+    /// Runs `work`; with the embedded engine, Ctrl-C, SIGTERM or SIGHUP ends it early instead of
     /// killing the process, so that [`Self::finish`] stops the engine as `serve` stops: its
     /// running agents are stopped and their attempts put back in the queue, unspent, to resume
     /// the next time an engine opens the data directory. (Killed outright, the process would
@@ -194,12 +217,15 @@ impl Session {
         let Some(engine) = &self.embedded else {
             return work.await;
         };
+        // A closed terminal (SIGHUP) too: it would kill the process as surely as Ctrl-C.
         let signal = async {
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+            use tokio::signal::unix::{SignalKind, signal};
+            let mut term = signal(SignalKind::terminate())?;
+            let mut hup = signal(SignalKind::hangup())?;
             tokio::select! {
                 r = tokio::signal::ctrl_c() => r,
                 _ = term.recv() => Ok(()),
+                _ = hup.recv() => Ok(()),
             }
         };
         tokio::select! {

@@ -38,9 +38,11 @@ impl RunArgs {
     pub async fn run(self, kind: Kind, g: &GlobalArgs) -> Result<Exit> {
         // Everything about the input is checked before anything is sent.
         let input = build_input(self.input.as_deref(), &self.set)?;
-        let session = g.connect(self.follow).await?;
+        // `--timeout` counts from here: a wait for the embedded engine is part of the command.
+        let started = Instant::now();
+        let session = g.connect_within(self.follow, self.timeout).await?;
         let result = session
-            .interruptible(self.schedule(kind, input, g, &session))
+            .interruptible(self.schedule(kind, input, g, &session, started))
             .await;
         session.finish(result).await
     }
@@ -51,12 +53,11 @@ impl RunArgs {
         input: Map<String, Value>,
         g: &GlobalArgs,
         s: &Session,
+        started: Instant,
     ) -> Result<Exit> {
-        let started = Instant::now();
-        let answer = s
-            .client
-            .schedule(kind, &self.name, input, self.timeout)
-            .await?;
+        // What is left of --timeout bounds the schedule request.
+        let within = self.timeout.map(|t| t.saturating_sub(started.elapsed()));
+        let answer = s.client.schedule(kind, &self.name, input, within).await?;
         let id = answer.typed.run_id.clone();
         history::record(&history::Entry {
             profile: s.profile.name.clone(),

@@ -44,11 +44,12 @@ pub struct StatusArgs {
 
 impl StatusArgs {
     pub async fn run(self, g: &GlobalArgs) -> Result<Exit> {
-        let session = g.connect(self.follow).await?;
+        let started = std::time::Instant::now();
+        let session = g.connect_within(self.follow, self.timeout).await?;
         let result = session
             .interruptible(async {
                 match &self.run_id {
-                    Some(id) => self.one(id, g, &session).await,
+                    Some(id) => self.one(id, g, &session, started).await,
                     None => self.recent(g, &session).await,
                 }
             })
@@ -65,7 +66,13 @@ impl StatusArgs {
         }
     }
 
-    async fn one(&self, id: &str, g: &GlobalArgs, s: &Session) -> Result<Exit> {
+    async fn one(
+        &self,
+        id: &str,
+        g: &GlobalArgs,
+        s: &Session,
+        started: std::time::Instant,
+    ) -> Result<Exit> {
         let (kind, name, entry) = match self.named() {
             Some((kind, name)) => (kind, name.to_string(), None),
             None => match history::find(id, &s.profile.name) {
@@ -132,7 +139,7 @@ impl StatusArgs {
         };
         if self.follow {
             let bound = Bound {
-                started: std::time::Instant::now(),
+                started,
                 timeout: self.timeout,
             };
             return super::run::follow(client, kind, &name, id, bound, None, g)
@@ -157,6 +164,14 @@ impl StatusArgs {
     async fn recent(&self, g: &GlobalArgs, s: &Session) -> Result<Exit> {
         // With --url, the runs scheduled at that server; else this profile's.
         let entries = history::recent(&s.profile.name, g.url(), self.named(), self.limit as usize);
+        if g.quiet && !g.json() {
+            // The run IDs alone, as `docker ps -q` lists containers: the history has them, so
+            // no server is asked.
+            for e in &entries {
+                output::out(&e.run_id);
+            }
+            return Ok(Exit::Ok);
+        }
         // Each run is asked for where it was scheduled (a run scheduled with --url lives on
         // that server).
         let urls: Vec<Option<String>> = entries
@@ -279,13 +294,6 @@ impl StatusArgs {
                 )
             })
             .collect();
-        if g.quiet {
-            // The run IDs alone, as `docker ps -q` lists containers.
-            for e in &entries {
-                output::out(&e.run_id);
-            }
-            return Ok(Exit::Ok);
-        }
         output::out(&output::runs_table(&rows, color));
         explain_missing_rows(&entries, &answers, s);
         Ok(Exit::Ok)
@@ -324,7 +332,8 @@ fn recorded_elsewhere(recorded: &str, g: &GlobalArgs, s: &Session) -> Option<Str
         .split_once("://")
         .map(|(s, _)| s.to_ascii_lowercase());
     let is_url = matches!(scheme.as_deref(), Some("http" | "https"));
-    (g.url().is_none() && is_url && recorded != s.client.base()).then(|| recorded.to_string())
+    (g.url().is_none() && is_url && !crate::config::same_server(recorded, s.client.base()))
+        .then(|| recorded.to_string())
 }
 
 /// A client for a server that is not this profile's. It carries only `token`, the one the user
@@ -335,10 +344,13 @@ fn client_at(url: &str, token: Option<String>, g: &GlobalArgs) -> Result<Client>
         profile: None,
         // Hints must reach this server, not the profile's.
         again: g.again_at(Some(url)),
-        refused_hint: Some(format!(
-            "only RESTACK_API_BEARER_TOKEN is sent to {shown}, never this profile's token: export it",
-            shown = crate::output::redact_url(url)
-        )),
+        // When the exported token went and was refused, the usual hint says so.
+        refused_hint: token.is_none().then(|| {
+            format!(
+                "only RESTACK_API_BEARER_TOKEN is sent to {shown}, never this profile's token: export it",
+                shown = crate::output::redact_url(url)
+            )
+        }),
         embedded: false,
     };
     Client::new(url, token, origin, g.verbose > 0)

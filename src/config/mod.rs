@@ -321,6 +321,8 @@ impl Config {
             (Some(own), Some(other)) if !profile.embedded && !same_server(own, other) => {
                 Some(own.clone())
             }
+            // An embedded profile's token is for its own engine, in this process.
+            (_, Some(_)) if profile.embedded => Some("the engine in this process".to_string()),
             _ => None,
         };
         // The first that holds one: the variable for any server, the profile's variable, the
@@ -339,13 +341,16 @@ impl Config {
                 .map(|t| clean_token(t, &format!("profile `{name}`")))
                 .transpose()?;
         }
+        // Said on a 401 when no token went at all; one that went and was refused has its
+        // own hint.
         let no_token_because = match (&token_kept_for, &profile.token_env) {
+            _ if token.is_some() => None,
             (Some(own), _) => Some(format!(
                 "profile `{name}`'s token is sent only to its own url ({}), not to --url / RESTACK_URL: export {TOKEN_VAR} to send a token there",
                 crate::output::redact_url(own)
             )),
-            (None, Some(var)) if token.is_none() => Some(format!(
-                "profile `{name}` reads its token from {var} (token_env), which is not set"
+            (None, Some(var)) => Some(format!(
+                "profile `{name}` reads its token from {var} (token_env), which is not set or empty"
             )),
             _ => None,
         };
@@ -473,7 +478,23 @@ fn check_url(url: &str) -> Result<()> {
     // Errors show the URL without its credentials: they end up in CI logs.
     let shown = crate::output::redact_url(url);
     // `localhost:6233` parses with `localhost` as its scheme; `127.0.0.1:6233` does not parse.
-    let no_scheme = || anyhow!("invalid URL {shown:?}: it needs its scheme, as in http://{shown}");
+    // Either way the advice is the scheme, shown with the host when that is all that is there
+    // (and never with credentials, which `redact_url` cannot find without a scheme).
+    let no_scheme = || {
+        let shown = match url.rsplit_once('@') {
+            Some((_, host)) => format!("***@{host}"),
+            None => url.to_string(),
+        };
+        let plain_host = !url.contains('@')
+            && !url.contains("//")
+            && !url.starts_with('/')
+            && reqwest::Url::parse(&format!("http://{url}")).is_ok_and(|u| u.host().is_some());
+        if plain_host {
+            anyhow!("invalid URL {shown:?}: it needs its scheme, as in http://{shown}")
+        } else {
+            anyhow!("invalid URL {shown:?}: it needs its scheme, http:// or https://")
+        }
+    };
     let parsed = match reqwest::Url::parse(url) {
         Ok(p) => p,
         Err(_) if !url.contains("://") => return Err(no_scheme()),
@@ -520,11 +541,21 @@ pub fn compile_schema(schema: &Value) -> Result<jsonschema::Validator> {
     jsonschema::validator_for(schema).map_err(|e| anyhow!("invalid JSON Schema: {e}"))
 }
 
-/// Whether two URLs name the same server, as users write them: a trailing `/` and the case of
-/// the scheme and host do not count.
-fn same_server(a: &str, b: &str) -> bool {
-    a.trim_end_matches('/')
-        .eq_ignore_ascii_case(b.trim_end_matches('/'))
+/// Whether two URLs name the same server, as users write them: the case of the scheme and
+/// host, a default port spelled out and a trailing `/` do not count; the path (which can name
+/// a tenant behind a gateway) and the credentials do.
+pub fn same_server(a: &str, b: &str) -> bool {
+    match (reqwest::Url::parse(a), reqwest::Url::parse(b)) {
+        (Ok(x), Ok(y)) => {
+            x.scheme() == y.scheme()
+                && x.host_str() == y.host_str()
+                && x.port_or_known_default() == y.port_or_known_default()
+                && x.username() == y.username()
+                && x.password() == y.password()
+                && x.path().trim_end_matches('/') == y.path().trim_end_matches('/')
+        }
+        _ => a.trim_end_matches('/') == b.trim_end_matches('/'),
+    }
 }
 
 #[cfg(test)]

@@ -828,6 +828,12 @@ impl Inner {
                                 .sleep_until(now_ms() + short_for.as_millis() as i64, token)
                                 .await
                             {
+                                // The store says this attempt began; a stop must not leave it
+                                // counted (the next start would fail a run with no retries
+                                // as interrupted). A cancel ends the run its own way.
+                                if self.stopping.is_cancelled() {
+                                    self.requeue(slot, attempt).await;
+                                }
                                 return Step::Stopped;
                             }
                             continue;

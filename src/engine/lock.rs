@@ -23,6 +23,8 @@ pub struct DirLock {
 pub struct DirInUse {
     dir: String,
     who: String,
+    /// The holder's PID, as it wrote it.
+    pub pid: Option<u32>,
     /// What the holder wrote of itself: `serve URL`, `embedded`, or nothing (an earlier build).
     pub holder: Holder,
 }
@@ -70,6 +72,7 @@ impl DirLock {
             return Err(DirInUse {
                 dir: dir.display().to_string(),
                 who,
+                pid: pid.parse().ok(),
                 holder,
             }
             .into());

@@ -148,8 +148,8 @@ fn parallel_embedded_commands_take_turns() {
     let children: Vec<_> = (0..4)
         .map(|i| {
             sb.std_cmd()
-                .args(["-p", "embedded", "-q", "agent", "run", "sleep", "--follow"])
-                .args(["--set", "seconds=0.2", "--set", &format!("i={i}")])
+                .args(["-p", "embedded", "agent", "run", "sleep", "--follow"])
+                .args(["--set", "seconds=1", "--set", &format!("i={i}")])
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped())
                 .spawn()
@@ -160,13 +160,55 @@ fn parallel_embedded_commands_take_turns() {
     for child in children {
         let out = child.wait_with_output().unwrap();
         assert_eq!(code(&out), 0, "{out:?}");
-        assert_eq!(stdout_json(&out), json!({"sleptSeconds": 0.2}));
+        assert_eq!(stdout_json(&out), json!({"sleptSeconds": 1}));
         waited += usize::from(stderr(&out).contains("waiting for it to end"));
     }
     assert!(
         waited > 0,
         "no command had to wait: the test proves nothing"
     );
+}
+
+/// `--timeout` bounds the whole command, a wait for another command's engine included: exit 3,
+/// nothing sent.
+#[test]
+fn timeout_bounds_the_wait_for_another_embedded_command() {
+    let sb = Sandbox::new();
+    let mut first = sb
+        .std_cmd()
+        .args(["-p", "embedded", "-q", "agent", "run", "sleep", "--follow"])
+        .args(["--set", "seconds=30"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let lock = sb.user_data().join("engine.lock");
+    crate::support::wait_until(
+        "the first command to hold the engine",
+        Duration::from_secs(30),
+        || {
+            std::fs::read_to_string(&lock)
+                .is_ok_and(|t| t.ends_with("embedded"))
+                .then_some(())
+        },
+    );
+    let out = sb.run(&[
+        "-p",
+        "embedded",
+        "agent",
+        "run",
+        "echo",
+        "--follow",
+        "--timeout",
+        "1s",
+    ]);
+    let err = assert_error(&out, 3);
+    assert!(
+        err.contains("--timeout reached") && err.contains("nothing was sent"),
+        "{err}"
+    );
+    let _ = first.kill();
+    let _ = first.wait();
 }
 
 #[test]
@@ -273,6 +315,16 @@ fn a_run_of_another_configs_embedded_engine_is_pointed_to() {
 /// "interrupted by engine restart".
 #[test]
 fn ctrl_c_of_an_embedded_follow_leaves_the_run_to_resume() {
+    interrupted_embedded_follow_leaves_the_run_to_resume(libc::SIGINT);
+}
+
+/// A closed terminal (SIGHUP) is no different.
+#[test]
+fn a_closed_terminal_leaves_an_embedded_run_to_resume() {
+    interrupted_embedded_follow_leaves_the_run_to_resume(libc::SIGHUP);
+}
+
+fn interrupted_embedded_follow_leaves_the_run_to_resume(signal: i32) {
     use crate::engine::fixtures::{agent, pids, sandbox};
     let (sb, cfg) = sandbox(&format!(
         "[serve]\ndata_dir = \"engine\"\n\n{}",
@@ -291,7 +343,7 @@ fn ctrl_c_of_an_embedded_follow_leaves_the_run_to_resume() {
         .unwrap();
     let agent_pid = pids(&sb, "pids", 1)[0];
     // SAFETY: kill(2) on a child this test started.
-    unsafe { libc::kill(cli.id() as i32, libc::SIGINT) };
+    unsafe { libc::kill(cli.id() as i32, signal) };
     crate::support::wait_until("the CLI to stop", Duration::from_secs(30), || {
         cli.try_wait().unwrap().map(|_| ())
     });

@@ -276,6 +276,11 @@ fn an_invalid_value_in_the_config_says_why() {
             "[profiles.a]\nurl = \"127.0.0.1:6233\"\n",
             "it needs its scheme, as in http://127.0.0.1:6233",
         ),
+        // Credentials stay hidden even where no scheme says where they end.
+        (
+            "[profiles.a]\nurl = \"user:pw@127.0.0.1:6233\"\n",
+            "\"***@127.0.0.1:6233\": it needs its scheme, http:// or https://",
+        ),
         (
             "[agents.x]\ncommand = [\"true\"]\ntimeout = \"5 parsecs\"\n",
             "invalid duration",

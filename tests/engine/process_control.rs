@@ -211,6 +211,17 @@ fn without_a_limit_runs_do_overlap() {
 /// completes instead of failing for good.
 #[test]
 fn an_agent_the_engine_cannot_start_for_want_of_descriptors_waits_and_runs() {
+    short_of_descriptors(false);
+}
+
+/// And an engine stopped while the agent waits leaves the attempt unspent: the next engine
+/// runs it, where it would have failed the run as "interrupted by engine restart".
+#[test]
+fn a_stop_while_an_agent_waits_for_descriptors_leaves_its_attempt_unspent() {
+    short_of_descriptors(true);
+}
+
+fn short_of_descriptors(stop_while_waiting: bool) {
     use std::os::unix::process::CommandExt;
     let (sb, cfg) = sandbox(&format!(
         "{}[workflows.later]\nsteps = [{{ sleep = \"2s\" }}, {{ agent = \"probe\" }}]\n",
@@ -243,7 +254,14 @@ fn an_agent_the_engine_cannot_start_for_want_of_descriptors_waits_and_runs() {
     crate::support::wait_until("the engine to be short of descriptors", T, || {
         server.logs().contains("trying again in").then_some(())
     });
-    drop(held);
+    let mut server = server;
+    if stop_while_waiting {
+        assert!(server.terminate(T).is_some(), "the engine did not stop");
+        drop(held);
+        server = sb.serve(Some(&cfg), &sb.path("engine"), &[]);
+    } else {
+        drop(held);
+    }
     let run = server.wait_done("workflows", "later", &id, T);
     assert_eq!(run["status"], "completed", "{run}\n{}", server.logs());
     assert_eq!(run["output"]["x"], 1, "{run}");

@@ -17,8 +17,10 @@ use crate::engine::error::EngineError;
 /// past either the connection is closed on the client.
 const DRAIN_BYTES: usize = 64 << 20;
 const DRAIN_FOR: Duration = Duration::from_secs(5);
-/// How long a body may go without a byte arriving.
+/// How long a body may go without a byte arriving, and how long it may take in all (32 MiB,
+/// the most `max_body_bytes` allows, in two minutes is a link of about 2.2 Mbit/s).
 const BODY_STALL: Duration = crate::engine::http::listen::HEAD_TIMEOUT;
+const BODY_AT_MOST: Duration = Duration::from_secs(120);
 
 pub async fn read(req: Request, max: usize) -> Result<Bytes, EngineError> {
     let declared = req
@@ -38,13 +40,19 @@ pub async fn read(req: Request, max: usize) -> Result<Bytes, EngineError> {
     // good: a body must keep arriving.
     let stalled = || {
         EngineError::TimedOut(format!(
-            "the request body stopped arriving: nothing for {} s",
-            BODY_STALL.as_secs()
+            "the request body stopped arriving (nothing for {} s), or took over {} s",
+            BODY_STALL.as_secs(),
+            BODY_AT_MOST.as_secs()
         ))
     };
-    while let Some(frame) = tokio::time::timeout(BODY_STALL, body.frame())
-        .await
-        .map_err(|_| stalled())?
+    // Nor trickle it in a byte at a time: the whole body has a deadline too.
+    let deadline = tokio::time::Instant::now() + BODY_AT_MOST;
+    while let Some(frame) = tokio::time::timeout_at(
+        deadline.min(tokio::time::Instant::now() + BODY_STALL),
+        body.frame(),
+    )
+    .await
+    .map_err(|_| stalled())?
     {
         let frame = frame
             .map_err(|e| EngineError::BadRequest(format!("cannot read the request body: {e}")))?;

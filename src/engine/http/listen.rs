@@ -61,13 +61,15 @@ async fn serve_with(
             let _ = connection.await;
         });
     }
+    // New clients are refused from now on, not left waiting in the backlog for the drain.
+    drop(listener);
     closing.cancel();
     connections.close();
     connections.wait().await;
 }
 
 /// A client that gave up before its connection was accepted costs nothing; anything else (out
-/// of descriptors, say) would fail again at once, so it is said and the loop pauses.
+/// of descriptors, say) would fail again at once, so it is said and the loop pauses a second.
 async fn accept_failed(e: &std::io::Error) {
     use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
     if matches!(
@@ -77,7 +79,7 @@ async fn accept_failed(e: &std::io::Error) {
         return;
     }
     tracing::warn!("cannot accept a connection: {e}");
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
 }
 
 #[cfg(test)]
