@@ -443,6 +443,8 @@ impl Client {
         let mut last: Option<RunStatus> = None;
         // While the server fails: since when, the next pause, and the latest failure.
         let mut failing: Option<(Instant, Duration, anyhow::Error)> = None;
+        // Since when a run never seen has met only refused connections.
+        let mut refused_since: Option<Instant> = None;
         let within_deadline = |pause: Duration| {
             deadline.map_or(pause, |d| {
                 pause.min(d.saturating_duration_since(Instant::now()))
@@ -488,9 +490,18 @@ impl Client {
                     // A run never seen, at a server nothing answers for: most likely a wrong
                     // URL or no server at all, so only a restart's worth of retries, whatever
                     // the deadline; the error then says what `status` without --follow says.
+                    // Counted from the first refusal in a row, so that a server failing
+                    // with 5xx and then restarting gets its restart's worth too.
                     let nobody_there = seen.is_none()
                         && e.downcast_ref::<Failure>().is_some_and(|f| f.unconnected);
-                    if nobody_there && since.elapsed() >= RETRY_UNSEEN_FOR {
+                    refused_since = match refused_since {
+                        _ if !nobody_there => None,
+                        Some(t) => Some(t),
+                        None => Some(asked),
+                    };
+                    let unseen_left =
+                        refused_since.map(|t| RETRY_UNSEEN_FOR.saturating_sub(t.elapsed()));
+                    if unseen_left == Some(Duration::ZERO) {
                         return Err(e);
                     }
                     // Past the deadline, the top of the loop says how the wait ended.
@@ -510,7 +521,7 @@ impl Client {
                                 Err(e) => e.context(gave_up),
                             });
                         }
-                        let pause = within_deadline(pause);
+                        let pause = within_deadline(unseen_left.map_or(pause, |l| pause.min(l)));
                         watch(Watch::Retrying(format!("{e:#}"), pause));
                         tokio::time::sleep(pause).await;
                     }

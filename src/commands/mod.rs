@@ -221,11 +221,11 @@ impl Session {
         let signal = async {
             use tokio::signal::unix::{SignalKind, signal};
             let mut term = signal(SignalKind::terminate())?;
-            let mut hup = signal(SignalKind::hangup())?;
+            let hup = hangup()?;
             tokio::select! {
                 r = tokio::signal::ctrl_c() => r,
                 _ = term.recv() => Ok(()),
-                _ = hup.recv() => Ok(()),
+                () = hup => Ok(()),
             }
         };
         tokio::select! {
@@ -249,4 +249,31 @@ impl Session {
         }
         result
     }
+}
+
+/// Resolves at the first SIGHUP; never, when the process was started with SIGHUP ignored
+/// (`nohup`, `trap '' HUP`): a handler would undo that, and a hangup would then stop what the
+/// user meant to outlive the terminal. Registered when called, not when first polled.
+pub(crate) fn hangup() -> std::io::Result<impl Future<Output = ()>> {
+    // SAFETY: sigaction(2) with no new action only reads the current one into `old`, a
+    // zeroed struct this function owns.
+    let ignored = unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(libc::SIGHUP, std::ptr::null(), &mut old) == 0
+            && old.sa_sigaction == libc::SIG_IGN
+    };
+    let mut signal = match ignored {
+        true => None,
+        false => Some(tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::hangup(),
+        )?),
+    };
+    Ok(async move {
+        match &mut signal {
+            Some(s) => {
+                s.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    })
 }

@@ -72,13 +72,14 @@ fn shutdown_signal() -> std::io::Result<impl Future<Output = ()> + Send + 'stati
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
-    // A closed terminal stops the engine gracefully too, rather than killing it mid-attempt.
-    let mut hup = signal(SignalKind::hangup())?;
+    // A closed terminal stops the engine gracefully too, rather than killing it mid-attempt
+    // (unless started under `nohup`).
+    let hup = super::hangup()?;
     Ok(async move {
         tokio::select! {
             _ = term.recv() => {}
             _ = int.recv() => {}
-            _ = hup.recv() => {}
+            () = hup => {}
         }
         tracing::info!("signal received");
     })

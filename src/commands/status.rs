@@ -44,6 +44,9 @@ pub struct StatusArgs {
 
 impl StatusArgs {
     pub async fn run(self, g: &GlobalArgs) -> Result<Exit> {
+        if self.run_id.is_none() && g.quiet && !g.json() {
+            return self.ids(g);
+        }
         let started = std::time::Instant::now();
         let session = g.connect_within(self.follow, self.timeout).await?;
         let result = session
@@ -161,17 +164,21 @@ impl StatusArgs {
         Ok(Exit::Ok)
     }
 
+    /// `status -q`: the run IDs alone, as `docker ps -q` lists containers. The history has
+    /// them, so no server is asked, and no embedded engine opened.
+    fn ids(&self, g: &GlobalArgs) -> Result<Exit> {
+        let profile = g
+            .load_config()?
+            .resolve_profile(g.profile.as_deref(), g.url())?;
+        for e in history::recent(&profile.name, g.url(), self.named(), self.limit as usize) {
+            output::out(&e.run_id);
+        }
+        Ok(Exit::Ok)
+    }
+
     async fn recent(&self, g: &GlobalArgs, s: &Session) -> Result<Exit> {
         // With --url, the runs scheduled at that server; else this profile's.
         let entries = history::recent(&s.profile.name, g.url(), self.named(), self.limit as usize);
-        if g.quiet && !g.json() {
-            // The run IDs alone, as `docker ps -q` lists containers: the history has them, so
-            // no server is asked.
-            for e in &entries {
-                output::out(&e.run_id);
-            }
-            return Ok(Exit::Ok);
-        }
         // Each run is asked for where it was scheduled (a run scheduled with --url lives on
         // that server).
         let urls: Vec<Option<String>> = entries

@@ -317,7 +317,9 @@ impl Config {
         // A profile's token belongs to the profile's server: a `RESTACK_URL` left over in a
         // shell or a CI job must not carry a cloud token to whatever host it names. A profile
         // that names no server takes its server from --url, and its token goes there.
+        let has_token = profile.token.is_some() || profile.token_env.is_some();
         let token_kept_for = match (&profile.url, url_flag) {
+            _ if !has_token => None,
             (Some(own), Some(other)) if !profile.embedded && !same_server(own, other) => {
                 Some(own.clone())
             }
@@ -495,15 +497,13 @@ fn check_url(url: &str) -> Result<()> {
             anyhow!("invalid URL {shown:?}: it needs its scheme, http:// or https://")
         }
     };
-    let parsed = match reqwest::Url::parse(url) {
-        Ok(p) => p,
-        Err(_) if !url.contains("://") => return Err(no_scheme()),
-        Err(e) => bail!("invalid URL {shown:?}: {e}"),
-    };
+    // Without `://` (which the URL standard lets `http:host` and `http:/host` do without),
+    // nothing here could tell credentials from the host to hide them in messages.
+    if !url.contains("://") {
+        return Err(no_scheme());
+    }
+    let parsed = reqwest::Url::parse(url).map_err(|e| anyhow!("invalid URL {shown:?}: {e}"))?;
     if parsed.scheme() != "http" && parsed.scheme() != "https" {
-        if !url.contains("://") {
-            return Err(no_scheme());
-        }
         bail!("invalid URL {shown:?}: the scheme must be http or https");
     }
     // API paths are appended to the base, so anything after its path would end up in front

@@ -810,6 +810,11 @@ impl Inner {
                             // to a moment of too many open files).
                             attempt -= 1;
                             *attempts = attempt;
+                            // The store says this attempt began: say it did not, so that a
+                            // crash during the wait leaves it unspent too.
+                            if !self.record_start(slot, attempt, now_ms(), None).await {
+                                return Step::Stopped;
+                            }
                             short_for = (short_for * 2).clamp(Duration::from_secs(1), BUSY_AT_MOST);
                             self.log(
                                 slot,

@@ -324,6 +324,50 @@ fn a_closed_terminal_leaves_an_embedded_run_to_resume() {
     interrupted_embedded_follow_leaves_the_run_to_resume(libc::SIGHUP);
 }
 
+/// Under `nohup` (SIGHUP ignored from the start) a hangup changes nothing: the command goes on
+/// to the run's end.
+#[test]
+fn under_nohup_a_hangup_does_not_stop_an_embedded_follow() {
+    use crate::engine::fixtures::{agent, pids, sandbox};
+    use std::os::unix::process::CommandExt;
+    let (sb, cfg) = sandbox(&format!(
+        "[serve]\ndata_dir = \"engine\"\n\n{}",
+        agent("probe", "")
+    ));
+    let mut cmd = sb.std_cmd();
+    cmd.args([
+        "-c",
+        cfg.to_str().unwrap(),
+        "-p",
+        "embedded",
+        "agent",
+        "run",
+        "probe",
+    ])
+    .args([
+        "--follow",
+        "--input",
+        r#"{"pidfile": "pids", "gate": "go", "k": 1}"#,
+    ])
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped());
+    // SAFETY: signal(2) in the child before exec, as nohup does.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGHUP, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let cli = cmd.spawn().unwrap();
+    pids(&sb, "pids", 1);
+    // SAFETY: kill(2) on a child this test started.
+    unsafe { libc::kill(cli.id() as i32, libc::SIGHUP) };
+    sb.write("go", "");
+    let out = cli.wait_with_output().unwrap();
+    assert_eq!(code(&out), 0, "{out:?}");
+    assert_eq!(stdout_json(&out)["k"], 1, "{out:?}");
+}
+
 fn interrupted_embedded_follow_leaves_the_run_to_resume(signal: i32) {
     use crate::engine::fixtures::{agent, pids, sandbox};
     let (sb, cfg) = sandbox(&format!(

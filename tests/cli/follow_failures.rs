@@ -191,6 +191,40 @@ fn following_a_run_where_nothing_listens_fails_within_seconds() {
     );
 }
 
+/// A server that fails with 503s and then goes away (a restart) still gets its restart's
+/// worth of retries: the few seconds count from the first refused connection.
+#[test]
+fn a_server_that_fails_and_then_restarts_gets_its_retries() {
+    let sb = Sandbox::new();
+    let failing = Standin::start(|_, _| Reply::json(503, json!({"error": "busy"})));
+    let url = failing.url.clone();
+    let mut cli = sb
+        .std_cmd()
+        .args([
+            "--url", &url, "status", "r-1", "--agent", "echo", "--follow",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    crate::support::wait_until(
+        "two looks at the failing server",
+        Duration::from_secs(30),
+        || (failing.requests().len() >= 2).then_some(()),
+    );
+    drop(failing);
+    crate::support::wait_until("the CLI to give up", Duration::from_secs(60), || {
+        cli.try_wait().unwrap().map(|_| ())
+    });
+    let out = cli.wait_with_output().unwrap();
+    let err = assert_error(&out, 3);
+    let refused_retries = err
+        .lines()
+        .filter(|l| l.starts_with("warning:") && l.contains("cannot reach"))
+        .count();
+    assert!(refused_retries >= 1, "no retry after the refusal: {err}");
+}
+
 #[test]
 fn a_timeout_too_long_for_the_clock_means_no_timeout() {
     let sb = Sandbox::new();

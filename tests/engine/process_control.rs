@@ -211,17 +211,24 @@ fn without_a_limit_runs_do_overlap() {
 /// completes instead of failing for good.
 #[test]
 fn an_agent_the_engine_cannot_start_for_want_of_descriptors_waits_and_runs() {
-    short_of_descriptors(false);
+    short_of_descriptors(None);
 }
 
-/// And an engine stopped while the agent waits leaves the attempt unspent: the next engine
-/// runs it, where it would have failed the run as "interrupted by engine restart".
+/// And an engine stopped while the agent waits, gracefully or by `kill -9`, leaves the attempt
+/// unspent: the next engine runs it, where it would have failed the run as "interrupted by
+/// engine restart".
 #[test]
 fn a_stop_while_an_agent_waits_for_descriptors_leaves_its_attempt_unspent() {
-    short_of_descriptors(true);
+    short_of_descriptors(Some(true));
 }
 
-fn short_of_descriptors(stop_while_waiting: bool) {
+#[test]
+fn a_crash_while_an_agent_waits_for_descriptors_leaves_its_attempt_unspent() {
+    short_of_descriptors(Some(false));
+}
+
+/// `stop`: none, or a graceful one (`true`) or `kill -9` while the agent waits.
+fn short_of_descriptors(stop: Option<bool>) {
     use std::os::unix::process::CommandExt;
     let (sb, cfg) = sandbox(&format!(
         "{}[workflows.later]\nsteps = [{{ sleep = \"2s\" }}, {{ agent = \"probe\" }}]\n",
@@ -255,8 +262,12 @@ fn short_of_descriptors(stop_while_waiting: bool) {
         server.logs().contains("trying again in").then_some(())
     });
     let mut server = server;
-    if stop_while_waiting {
-        assert!(server.terminate(T).is_some(), "the engine did not stop");
+    if let Some(graceful) = stop {
+        if graceful {
+            assert!(server.terminate(T).is_some(), "the engine did not stop");
+        } else {
+            server.kill9();
+        }
         drop(held);
         server = sb.serve(Some(&cfg), &sb.path("engine"), &[]);
     } else {

@@ -39,7 +39,12 @@ async fn serve_with(
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
                 Err(e) => {
-                    accept_failed(&e).await;
+                    if accept_failed(&e) {
+                        tokio::select! {
+                            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                            () = &mut stop => break,
+                        }
+                    }
                     continue;
                 }
             },
@@ -68,18 +73,19 @@ async fn serve_with(
     connections.wait().await;
 }
 
-/// A client that gave up before its connection was accepted costs nothing; anything else (out
-/// of descriptors, say) would fail again at once, so it is said and the loop pauses a second.
-async fn accept_failed(e: &std::io::Error) {
+/// Whether to pause before accepting again. A client that gave up before its connection was
+/// accepted costs nothing; anything else (out of descriptors, say) would fail again at once,
+/// so it is said and the loop pauses a second.
+fn accept_failed(e: &std::io::Error) -> bool {
     use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
     if matches!(
         e.kind(),
         ConnectionAborted | ConnectionRefused | ConnectionReset
     ) {
-        return;
+        return false;
     }
     tracing::warn!("cannot accept a connection: {e}");
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    true
 }
 
 #[cfg(test)]
