@@ -52,13 +52,15 @@ pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
 }
 
 /// `url` fit to print: credentials in it (`https://user:secret@host`) show as `***`, as a token
-/// does. Everything else is left as given.
+/// does. Everything else is left as given. Everything before the last `@` ahead of a query
+/// goes, not only a well-formed authority: URL parsers skip extra slashes (`http:///u:p@h`),
+/// and a password may hold a raw `/`.
 pub fn redact_url(url: &str) -> std::borrow::Cow<'_, str> {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.into();
     };
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
-    match authority.rfind('@') {
+    let before_query = rest.split(['?', '#']).next().unwrap_or(rest);
+    match before_query.rfind('@') {
         Some(at) => format!("{scheme}://***{}", &rest[at..]).into(),
         None => url.into(),
     }
@@ -257,7 +259,12 @@ mod tests {
                 "https://***@api.example/x",
             ),
             ("http://tok3n@127.0.0.1:6233", "http://***@127.0.0.1:6233"),
-            ("http://127.0.0.1:6233/a@b", "http://127.0.0.1:6233/a@b"),
+            // Extra slashes, which parsers skip, and a raw `/` in a password: when in doubt,
+            // hidden (a base URL's path has no `@` to lose).
+            ("http:///u:s3cret@127.0.0.1:1", "http://***@127.0.0.1:1"),
+            ("http://u:1234/s3cret@host/x", "http://***@host/x"),
+            ("http://127.0.0.1:6233/a@b", "http://***@b"),
+            ("http://h/x?u=a@b", "http://h/x?u=a@b"),
             ("http://localhost:6233", "http://localhost:6233"),
             ("not a url", "not a url"),
         ] {

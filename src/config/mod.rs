@@ -317,7 +317,11 @@ impl Config {
         // A profile's token belongs to the profile's server: a `RESTACK_URL` left over in a
         // shell or a CI job must not carry a cloud token to whatever host it names. A profile
         // that names no server takes its server from --url, and its token goes there.
-        let has_token = profile.token.is_some() || profile.token_env.is_some();
+        let has_token = profile.token.is_some()
+            || profile
+                .token_env
+                .as_deref()
+                .is_some_and(|v| std::env::var_os(v).is_some_and(|t| !t.is_empty()));
         let token_kept_for = match (&profile.url, url_flag) {
             _ if !has_token => None,
             (Some(own), Some(other)) if !profile.embedded && !same_server(own, other) => {
@@ -499,8 +503,13 @@ fn check_url(url: &str) -> Result<()> {
     };
     // Without `://` (which the URL standard lets `http:host` and `http:/host` do without),
     // nothing here could tell credentials from the host to hide them in messages.
-    if !url.contains("://") {
+    let Some((_, after)) = url.split_once("://") else {
         return Err(no_scheme());
+    };
+    // `http:///host` works in a parser, which skips the slashes, but is no way to write a
+    // server's URL.
+    if after.starts_with('/') {
+        bail!("invalid URL {shown:?}: write the server right after `://`, as in http://host:6233");
     }
     let parsed = reqwest::Url::parse(url).map_err(|e| anyhow!("invalid URL {shown:?}: {e}"))?;
     if parsed.scheme() != "http" && parsed.scheme() != "https" {

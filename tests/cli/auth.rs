@@ -156,6 +156,20 @@ fn a_profiles_token_goes_only_to_its_own_server() {
         err.contains("MY_UNSET_TOKEN") && err.contains("not set"),
         "{err}"
     );
+    // Sent elsewhere, such a profile has no token to keep back, and the hint does not say so.
+    let out = sb.run(&[
+        "-c",
+        env_cfg.to_str().unwrap(),
+        "-p",
+        "e",
+        "--url",
+        &elsewhere,
+        "agent",
+        "run",
+        "echo",
+    ]);
+    let err = assert_error(&out, 5);
+    assert!(!err.contains("sent only to its own url"), "{err}");
     let own = format!("{}/", server.url);
     for (profile, url) in [
         ("own", Some(own.as_str())),

@@ -276,6 +276,11 @@ fn an_invalid_value_in_the_config_says_why() {
             "[profiles.a]\nurl = \"127.0.0.1:6233\"\n",
             "it needs its scheme, as in http://127.0.0.1:6233",
         ),
+        // A parser skips the extra slashes; the URL is refused, its credentials hidden.
+        (
+            "[profiles.a]\nurl = \"http:///u:s3cret@127.0.0.1:6233\"\n",
+            "\"http://***@127.0.0.1:6233\": write the server right after `://`",
+        ),
         // Credentials stay hidden even where no scheme says where they end.
         (
             "[profiles.a]\nurl = \"user:pw@127.0.0.1:6233\"\n",
