@@ -8,7 +8,7 @@
 
 use std::fs::OpenOptions;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -73,26 +73,21 @@ fn append(entry: &Entry) -> std::io::Result<()> {
         .read(true)
         .mode(0o600)
         .open(&path)?;
-    // A line cut short (a CLI killed mid-write, a disk that filled) must not swallow this one.
-    if ends_mid_line(&mut file)? {
-        line.insert(0, '\n');
-    }
-    file.write_all(line.as_bytes())
-}
-
-/// Whether the file's last byte is something other than a line break (and, on the way, the file
-/// made its owner's alone).
-fn ends_mid_line(file: &mut std::fs::File) -> std::io::Result<bool> {
-    use std::io::{Read, Seek, SeekFrom};
-    use std::os::unix::fs::PermissionsExt;
     let meta = file.metadata()?;
     // A file an earlier version made readable by others is closed up too.
     if meta.permissions().mode() & 0o077 != 0 {
         file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
     }
-    if meta.len() == 0 {
-        return Ok(false);
+    // A line cut short (a CLI killed mid-write, a disk that filled) must not swallow this one.
+    if meta.len() > 0 && ends_mid_line(&mut file)? {
+        line.insert(0, '\n');
     }
+    file.write_all(line.as_bytes())
+}
+
+/// Whether the (non-empty) file's last byte is something other than a line break.
+fn ends_mid_line(file: &mut std::fs::File) -> std::io::Result<bool> {
+    use std::io::{Read, Seek, SeekFrom};
     file.seek(SeekFrom::End(-1))?;
     let mut last = [0u8];
     file.read_exact(&mut last)?;

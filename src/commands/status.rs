@@ -103,7 +103,7 @@ impl StatusArgs {
         let other_engine = entry
             .as_ref()
             .map(|e| e.url.clone())
-            .filter(|u| u.starts_with("the embedded engine") && *u != s.recorded_at());
+            .filter(|u| on_another_embedded_engine(u, s));
         let elsewhere = match entry
             .filter(|e| e.profile == s.profile.name)
             .and_then(|e| recorded_elsewhere(&e.url, g, s))
@@ -307,6 +307,12 @@ impl StatusArgs {
     }
 }
 
+/// Whether the history recorded a run on an embedded engine other than this command's (another
+/// config's data_dir), which this command cannot see.
+fn on_another_embedded_engine(recorded: &str, s: &Session) -> bool {
+    recorded.starts_with("the embedded engine") && recorded != s.recorded_at()
+}
+
 /// Says on stderr why rows of the table have no status: runs another config's embedded engine
 /// holds (the history says which), and lookups that failed (`-o json` has each error).
 fn explain_missing_rows<T>(entries: &[history::Entry], answers: &[Result<T>], s: &Session) {
@@ -315,7 +321,7 @@ fn explain_missing_rows<T>(entries: &[history::Entry], answers: &[Result<T>], s:
     for (e, a) in entries.iter().zip(answers) {
         let Err(err) = a else { continue };
         let not_found = err.downcast_ref::<Failure>().map(|f| f.exit) == Some(Exit::NotFound);
-        if not_found && e.url.starts_with("the embedded engine") && e.url != s.recorded_at() {
+        if not_found && on_another_embedded_engine(&e.url, s) {
             *other_engines.entry(&e.url).or_default() += 1;
         } else if !not_found {
             failed += 1;

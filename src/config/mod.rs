@@ -314,52 +314,50 @@ impl Config {
             };
             Target::Url(url.trim_end_matches('/').to_string())
         };
-        // A profile's token belongs to the profile's server: a `RESTACK_URL` left over in a
+        // The variable for any server first; then the profile's own token (its variable, or
+        // the file's), which belongs to the profile's server: a `RESTACK_URL` left over in a
         // shell or a CI job must not carry a cloud token to whatever host it names. A profile
         // that names no server takes its server from --url, and its token goes there.
-        let has_token = profile.token.is_some()
-            || profile
-                .token_env
-                .as_deref()
-                .is_some_and(|v| std::env::var_os(v).is_some_and(|t| !t.is_empty()));
-        let token_kept_for = match (&profile.url, url_flag) {
-            _ if !has_token => None,
-            (Some(own), Some(other)) if !profile.embedded && !same_server(own, other) => {
-                Some(own.clone())
-            }
-            // An embedded profile's token is for its own engine, in this process.
-            (_, Some(_)) if profile.embedded => Some("the engine in this process".to_string()),
-            _ => None,
-        };
-        // The first that holds one: the variable for any server, the profile's variable, the
-        // profile's own token.
         let mut token = env_token(TOKEN_VAR)?;
-        if token.is_none()
-            && token_kept_for.is_none()
-            && let Some(var) = &profile.token_env
-        {
-            token = env_token(var)?;
-        }
-        if token.is_none() && token_kept_for.is_none() {
-            token = profile
-                .token
-                .as_deref()
-                .map(|t| clean_token(t, &format!("profile `{name}`")))
-                .transpose()?;
-        }
         // Said on a 401 when no token went at all; one that went and was refused has its
         // own hint.
-        let no_token_because = match (&token_kept_for, &profile.token_env) {
-            _ if token.is_some() => None,
-            (Some(own), _) => Some(format!(
-                "profile `{name}`'s token is sent only to its own url ({}), not to --url / RESTACK_URL: export {TOKEN_VAR} to send a token there",
-                crate::output::redact_url(own)
-            )),
-            (None, Some(var)) => Some(format!(
-                "profile `{name}` reads its token from {var} (token_env), which is not set or empty"
-            )),
-            _ => None,
-        };
+        let mut no_token_because = None;
+        if token.is_none() {
+            let own = match &profile.token_env {
+                Some(var) => env_token(var)?,
+                None => None,
+            };
+            let own = match own {
+                Some(t) => Some(t),
+                None => profile
+                    .token
+                    .as_deref()
+                    .map(|t| clean_token(t, &format!("profile `{name}`")))
+                    .transpose()?,
+            };
+            let elsewhere = match (&profile.url, url_flag) {
+                (_, Some(_)) if profile.embedded => Some("the engine in this process".to_string()),
+                (Some(own_url), Some(other)) if !same_server(own_url, other) => {
+                    Some(crate::output::redact_url(own_url).into_owned())
+                }
+                _ => None,
+            };
+            match (own, elsewhere) {
+                (Some(_), Some(own_url)) => {
+                    no_token_because = Some(format!(
+                        "profile `{name}`'s token is sent only to its own url ({own_url}), not to --url / RESTACK_URL: export {TOKEN_VAR} to send a token there"
+                    ))
+                }
+                (Some(t), None) => token = Some(t),
+                (None, _) => {
+                    no_token_because = profile.token_env.as_ref().map(|var| {
+                        format!(
+                            "profile `{name}` reads its token from {var} (token_env), which is not set or empty"
+                        )
+                    })
+                }
+            }
+        }
         Ok(ResolvedProfile {
             name,
             target,

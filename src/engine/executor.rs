@@ -811,7 +811,7 @@ impl Inner {
                             attempt -= 1;
                             *attempts = attempt;
                             // The store says this attempt began: say it did not, so that a
-                            // crash during the wait leaves it unspent too.
+                            // stop or a crash during the wait leaves it unspent.
                             if !self.record_start(slot, attempt, now_ms(), None).await {
                                 return Step::Stopped;
                             }
@@ -833,12 +833,6 @@ impl Inner {
                                 .sleep_until(now_ms() + short_for.as_millis() as i64, token)
                                 .await
                             {
-                                // The store says this attempt began; a stop must not leave it
-                                // counted (the next start would fail a run with no retries
-                                // as interrupted). A cancel ends the run its own way.
-                                if self.stopping.is_cancelled() {
-                                    self.requeue(slot, attempt).await;
-                                }
                                 return Step::Stopped;
                             }
                             continue;

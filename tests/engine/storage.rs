@@ -108,30 +108,32 @@ fn a_database_restack_did_not_write_is_refused_untouched() {
     let garbage = sb.path("garbage");
     std::fs::create_dir_all(&garbage).unwrap();
     std::fs::write(garbage.join("restack.db"), vec![0x5au8; 64 * 1024]).unwrap();
+    // A data directory whose `restack.db` is what `sql` makes.
+    let db_made_by = |dir: &str, sql: &str| {
+        let dir = sb.path(dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Connection::open(dir.join("restack.db"))
+            .unwrap()
+            .execute_batch(sql)
+            .unwrap();
+        dir
+    };
     // Another program's files: one at schema version 0 with a table named like ours, one that
     // set its own version (as many do).
-    let foreign = sb.path("foreign");
-    std::fs::create_dir_all(&foreign).unwrap();
-    Connection::open(foreign.join("restack.db"))
-        .unwrap()
-        .execute_batch("CREATE TABLE runs (who TEXT); INSERT INTO runs VALUES ('theirs');")
-        .unwrap();
-    let versioned = sb.path("versioned");
-    std::fs::create_dir_all(&versioned).unwrap();
-    Connection::open(versioned.join("restack.db"))
-        .unwrap()
-        .execute_batch("CREATE TABLE notes (x); PRAGMA user_version = 12;")
-        .unwrap();
+    let foreign = db_made_by(
+        "foreign",
+        "CREATE TABLE runs (who TEXT); INSERT INTO runs VALUES ('theirs');",
+    );
+    let versioned = db_made_by(
+        "versioned",
+        "CREATE TABLE notes (x); PRAGMA user_version = 12;",
+    );
     // And one a newer build wrote.
-    let newer = sb.path("newer");
-    std::fs::create_dir_all(&newer).unwrap();
-    Connection::open(newer.join("restack.db"))
-        .unwrap()
-        .execute_batch(
-            "CREATE TABLE runs (x); CREATE TABLE steps (x); CREATE TABLE logs (x);
-             PRAGMA user_version = 99;",
-        )
-        .unwrap();
+    let newer = db_made_by(
+        "newer",
+        "CREATE TABLE runs (x); CREATE TABLE steps (x); CREATE TABLE logs (x);
+         PRAGMA user_version = 99;",
+    );
     for (dir, says) in [
         (
             &garbage,
