@@ -233,10 +233,22 @@ impl Client {
         // Where to look: a restack engine lists the newest runs by name (the name is the
         // path's last segment, already encoded).
         let maybe_stored = posted.map(|path| {
+            let name = path.rsplit('/').next().unwrap_or_default();
+            // An embedded engine's port closes with the command: the next engine on the data
+            // directory is where the run would be.
+            let at = if self.origin.embedded {
+                format!(
+                    "`{} serve` lists the newest at GET /api/runs?name={name}",
+                    self.origin.again
+                )
+            } else {
+                format!(
+                    "a restack engine lists the newest: GET {}/api/runs?name={name}",
+                    crate::output::redact_url(&self.target)
+                )
+            };
             format!(
-                "the run may have been scheduled all the same: look for it before scheduling it again (a restack engine lists the newest: GET {}/api/runs?name={})",
-                crate::output::redact_url(&self.target),
-                path.rsplit('/').next().unwrap_or_default()
+                "the run may have been scheduled all the same: look for it before scheduling it again ({at})"
             )
         });
         // A connect timeout is a timeout too, but nothing accepted the connection.

@@ -71,6 +71,14 @@ impl IntoResponse for EngineError {
                 axum::http::HeaderValue::from_static("Bearer"),
             );
         }
+        if matches!(self, EngineError::TimedOut(_)) {
+            // The body was not read to its end, so the connection cannot carry another
+            // request; saying so lets the client stop sending instead of finding out.
+            resp.headers_mut().insert(
+                axum::http::header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+        }
         resp
     }
 }

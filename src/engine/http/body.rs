@@ -105,3 +105,26 @@ async fn drop_rest(mut body: Body, mut seen: usize) {
     })
     .await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::response::IntoResponse;
+    use futures_util::stream::{self, StreamExt};
+
+    /// A client that sends part of a body and then nothing hears 408 once the stall limit
+    /// has passed, and is told the connection closes (its unread body cannot be skipped).
+    #[tokio::test(start_paused = true)]
+    async fn a_body_that_stops_arriving_is_408_and_closes() {
+        let part = stream::once(async { Ok::<_, std::io::Error>(Bytes::from_static(b"{\"in")) })
+            .chain(stream::pending());
+        let req = Request::new(Body::from_stream(part));
+        let started = tokio::time::Instant::now();
+        let err = read(req, 1 << 20).await.unwrap_err();
+        assert!(matches!(err, EngineError::TimedOut(_)), "{err}");
+        assert_eq!(started.elapsed(), BODY_STALL);
+        let resp = err.into_response();
+        assert_eq!(resp.status(), axum::http::StatusCode::REQUEST_TIMEOUT);
+        assert_eq!(resp.headers()[header::CONNECTION], "close");
+    }
+}
