@@ -321,12 +321,16 @@ _restack() {
             return 0
             ;;
         restack__subcmd__health)
-            opts="-c -p -o -q -v -h -V --config --profile --url --output --quiet --verbose --no-color --help --version"
+            opts="-c -p -o -q -v -h -V --timeout --config --profile --url --output --quiet --verbose --no-color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -29,8 +29,8 @@ complete -c restack -n "__fish_restack_needs_command" -s p -l profile -d 'Profil
 complete -c restack -n "__fish_restack_needs_command" -l url -d 'Server URL, overriding the profile\'s' -r
 complete -c restack -n "__fish_restack_needs_command" -s o -l output -d 'Output format' -r -f -a "text\t''
 json\t''"
-complete -c restack -n "__fish_restack_needs_command" -s q -l quiet -d 'Print only what scripts need (a run ID, an output, a status), no progress'
-complete -c restack -n "__fish_restack_needs_command" -s v -l verbose -d 'Show requests and responses on stderr (the token shows as `Bearer ***`)'
+complete -c restack -n "__fish_restack_needs_command" -s q -l quiet -d 'Print only what scripts need (a run ID, an output, a status word; `health`: nothing, the exit status says it), no progress'
+complete -c restack -n "__fish_restack_needs_command" -s v -l verbose -d 'Show each request, and its answer\'s status, size and time, on stderr (the token shows as `Bearer ***`)'
 complete -c restack -n "__fish_restack_needs_command" -l no-color -d 'No colours (also: NO_COLOR in the environment)'
 complete -c restack -n "__fish_restack_needs_command" -s h -l help -d 'Print help'
 complete -c restack -n "__fish_restack_needs_command" -s V -l version -d 'Print version'
@@ -46,15 +46,15 @@ complete -c restack -n "__fish_restack_using_subcommand agent; and not __fish_se
 complete -c restack -n "__fish_restack_using_subcommand agent; and not __fish_seen_subcommand_from run help" -l url -d 'Server URL, overriding the profile\'s' -r
 complete -c restack -n "__fish_restack_using_subcommand agent; and not __fish_seen_subcommand_from run help" -s o -l output -d 'Output format' -r -f -a "text\t''
 json\t''"
-complete -c restack -n "__fish_restack_using_subcommand agent; and not __fish_seen_subcommand_from run help" -s q -l quiet -d 'Print only what scripts need (a run ID, an output, a status), no progress'
-complete -c restack -n "__fish_restack_using_subcommand agent; and not __fish_seen_subcommand_from run help" -s v -l verbose -d 'Show requests and responses on stderr (the token shows as `Bearer ***`)'
+complete -c restack -n "__fish_restack_using_subcommand agent; and not __fish_seen_subcommand_from run help" -s q -l quiet -d 'Print only what scripts need (a run ID, an output, a status word; `health`: nothing, the exit status says it), no progress'
+complete -c restack -n "__fish_restack_using_subcommand agent; and not __fish_seen_subcommand_from run help" -s v -l verbose -d 'Show each request, and its answer\'s status, size and time, on stderr (the token shows as `Bearer ***`)'
 complete -c restack -n "__fish_restack_using_subcommand agent; and not __fish_seen_subcommand_from run help" -l no-color -d 'No colours (also: NO_COLOR in the environment)'
 complete -c restack -n "__fish_restack_using_subcommand agent; and not __fish_seen_subcommand_from run help" -s h -l help -d 'Print help'
 complete -c restack -n "__fish_restack_using_subcommand agent; and not __fish_seen_subcommand_from run help" -s V -l version -d 'Print version'
 complete -c restack -n "__fish_restack_using_subcommand agent; and not __fish_seen_subcommand_from run help" -f -a "run" -d 'Schedule an agent run (and with --follow, watch it to the end)'
 complete -c restack -n "__fish_restack_using_subcommand agent; and not __fish_seen_subcommand_from run help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c restack -n "__fish_restack_using_subcommand agent; and __fish_seen_subcommand_from run" -s i -l input -d 'Input: a JSON file, `-` for stdin, or inline JSON starting with `{`' -r
-complete -c restack -n "__fish_restack_using_subcommand agent; and __fish_seen_subcommand_from run" -l set -d 'Set a top-level input key (the value is parsed as JSON when it parses, else a string)' -r
+complete -c restack -n "__fish_restack_using_subcommand agent; and __fish_seen_subcommand_from run" -l set -d 'Set a top-level input key, over `--input`\'s (the value is parsed as JSON when it parses, else a string; each key once)' -r
 complete -c restack -n "__fish_restack_using_subcommand agent; and __fish_seen_subcommand_from run" -l timeout -d 'With --follow: stop waiting after this long (exit 6; the run goes on)' -r
 complete -c restack -n "__fish_restack_using_subcommand agent; and __fish_seen_subcommand_from run" -s c -l config -d 'Config file [default: $RESTACK_CONFIG, else <config dir>/restack/config.toml]' -r -F
 complete -c restack -n "__fish_restack_using_subcommand agent; and __fish_seen_subcommand_from run" -s p -l profile -d 'Profile to use (built in: `local`, `embedded`)' -r
@@ -62,8 +62,8 @@ complete -c restack -n "__fish_restack_using_subcommand agent; and __fish_seen_s
 complete -c restack -n "__fish_restack_using_subcommand agent; and __fish_seen_subcommand_from run" -s o -l output -d 'Output format' -r -f -a "text\t''
 json\t''"
 complete -c restack -n "__fish_restack_using_subcommand agent; and __fish_seen_subcommand_from run" -s f -l follow -d 'Watch the run until it ends; print its output; the exit status reflects the run'
-complete -c restack -n "__fish_restack_using_subcommand agent; and __fish_seen_subcommand_from run" -s q -l quiet -d 'Print only what scripts need (a run ID, an output, a status), no progress'
-complete -c restack -n "__fish_restack_using_subcommand agent; and __fish_seen_subcommand_from run" -s v -l verbose -d 'Show requests and responses on stderr (the token shows as `Bearer ***`)'
+complete -c restack -n "__fish_restack_using_subcommand agent; and __fish_seen_subcommand_from run" -s q -l quiet -d 'Print only what scripts need (a run ID, an output, a status word; `health`: nothing, the exit status says it), no progress'
+complete -c restack -n "__fish_restack_using_subcommand agent; and __fish_seen_subcommand_from run" -s v -l verbose -d 'Show each request, and its answer\'s status, size and time, on stderr (the token shows as `Bearer ***`)'
 complete -c restack -n "__fish_restack_using_subcommand agent; and __fish_seen_subcommand_from run" -l no-color -d 'No colours (also: NO_COLOR in the environment)'
 complete -c restack -n "__fish_restack_using_subcommand agent; and __fish_seen_subcommand_from run" -s h -l help -d 'Print help'
 complete -c restack -n "__fish_restack_using_subcommand agent; and __fish_seen_subcommand_from run" -s V -l version -d 'Print version'
@@ -74,15 +74,15 @@ complete -c restack -n "__fish_restack_using_subcommand workflow; and not __fish
 complete -c restack -n "__fish_restack_using_subcommand workflow; and not __fish_seen_subcommand_from run help" -l url -d 'Server URL, overriding the profile\'s' -r
 complete -c restack -n "__fish_restack_using_subcommand workflow; and not __fish_seen_subcommand_from run help" -s o -l output -d 'Output format' -r -f -a "text\t''
 json\t''"
-complete -c restack -n "__fish_restack_using_subcommand workflow; and not __fish_seen_subcommand_from run help" -s q -l quiet -d 'Print only what scripts need (a run ID, an output, a status), no progress'
-complete -c restack -n "__fish_restack_using_subcommand workflow; and not __fish_seen_subcommand_from run help" -s v -l verbose -d 'Show requests and responses on stderr (the token shows as `Bearer ***`)'
+complete -c restack -n "__fish_restack_using_subcommand workflow; and not __fish_seen_subcommand_from run help" -s q -l quiet -d 'Print only what scripts need (a run ID, an output, a status word; `health`: nothing, the exit status says it), no progress'
+complete -c restack -n "__fish_restack_using_subcommand workflow; and not __fish_seen_subcommand_from run help" -s v -l verbose -d 'Show each request, and its answer\'s status, size and time, on stderr (the token shows as `Bearer ***`)'
 complete -c restack -n "__fish_restack_using_subcommand workflow; and not __fish_seen_subcommand_from run help" -l no-color -d 'No colours (also: NO_COLOR in the environment)'
 complete -c restack -n "__fish_restack_using_subcommand workflow; and not __fish_seen_subcommand_from run help" -s h -l help -d 'Print help'
 complete -c restack -n "__fish_restack_using_subcommand workflow; and not __fish_seen_subcommand_from run help" -s V -l version -d 'Print version'
 complete -c restack -n "__fish_restack_using_subcommand workflow; and not __fish_seen_subcommand_from run help" -f -a "run" -d 'Schedule a workflow run (and with --follow, watch it to the end)'
 complete -c restack -n "__fish_restack_using_subcommand workflow; and not __fish_seen_subcommand_from run help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c restack -n "__fish_restack_using_subcommand workflow; and __fish_seen_subcommand_from run" -s i -l input -d 'Input: a JSON file, `-` for stdin, or inline JSON starting with `{`' -r
-complete -c restack -n "__fish_restack_using_subcommand workflow; and __fish_seen_subcommand_from run" -l set -d 'Set a top-level input key (the value is parsed as JSON when it parses, else a string)' -r
+complete -c restack -n "__fish_restack_using_subcommand workflow; and __fish_seen_subcommand_from run" -l set -d 'Set a top-level input key, over `--input`\'s (the value is parsed as JSON when it parses, else a string; each key once)' -r
 complete -c restack -n "__fish_restack_using_subcommand workflow; and __fish_seen_subcommand_from run" -l timeout -d 'With --follow: stop waiting after this long (exit 6; the run goes on)' -r
 complete -c restack -n "__fish_restack_using_subcommand workflow; and __fish_seen_subcommand_from run" -s c -l config -d 'Config file [default: $RESTACK_CONFIG, else <config dir>/restack/config.toml]' -r -F
 complete -c restack -n "__fish_restack_using_subcommand workflow; and __fish_seen_subcommand_from run" -s p -l profile -d 'Profile to use (built in: `local`, `embedded`)' -r
@@ -90,8 +90,8 @@ complete -c restack -n "__fish_restack_using_subcommand workflow; and __fish_see
 complete -c restack -n "__fish_restack_using_subcommand workflow; and __fish_seen_subcommand_from run" -s o -l output -d 'Output format' -r -f -a "text\t''
 json\t''"
 complete -c restack -n "__fish_restack_using_subcommand workflow; and __fish_seen_subcommand_from run" -s f -l follow -d 'Watch the run until it ends; print its output; the exit status reflects the run'
-complete -c restack -n "__fish_restack_using_subcommand workflow; and __fish_seen_subcommand_from run" -s q -l quiet -d 'Print only what scripts need (a run ID, an output, a status), no progress'
-complete -c restack -n "__fish_restack_using_subcommand workflow; and __fish_seen_subcommand_from run" -s v -l verbose -d 'Show requests and responses on stderr (the token shows as `Bearer ***`)'
+complete -c restack -n "__fish_restack_using_subcommand workflow; and __fish_seen_subcommand_from run" -s q -l quiet -d 'Print only what scripts need (a run ID, an output, a status word; `health`: nothing, the exit status says it), no progress'
+complete -c restack -n "__fish_restack_using_subcommand workflow; and __fish_seen_subcommand_from run" -s v -l verbose -d 'Show each request, and its answer\'s status, size and time, on stderr (the token shows as `Bearer ***`)'
 complete -c restack -n "__fish_restack_using_subcommand workflow; and __fish_seen_subcommand_from run" -l no-color -d 'No colours (also: NO_COLOR in the environment)'
 complete -c restack -n "__fish_restack_using_subcommand workflow; and __fish_seen_subcommand_from run" -s h -l help -d 'Print help'
 complete -c restack -n "__fish_restack_using_subcommand workflow; and __fish_seen_subcommand_from run" -s V -l version -d 'Print version'
@@ -99,26 +99,27 @@ complete -c restack -n "__fish_restack_using_subcommand workflow; and __fish_see
 complete -c restack -n "__fish_restack_using_subcommand workflow; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c restack -n "__fish_restack_using_subcommand status" -l agent -d 'The run\'s agent (otherwise taken from the local history); without a run ID, the table shows only this agent\'s runs' -r
 complete -c restack -n "__fish_restack_using_subcommand status" -l workflow -d 'The run\'s workflow (otherwise taken from the local history); without a run ID, the table shows only this workflow\'s runs' -r
-complete -c restack -n "__fish_restack_using_subcommand status" -l timeout -d 'With --follow: stop waiting after this long (exit 6; the run goes on)' -r
+complete -c restack -n "__fish_restack_using_subcommand status" -l timeout -d 'With --follow: stop waiting after this long (exit 6; the run goes on). Otherwise: how long the lookups may take (one run: exit 3; the table: rows not answered by then show `unknown`) [default without --follow: 30s for one run, 10s for the table]' -r
 complete -c restack -n "__fish_restack_using_subcommand status" -l limit -d 'How many recent runs the table shows' -r
 complete -c restack -n "__fish_restack_using_subcommand status" -s c -l config -d 'Config file [default: $RESTACK_CONFIG, else <config dir>/restack/config.toml]' -r -F
 complete -c restack -n "__fish_restack_using_subcommand status" -s p -l profile -d 'Profile to use (built in: `local`, `embedded`)' -r
 complete -c restack -n "__fish_restack_using_subcommand status" -l url -d 'Server URL, overriding the profile\'s' -r
 complete -c restack -n "__fish_restack_using_subcommand status" -s o -l output -d 'Output format' -r -f -a "text\t''
 json\t''"
-complete -c restack -n "__fish_restack_using_subcommand status" -s f -l follow -d 'Watch the run until it ends; the exit status reflects the run'
-complete -c restack -n "__fish_restack_using_subcommand status" -s q -l quiet -d 'Print only what scripts need (a run ID, an output, a status), no progress'
-complete -c restack -n "__fish_restack_using_subcommand status" -s v -l verbose -d 'Show requests and responses on stderr (the token shows as `Bearer ***`)'
+complete -c restack -n "__fish_restack_using_subcommand status" -s f -l follow -d 'Watch the run until it ends, then print its output as `agent run -f` does; the exit status reflects the run'
+complete -c restack -n "__fish_restack_using_subcommand status" -s q -l quiet -d 'Print only what scripts need (a run ID, an output, a status word; `health`: nothing, the exit status says it), no progress'
+complete -c restack -n "__fish_restack_using_subcommand status" -s v -l verbose -d 'Show each request, and its answer\'s status, size and time, on stderr (the token shows as `Bearer ***`)'
 complete -c restack -n "__fish_restack_using_subcommand status" -l no-color -d 'No colours (also: NO_COLOR in the environment)'
 complete -c restack -n "__fish_restack_using_subcommand status" -s h -l help -d 'Print help'
 complete -c restack -n "__fish_restack_using_subcommand status" -s V -l version -d 'Print version'
+complete -c restack -n "__fish_restack_using_subcommand health" -l timeout -d 'Give up on an answer after this long (exit 3) [default: 30s]' -r
 complete -c restack -n "__fish_restack_using_subcommand health" -s c -l config -d 'Config file [default: $RESTACK_CONFIG, else <config dir>/restack/config.toml]' -r -F
 complete -c restack -n "__fish_restack_using_subcommand health" -s p -l profile -d 'Profile to use (built in: `local`, `embedded`)' -r
 complete -c restack -n "__fish_restack_using_subcommand health" -l url -d 'Server URL, overriding the profile\'s' -r
 complete -c restack -n "__fish_restack_using_subcommand health" -s o -l output -d 'Output format' -r -f -a "text\t''
 json\t''"
-complete -c restack -n "__fish_restack_using_subcommand health" -s q -l quiet -d 'Print only what scripts need (a run ID, an output, a status), no progress'
-complete -c restack -n "__fish_restack_using_subcommand health" -s v -l verbose -d 'Show requests and responses on stderr (the token shows as `Bearer ***`)'
+complete -c restack -n "__fish_restack_using_subcommand health" -s q -l quiet -d 'Print only what scripts need (a run ID, an output, a status word; `health`: nothing, the exit status says it), no progress'
+complete -c restack -n "__fish_restack_using_subcommand health" -s v -l verbose -d 'Show each request, and its answer\'s status, size and time, on stderr (the token shows as `Bearer ***`)'
 complete -c restack -n "__fish_restack_using_subcommand health" -l no-color -d 'No colours (also: NO_COLOR in the environment)'
 complete -c restack -n "__fish_restack_using_subcommand health" -s h -l help -d 'Print help'
 complete -c restack -n "__fish_restack_using_subcommand health" -s V -l version -d 'Print version'
@@ -129,8 +130,8 @@ complete -c restack -n "__fish_restack_using_subcommand serve" -s p -l profile -
 complete -c restack -n "__fish_restack_using_subcommand serve" -l url -d 'Server URL, overriding the profile\'s' -r
 complete -c restack -n "__fish_restack_using_subcommand serve" -s o -l output -d 'Output format' -r -f -a "text\t''
 json\t''"
-complete -c restack -n "__fish_restack_using_subcommand serve" -s q -l quiet -d 'Print only what scripts need (a run ID, an output, a status), no progress'
-complete -c restack -n "__fish_restack_using_subcommand serve" -s v -l verbose -d 'Show requests and responses on stderr (the token shows as `Bearer ***`)'
+complete -c restack -n "__fish_restack_using_subcommand serve" -s q -l quiet -d 'Print only what scripts need (a run ID, an output, a status word; `health`: nothing, the exit status says it), no progress'
+complete -c restack -n "__fish_restack_using_subcommand serve" -s v -l verbose -d 'Show each request, and its answer\'s status, size and time, on stderr (the token shows as `Bearer ***`)'
 complete -c restack -n "__fish_restack_using_subcommand serve" -l no-color -d 'No colours (also: NO_COLOR in the environment)'
 complete -c restack -n "__fish_restack_using_subcommand serve" -s h -l help -d 'Print help'
 complete -c restack -n "__fish_restack_using_subcommand serve" -s V -l version -d 'Print version'
@@ -139,8 +140,8 @@ complete -c restack -n "__fish_restack_using_subcommand completions" -s p -l pro
 complete -c restack -n "__fish_restack_using_subcommand completions" -l url -d 'Server URL, overriding the profile\'s' -r
 complete -c restack -n "__fish_restack_using_subcommand completions" -s o -l output -d 'Output format' -r -f -a "text\t''
 json\t''"
-complete -c restack -n "__fish_restack_using_subcommand completions" -s q -l quiet -d 'Print only what scripts need (a run ID, an output, a status), no progress'
-complete -c restack -n "__fish_restack_using_subcommand completions" -s v -l verbose -d 'Show requests and responses on stderr (the token shows as `Bearer ***`)'
+complete -c restack -n "__fish_restack_using_subcommand completions" -s q -l quiet -d 'Print only what scripts need (a run ID, an output, a status word; `health`: nothing, the exit status says it), no progress'
+complete -c restack -n "__fish_restack_using_subcommand completions" -s v -l verbose -d 'Show each request, and its answer\'s status, size and time, on stderr (the token shows as `Bearer ***`)'
 complete -c restack -n "__fish_restack_using_subcommand completions" -l no-color -d 'No colours (also: NO_COLOR in the environment)'
 complete -c restack -n "__fish_restack_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c restack -n "__fish_restack_using_subcommand completions" -s V -l version -d 'Print version'
@@ -153,3 +154,4 @@ complete -c restack -n "__fish_restack_using_subcommand help; and not __fish_see
 complete -c restack -n "__fish_restack_using_subcommand help; and not __fish_seen_subcommand_from agent workflow status health serve completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c restack -n "__fish_restack_using_subcommand help; and __fish_seen_subcommand_from agent" -f -a "run" -d 'Schedule an agent run (and with --follow, watch it to the end)'
 complete -c restack -n "__fish_restack_using_subcommand help; and __fish_seen_subcommand_from workflow" -f -a "run" -d 'Schedule a workflow run (and with --follow, watch it to the end)'
+complete -c restack -n "__fish_restack_using_subcommand completions" -f -a "bash elvish fish powershell zsh"

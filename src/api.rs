@@ -195,6 +195,10 @@ pub struct RunInfo {
     pub canceled: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub steps: Option<Vec<StepInfo>>,
+    /// The server's own word for the status, when it is not the spec's (`canceled`,
+    /// `timed_out`), so that the text views can show it beside the status it counts as.
+    #[serde(skip)]
+    pub said: Option<String>,
 }
 
 impl RunInfo {

@@ -46,10 +46,12 @@ pub struct GlobalArgs {
     /// Output format
     #[arg(short = 'o', long, global = true, value_enum, default_value_t = Format::Text)]
     pub output: Format,
-    /// Print only what scripts need (a run ID, an output, a status), no progress
+    /// Print only what scripts need (a run ID, an output, a status word; `health`: nothing,
+    /// the exit status says it), no progress
     #[arg(short, long, global = true)]
     pub quiet: bool,
-    /// Show requests and responses on stderr (the token shows as `Bearer ***`)
+    /// Show each request, and its answer's status, size and time, on stderr (the token shows
+    /// as `Bearer ***`)
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
     /// No colours (also: NO_COLOR in the environment)

@@ -25,6 +25,8 @@ const RETRY_FOR: Duration = Duration::from_secs(60);
 const RETRY_UNSEEN_FOR: Duration = Duration::from_secs(5);
 const RETRY_FIRST: Duration = Duration::from_millis(500);
 const RETRY_MAX: Duration = Duration::from_secs(8);
+/// Long-polls that may fail in a row before a follow polls without them instead.
+const LONG_POLLS_FAILED_MAX: u32 = 2;
 /// The least time the first look at a run gets, whatever `--timeout` says.
 const FIRST_LOOK: Duration = Duration::from_secs(2);
 /// The most a server's answer may hold. A run's output is the largest thing the API sends
@@ -87,8 +89,11 @@ pub struct Bound {
 }
 
 /// What a follow reports while it watches.
-pub enum Watch {
+pub enum Watch<'a> {
+    /// A new status.
     Status(RunStatus),
+    /// Every answer about a run not yet ended, as the server sent it.
+    Seen(&'a Value),
     /// A transient failure, and how long until the next try.
     Retrying(String, Duration),
 }
@@ -103,8 +108,15 @@ impl Client {
     pub fn new(base: &str, token: Option<String>, origin: Origin, verbose: bool) -> Result<Client> {
         // No redirects: followed, a POST comes back as a GET (an unknown agent, exit 4), and a
         // move to https drops the token (exit 5); a redirect is reported with where it points.
+        // No `Accept-Encoding` would allow any coding (RFC 9110); nothing here decodes one.
+        let mut identity = reqwest::header::HeaderMap::new();
+        identity.insert(
+            reqwest::header::ACCEPT_ENCODING,
+            reqwest::header::HeaderValue::from_static("identity"),
+        );
         let mut builder = reqwest::Client::builder()
             .user_agent(concat!("restack/", env!("CARGO_PKG_VERSION")))
+            .default_headers(identity)
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(5));
         if is_loopback(base) {
@@ -162,10 +174,35 @@ impl Client {
         // Only a schedule changes anything on the server, so only a POST that was lost on the
         // way back may have done its work.
         let posted = (method == Method::POST).then_some(path);
-        let mut resp = req.send().await.map_err(|e| self.unreachable(&e, posted))?;
+        let health = path == "/health";
+        let mut resp = req
+            .send()
+            .await
+            .map_err(|e| self.unreachable(&e, posted, health))?;
         let status = resp.status();
         if status.is_redirection() {
             return Err(self.redirected(status, resp.headers()).into());
+        }
+        if let Some(coding) = resp
+            .headers()
+            .get(reqwest::header::CONTENT_ENCODING)
+            .map(|c| {
+                String::from_utf8_lossy(c.as_bytes())
+                    .trim()
+                    .to_ascii_lowercase()
+            })
+            .filter(|c| !c.is_empty() && c != "identity")
+        {
+            return Err(Failure::new(
+                Exit::Server,
+                format!(
+                    "{} answered (HTTP {}) with a body in the `{}` coding, though restack asked for none (Accept-Encoding: identity)",
+                    self.origin.label,
+                    status.as_u16(),
+                    crate::output::printable(&crate::api::clip(&coding))
+                ),
+            )
+            .into());
         }
         let too_big = || {
             Failure::new(
@@ -187,7 +224,7 @@ impl Client {
         while let Some(chunk) = resp
             .chunk()
             .await
-            .map_err(|e| self.unreachable(&e, posted))?
+            .map_err(|e| self.unreachable(&e, posted, health))?
         {
             if bytes.len() + chunk.len() > MAX_ANSWER_BYTES {
                 return Err(too_big().into());
@@ -227,8 +264,9 @@ impl Client {
     }
 
     /// `posted`: the path of a schedule, which the server may have stored before the answer
-    /// was lost, unless the connection was never made.
-    fn unreachable(&self, e: &reqwest::Error, posted: Option<&str>) -> Failure {
+    /// was lost, unless the connection was never made. `health`: the request was the health
+    /// check, so the hints do not send the user to it.
+    fn unreachable(&self, e: &reqwest::Error, posted: Option<&str>, health: bool) -> Failure {
         let label = &self.origin.label;
         // Where to look: a restack engine lists the newest runs by name (the name is the
         // path's last segment, already encoded).
@@ -258,16 +296,19 @@ impl Client {
                 format!("{label} did not answer in time: the request timed out"),
             )
             .transient();
-            return failure.with_hint(if let Some(maybe_stored) = maybe_stored {
-                format!(
+            return failure.with_hint(match maybe_stored {
+                Some(maybe_stored) => format!(
                     "the server accepted the connection but is slow or stuck (`{} health` times it)\n{maybe_stored}",
                     self.origin.again
-                )
-            } else {
-                format!(
+                ),
+                None if health => {
+                    "the server accepted the connection but is slow or stuck, or is not an HTTP server"
+                        .to_string()
+                }
+                None => format!(
                     "the server accepted the connection but is slow or stuck; `{} health` times it",
                     self.origin.again
-                )
+                ),
             });
         }
         if !e.is_connect() {
@@ -282,12 +323,29 @@ impl Client {
                 None => failure,
             };
         }
-        let failure = Failure::new(
-            Exit::Unreachable,
-            format!("cannot reach {label}: {}", root_cause(e)),
-        )
-        .transient()
-        .unconnected();
+        let cause = root_cause(e);
+        // rustls reads a plain-HTTP answer to its hello as a record of an unknown type; a
+        // plain server may also just hang up on it.
+        let https = self.target.get(..8).and_then(|p| {
+            p.eq_ignore_ascii_case("https://")
+                .then_some(&self.target[8..])
+        });
+        let plain_http = https
+            .filter(|_| cause.contains("InvalidContentType") || cause.contains("handshake eof"));
+        let failure = Failure::new(Exit::Unreachable, format!("cannot reach {label}: {cause}"))
+            .transient()
+            .unconnected();
+        if let Some(rest) = plain_http {
+            return failure.with_hint(format!(
+                "the server did not answer in TLS: if it serves plain HTTP (as `restack serve` does), use {}",
+                crate::output::redact_url(&format!("http://{rest}"))
+            ));
+        }
+        if https.is_some() && cause.contains("certificate") {
+            return failure.with_hint(
+                "a server is there, but its TLS certificate is not one restack trusts: it trusts the public web's certificate authorities (not the system's store), so a self-signed or private-CA certificate is refused",
+            );
+        }
         failure.with_hint(match &self.origin.profile {
             Some(p) => format!(
                 "is a server running there? Start one with `restack serve`, or pick another profile with --profile (this is `{p}`; `-p embedded` runs the engine in-process)"
@@ -317,11 +375,14 @@ impl Client {
                     );
                 }
             }
+            // A server that repeats the token back must not make us print it.
+            if let Some(t) = self.token.as_deref().filter(|t| t.len() >= 4) {
+                failure.message = failure.message.replace(t, "***");
+            }
             return Err(failure.into());
         }
-        match serde_json::from_slice::<Value>(&bytes) {
-            Ok(v @ Value::Object(_)) => Ok(v),
-            _ => Err(Failure::new(
+        let not_an_object = || {
+            Failure::new(
                 Exit::Server,
                 format!(
                     "{} answered {what} with {}, not the JSON object the API promises",
@@ -329,18 +390,38 @@ impl Client {
                     describe_body(&bytes)
                 ),
             )
+            .into()
+        };
+        match crate::api::parse_json(&bytes) {
+            Ok(v @ Value::Object(_)) => Ok(v),
+            // Which of the two values counts is up to each parser: neither is the answer.
+            Err(crate::api::JsonError::Duplicate(e)) => Err(Failure::new(
+                Exit::Server,
+                format!(
+                    "{} answered {what} with JSON that names a key twice: {}",
+                    self.origin.label,
+                    crate::output::printable(&crate::api::clip(&e))
+                ),
+            )
             .into()),
+            // A number past f64 is kept with every digit, as an input's is.
+            Err(crate::api::JsonError::Range(_)) => match serde_json::from_slice(&bytes) {
+                Ok(v @ Value::Object(_)) => Ok(v),
+                _ => Err(not_an_object()),
+            },
+            _ => Err(not_an_object()),
         }
     }
 
     /// A server without `/health` is not one that speaks the API: exit 7, not the 404's exit 4,
     /// which means an unknown agent, workflow or run.
-    pub async fn health(&self) -> Result<Value> {
+    /// `timeout`: `health --timeout`, else the usual bound on a request.
+    pub async fn health(&self, timeout: Option<Duration>) -> Result<Value> {
         self.call(
             Method::GET,
             "/health",
             None,
-            REQUEST_TIMEOUT,
+            timeout.unwrap_or(REQUEST_TIMEOUT),
             "the health check",
         )
         .await
@@ -381,7 +462,8 @@ impl Client {
                 timeout,
                 &format!("{kind} `{name}`"),
             )
-            .await?;
+            .await
+            .map_err(|e| self.not_offered(e, kind))?;
         let typed = parse_schedule(&raw).ok_or_else(|| {
             Failure::new(
                 Exit::Server,
@@ -394,6 +476,34 @@ impl Client {
         Ok(Answer { typed, raw })
     }
 
+    /// A 404 for a schedule, with where to see what the server does offer. Only for a server
+    /// that named the agent or workflow as unknown: a route it lacks (a URL with a path) is
+    /// another mistake.
+    fn not_offered(&self, e: anyhow::Error, kind: Kind) -> anyhow::Error {
+        match e.downcast::<Failure>() {
+            Ok(f) if f.exit == Exit::NotFound && !f.message.contains("no such route") => {
+                let built_in = match kind {
+                    Kind::Agent => "the built-in agents (echo, sleep) and ",
+                    Kind::Workflow => "",
+                };
+                let hint = if self.origin.embedded {
+                    format!(
+                        "the embedded engine has {built_in}the {kind}s its config defines ([{kind}s.NAME]); -c names the config"
+                    )
+                } else {
+                    format!(
+                        "a restack engine lists its {kind}s at GET {}/api/{}, those of the config it was started with (`restack -c CONFIG serve`)",
+                        crate::output::redact_url(&self.target),
+                        kind.plural()
+                    )
+                };
+                f.and_hint(hint).into()
+            }
+            Ok(f) => f.into(),
+            Err(e) => e,
+        }
+    }
+
     /// One look at a run; with `wait`, a long-poll that answers once the status is no longer
     /// `since` (the engine's extension; other servers answer at once).
     pub async fn run(
@@ -403,13 +513,25 @@ impl Client {
         id: &str,
         wait: Option<(Duration, RunStatus)>,
     ) -> Result<Answer<RunInfo>> {
+        self.run_within(kind, name, id, wait, REQUEST_TIMEOUT).await
+    }
+
+    /// [`Self::run`], the request bounded by `timeout` (beyond any long-poll's wait).
+    pub async fn run_within(
+        &self,
+        kind: Kind,
+        name: &str,
+        id: &str,
+        wait: Option<(Duration, RunStatus)>,
+        timeout: Duration,
+    ) -> Result<Answer<RunInfo>> {
         let mut path = format!("/api/{}/{}/{}", kind.plural(), encode(name), encode(id));
         let timeout = match wait {
             Some((w, since)) => {
                 path.push_str(&format!("?wait={}&since={since}", w.as_secs_f64()));
-                w + REQUEST_TIMEOUT
+                w + timeout
             }
-            None => REQUEST_TIMEOUT,
+            None => timeout,
         };
         let what = format!("{kind} run `{id}` of `{name}`");
         let raw = self.call(Method::GET, &path, None, timeout, &what).await?;
@@ -452,6 +574,9 @@ impl Client {
         let first_deadline = deadline.map(|d| d.max(Instant::now() + FIRST_LOOK));
         let mut backoff = Duration::from_millis(50);
         let mut long_poll = true;
+        // Long-polls that failed in a row: a proxy that cuts requests held open (a 504, a
+        // reset) fails every one of them while plain looks would get through.
+        let mut long_polls_failed = 0;
         let mut last: Option<RunStatus> = None;
         // While the server fails: since when, the next pause, and the latest failure.
         let mut failing: Option<(Instant, Duration, anyhow::Error)> = None;
@@ -496,6 +621,12 @@ impl Client {
             let answer = match result {
                 Ok(answer) => answer,
                 Err(e) if Failure::is_transient(&e) => {
+                    if wait.is_some() {
+                        long_polls_failed += 1;
+                        if long_polls_failed >= LONG_POLLS_FAILED_MAX {
+                            long_poll = false;
+                        }
+                    }
                     let (since, pause) = failing
                         .as_ref()
                         .map_or((asked, RETRY_FIRST), |(s, p, _)| (*s, *p));
@@ -551,6 +682,9 @@ impl Client {
                 Err(e) => return Err(e),
             };
             failing = None;
+            if wait.is_some() {
+                long_polls_failed = 0;
+            }
             let status = answer.typed.status;
             if last != Some(status) {
                 watch(Watch::Status(status));
@@ -558,6 +692,7 @@ impl Client {
             if status.is_terminal() {
                 return Ok(answer);
             }
+            watch(Watch::Seen(&answer.raw));
             // A server that ignores `wait` answers at once with nothing new: poll it gently.
             let ignored_wait =
                 last == Some(status) && wait.is_some_and(|(w, _)| asked.elapsed() < w / 2);
@@ -629,7 +764,10 @@ fn parse_schedule(raw: &Value) -> Option<ScheduleResponse> {
         .as_str()?
         .to_string();
     // It goes into scripts (`-q`), URLs and the history: one that could not be typed is none.
-    if run_id.is_empty() || run_id.chars().any(char::is_control) {
+    // `.` and `..` cannot be a path segment: URLs drop them (`%2E` too), so no look at the
+    // run could name it.
+    if run_id.is_empty() || run_id == "." || run_id == ".." || run_id.chars().any(char::is_control)
+    {
         return None;
     }
     let status = raw
@@ -662,6 +800,12 @@ fn parse_run(raw: &Value, kind: Kind, name: &str, id: &str) -> Result<RunInfo, S
     if normalized["runId"] != id {
         return Err(format!("it is another run, `{}`", normalized["runId"]));
     }
+    if normalized[kind.name_field()] != name {
+        return Err(format!(
+            "it is a run of another {kind}, {}",
+            normalized[kind.name_field()]
+        ));
+    }
     lenient_extras(&mut normalized);
     // The output is kept as it came (a non-object one from a lax server too), not taken
     // through serde's typed path: that hands a number to the field as an f64 whenever the f64
@@ -670,6 +814,9 @@ fn parse_run(raw: &Value, kind: Kind, name: &str, id: &str) -> Result<RunInfo, S
     defang(&mut normalized);
     let mut info: RunInfo = serde_json::from_value(normalized).map_err(|e| e.to_string())?;
     info.output = output.filter(|o| !o.is_null());
+    if !status_text.eq_ignore_ascii_case(status.as_str()) {
+        info.said = Some(crate::output::printable(status_text).into_owned());
+    }
     Ok(info)
 }
 
@@ -782,14 +929,20 @@ pub fn http_failure(status: StatusCode, body: &[u8], what: &str, base: &str) -> 
 
 /// `{"error": ...}` or `{"message": ...}`, when the body is JSON of that shape.
 fn server_message(body: &[u8]) -> Option<String> {
+    /// Room for any message a person reads; a 100 kB one is not read, only scrolled past.
+    const KEEP: usize = 1000;
     let v: Value = serde_json::from_slice(body).ok()?;
-    ["error", "message", "detail"]
+    let message = ["error", "message", "detail"]
         .iter()
         .find_map(|k| match v.get(k) {
-            Some(Value::String(s)) => Some(s.clone()),
-            Some(Value::Object(o)) => o.get("message").and_then(Value::as_str).map(str::to_string),
+            Some(Value::String(s)) => Some(s.as_str()),
+            Some(Value::Object(o)) => o.get("message").and_then(Value::as_str),
             _ => None,
-        })
+        })?;
+    Some(match message.char_indices().nth(KEEP) {
+        Some((at, _)) => format!("{}…", &message[..at]),
+        None => message.to_string(),
+    })
 }
 
 /// A short, printable account of a body that is not what we hoped for.

@@ -117,8 +117,14 @@ fn lock(path: &std::path::Path) -> std::io::Result<std::fs::File> {
 /// Every entry that reads as one; a line that does not (cut short, edited, not UTF-8) is
 /// skipped, never the whole file.
 fn entries() -> Vec<Entry> {
-    let Ok(bytes) = std::fs::read(path()) else {
-        return Vec::new();
+    let bytes = match std::fs::read(path()) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
+        // Said, as a failed append is: "no runs yet" would be untrue.
+        Err(e) => {
+            eprintln!("warning: cannot read the history {}: {e}", path().display());
+            return Vec::new();
+        }
     };
     String::from_utf8_lossy(&bytes)
         .lines()

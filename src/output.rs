@@ -98,8 +98,9 @@ pub fn json(value: &Value) {
 /// (its status list has no `canceled`), and says why beside it.
 pub fn run_status_word(info: &RunInfo, color: bool) -> String {
     let word = status_word(info.status, color);
-    match (info.status, info.canceled) {
-        (RunStatus::Failed, Some(true)) => format!("{word} (canceled)"),
+    match (info.status, info.canceled, &info.said) {
+        (RunStatus::Failed, Some(true), _) => format!("{word} (canceled)"),
+        (_, _, Some(said)) => format!("{word} ({said})"),
         _ => word,
     }
 }
@@ -135,9 +136,45 @@ fn paint(code: &str, text: &str) -> String {
 
 /// Wall time between two RFC 3339 stamps, when both parse.
 pub fn took(from: Option<&str>, to: Option<&str>) -> Option<Duration> {
-    let a = humantime::parse_rfc3339_weak(from?).ok()?;
-    let b = humantime::parse_rfc3339_weak(to?).ok()?;
+    let a = instant(from?)?;
+    let b = instant(to?)?;
     b.duration_since(a).ok()
+}
+
+/// An RFC 3339 time as any server may write it: `Z` or `z`, or a `+HH:MM`/`-HH:MM` offset
+/// (which humantime does not read), and fractions of any length.
+fn instant(text: &str) -> Option<std::time::SystemTime> {
+    let (local, offset_secs) = match text.strip_suffix(['Z', 'z']) {
+        Some(local) => (local, 0i64),
+        None => {
+            let at = text.len().checked_sub(6)?;
+            let (local, zone) = (text.get(..at)?, text.get(at..)?.as_bytes());
+            let sign = match zone[0] {
+                b'+' => 1,
+                b'-' => -1,
+                _ => return None,
+            };
+            let digits = |d: &[u8]| std::str::from_utf8(d).ok()?.parse::<i64>().ok();
+            if zone[3] != b':' {
+                return None;
+            }
+            let secs = digits(&zone[1..3])? * 3600 + digits(&zone[4..6])? * 60;
+            (local, sign * secs)
+        }
+    };
+    // humantime reads at most nine fractional digits; more add nothing it could show.
+    let local = match local.split_once('.') {
+        Some((whole, frac)) if frac.len() > 9 => format!("{whole}.{}", frac.get(..9)?),
+        _ => local.to_string(),
+    };
+    let t = humantime::parse_rfc3339_weak(&local).ok()?;
+    let shift = Duration::from_secs(offset_secs.unsigned_abs());
+    // 12:00+02:00 is 10:00 UTC.
+    if offset_secs >= 0 {
+        t.checked_sub(shift)
+    } else {
+        t.checked_add(shift)
+    }
 }
 
 /// `restack status RUN_ID` in text.
@@ -250,6 +287,32 @@ pub fn shell_word(word: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Servers write times in any RFC 3339 form; a run's duration must not vanish for it.
+    #[test]
+    fn durations_read_offsets_and_long_fractions() {
+        let secs = |a: &str, b: &str| took(Some(a), Some(b)).map(|d| d.as_secs_f64());
+        assert_eq!(
+            secs("2025-01-02T03:04:05+02:00", "2025-01-02T01:04:09Z"),
+            Some(4.0)
+        );
+        assert_eq!(
+            secs("2025-01-01T23:30:00-01:00", "2025-01-02T00:30:02.5z"),
+            Some(2.5)
+        );
+        assert_eq!(
+            secs(
+                "2025-01-02T01:04:05.1234567891Z",
+                "2025-01-02T01:04:06.123456789Z"
+            ),
+            Some(1.0)
+        );
+        assert_eq!(secs("2025-01-02T01:04:05Z", "later"), None);
+        assert_eq!(
+            secs("2025-01-02T01:04:05+0200", "2025-01-02T01:04:06Z"),
+            None
+        );
+    }
 
     #[test]
     fn urls_print_without_their_credentials() {

@@ -23,7 +23,8 @@ pub struct RunArgs {
     /// Input: a JSON file, `-` for stdin, or inline JSON starting with `{`
     #[arg(short, long, value_name = "PATH|-|JSON")]
     pub input: Option<String>,
-    /// Set a top-level input key (the value is parsed as JSON when it parses, else a string)
+    /// Set a top-level input key, over `--input`'s (the value is parsed as JSON when it
+    /// parses, else a string; each key once)
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
     /// Watch the run until it ends; print its output; the exit status reflects the run
@@ -74,10 +75,15 @@ impl RunArgs {
                 output::out(&id);
             } else {
                 let status = answer.typed.status.unwrap_or(RunStatus::Queued);
-                output::out(&format!(
-                    "Scheduled {kind} {} run {id} ({status})",
-                    self.name
-                ));
+                // The status as the server said it; none when it said none.
+                let said = match answer.raw.get("status").and_then(Value::as_str) {
+                    Some(word) if answer.typed.status.is_some_and(|s| s.as_str() == word) => {
+                        format!(" ({word})")
+                    }
+                    Some(word) => format!(" ({})", output::printable(&crate::api::clip(word))),
+                    None => String::new(),
+                };
+                output::out(&format!("Scheduled {kind} {} run {id}{said}", self.name));
                 output::out(&format!(
                     "Follow it: {}",
                     s.client.origin.status_command(kind, &self.name, &id, true)
@@ -118,14 +124,30 @@ pub async fn follow(
     g: &GlobalArgs,
 ) -> Result<Exit> {
     let mut progress = Progress::new(g, id);
+    // For `-o json` at a --timeout: the run as last seen, so a script still gets its object.
+    let mut last_seen: Option<Value> = None;
     let result = client
         .follow(kind, name, id, bound, known, |event| match event {
             Watch::Status(status) => progress.update(status, bound.started.elapsed()),
+            Watch::Seen(raw) if g.json() => last_seen = Some(raw.clone()),
+            Watch::Seen(_) => {}
             Watch::Retrying(why, pause) => progress.retrying(&why, pause),
         })
         .await;
     progress.done();
-    let Answer { typed: info, raw } = result?;
+    let timed_out = |e: &anyhow::Error| {
+        e.downcast_ref::<Failure>()
+            .is_some_and(|f| f.exit == Exit::Timeout)
+    };
+    let Answer { typed: info, raw } = match result {
+        Ok(answer) => answer,
+        Err(e) => {
+            if let Some(raw) = last_seen.filter(|_| timed_out(&e)) {
+                output::json(&raw);
+            }
+            return Err(e);
+        }
+    };
     report_end(
         &info,
         &raw,
@@ -148,9 +170,14 @@ fn report_end(info: &RunInfo, raw: &Value, g: &GlobalArgs, show: &str) -> Result
         }
         _ => {
             let why = info.error.as_deref().unwrap_or("no error message");
+            let said = info
+                .said
+                .as_deref()
+                .map(|s| format!(" ({s})"))
+                .unwrap_or_default();
             Err(Failure::new(
                 Exit::RunFailed,
-                format!("{} run {} failed: {why}", info.kind(), info.run_id),
+                format!("{} run {} failed{said}: {why}", info.kind(), info.run_id),
             )
             .with_hint(format!("`{show}` shows the run"))
             .into())
@@ -263,12 +290,18 @@ pub fn build_input(input: Option<&str>, set: &[String]) -> Result<Map<String, Va
             }
         }
     };
+    let mut keys_set = std::collections::HashSet::new();
     for kv in set {
         let Some((k, v)) = kv.split_once('=') else {
             return Err(Failure::usage(format!("--set takes KEY=VALUE, not {kv:?}")).into());
         };
         if k.is_empty() {
             return Err(Failure::usage(format!("--set {kv:?}: the key is empty")).into());
+        }
+        // One value would be dropped silently, as with a key named twice in JSON. (A `--set`
+        // over a key of `--input` is what it is for.)
+        if !keys_set.insert(k) {
+            return Err(Failure::usage(format!("--set {k} is given twice")).into());
         }
         let value = match parse_json(v.as_bytes()) {
             Ok(value) => value,

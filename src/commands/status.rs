@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use clap::Args;
@@ -18,6 +18,10 @@ use crate::config::{TOKEN_VAR, env_token};
 use crate::error::{Exit, Failure};
 use crate::{history, output};
 
+/// How long `status` waits for one run's lookup, and for the table's, without `--timeout`.
+const ONE_WAIT: Duration = Duration::from_secs(30);
+const TABLE_WAIT: Duration = Duration::from_secs(10);
+
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     /// The run to show; without it, a table of recent runs of this profile
@@ -31,11 +35,14 @@ pub struct StatusArgs {
     /// table shows only this workflow's runs
     #[arg(long, value_name = "NAME", value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub workflow: Option<String>,
-    /// Watch the run until it ends; the exit status reflects the run
+    /// Watch the run until it ends, then print its output as `agent run -f` does; the exit
+    /// status reflects the run
     #[arg(short, long, requires = "run_id")]
     pub follow: bool,
-    /// With --follow: stop waiting after this long (exit 6; the run goes on)
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "follow")]
+    /// With --follow: stop waiting after this long (exit 6; the run goes on). Otherwise: how
+    /// long the lookups may take (one run: exit 3; the table: rows not answered by then show
+    /// `unknown`) [default without --follow: 30s for one run, 10s for the table]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub timeout: Option<Duration>,
     /// How many recent runs the table shows
     #[arg(long, default_value_t = 20, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
@@ -47,13 +54,13 @@ impl StatusArgs {
         if self.run_id.is_none() && g.quiet && !g.json() {
             return self.ids(g);
         }
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         let session = g.connect_within(self.follow, self.timeout).await?;
         let result = session
             .interruptible(async {
                 match &self.run_id {
                     Some(id) => self.one(id, g, &session, started).await,
-                    None => self.recent(g, &session).await,
+                    None => self.recent(g, &session, started).await,
                 }
             })
             .await;
@@ -69,13 +76,7 @@ impl StatusArgs {
         }
     }
 
-    async fn one(
-        &self,
-        id: &str,
-        g: &GlobalArgs,
-        s: &Session,
-        started: std::time::Instant,
-    ) -> Result<Exit> {
+    async fn one(&self, id: &str, g: &GlobalArgs, s: &Session, started: Instant) -> Result<Exit> {
         let (kind, name, entry) = match self.named() {
             Some((kind, name)) => (kind, name.to_string(), None),
             None => match history::find(id, &s.profile.name) {
@@ -99,6 +100,18 @@ impl StatusArgs {
                 s.profile.name,
                 s.label()
             );
+        }
+        // `--url` wins over where the history says the run was scheduled; say so, since a
+        // "not found" may follow.
+        if let (Some(e), Some(url)) = (&entry, g.url()) {
+            let recorded_url = e.url.contains("://");
+            if recorded_url && !crate::config::same_server(&e.url, url) && !g.quiet {
+                eprintln!(
+                    "note: run {id} was scheduled at {}; asking {} instead (--url)",
+                    crate::output::redact_url(&e.url),
+                    crate::output::redact_url(url)
+                );
+            }
         }
         let other_engine = entry
             .as_ref()
@@ -149,7 +162,14 @@ impl StatusArgs {
                 .await
                 .map_err(placed);
         }
-        let answer = client.run(kind, &name, id, None).await.map_err(placed)?;
+        let within = self
+            .timeout
+            .unwrap_or(ONE_WAIT)
+            .saturating_sub(started.elapsed());
+        let answer = client
+            .run_within(kind, &name, id, None, within)
+            .await
+            .map_err(placed)?;
         if g.json() {
             output::json(&answer.raw);
         } else if g.quiet {
@@ -176,7 +196,7 @@ impl StatusArgs {
         Ok(Exit::Ok)
     }
 
-    async fn recent(&self, g: &GlobalArgs, s: &Session) -> Result<Exit> {
+    async fn recent(&self, g: &GlobalArgs, s: &Session, started: Instant) -> Result<Exit> {
         // With --url, the runs scheduled at that server; else this profile's.
         let entries = history::recent(&s.profile.name, g.url(), self.named(), self.limit as usize);
         // Each run is asked for where it was scheduled (a run scheduled with --url lives on
@@ -194,10 +214,14 @@ impl StatusArgs {
                 }
             }
         }
+        // One server that accepts connections and never answers must not hold the table for
+        // the usual request timeout, batch after batch: every lookup ends by one deadline.
+        let deadline = started + self.timeout.unwrap_or(TABLE_WAIT);
         let lookups = entries.iter().zip(&urls).map(|(e, url)| {
+            let within = deadline.saturating_duration_since(Instant::now());
             url.as_deref()
                 .map_or(&s.client, |u| &clients[u])
-                .run(e.kind, &e.name, &e.run_id, None)
+                .run_within(e.kind, &e.name, &e.run_id, None, within)
         });
         // Sixteen at a time, answers in the rows' order: a long table must not open a
         // connection (and a descriptor) per row.
@@ -231,14 +255,15 @@ impl StatusArgs {
         }
         let color = output::color_enabled(g.no_color);
         if g.json() {
-            // A run that could not be looked up keeps its place, with `status` null and why.
+            // A run that could not be looked up keeps its place, with `status` null and why,
+            // under a key of its own: `error` is a failed run's.
             let list: Vec<Value> = entries
                 .iter()
                 .zip(&answers)
                 .map(|(e, a)| match a {
                     Ok(a) => a.raw.clone(),
                     Err(err) => json!({
-                        "runId": e.run_id, e.kind.name_field(): e.name, "status": null, "error": format!("{err:#}")
+                        "runId": e.run_id, e.kind.name_field(): e.name, "status": null, "lookupError": format!("{err:#}")
                     }),
                 })
                 .collect();
@@ -328,8 +353,9 @@ fn explain_missing_rows<T>(entries: &[history::Entry], answers: &[Result<T>], s:
         }
     }
     for (there, n) in other_engines {
+        let were = if n == 1 { "was" } else { "were" };
         eprintln!(
-            "note: {n} of these runs were scheduled with {there}: run this with the config that names that data_dir (-c)"
+            "note: {n} of these runs {were} scheduled with {there}: run this with the config that names that data_dir (-c)"
         );
     }
     if failed > 0 {

@@ -213,7 +213,7 @@ impl Config {
             Failure::usage(format!(
                 "invalid config file {}{at}: {}",
                 path.display(),
-                e.message()
+                plain_types(e.message().trim_end())
             ))
         })?;
         let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
@@ -432,6 +432,22 @@ impl Config {
             }
         }
     }
+}
+
+/// serde's messages name Rust's types ("expected usize"); a config's reader knows TOML's.
+fn plain_types(message: &str) -> String {
+    let mut out = message.to_string();
+    for (rust, plain) in [
+        ("expected usize", "expected a whole number, 0 or more"),
+        ("expected u64", "expected a whole number, 0 or more"),
+        ("expected u32", "expected a whole number, 0 or more"),
+        ("expected u16", "expected a whole number, 0 or more"),
+        ("expected i64", "expected a whole number"),
+        ("expected a boolean", "expected true or false"),
+    ] {
+        out = out.replace(rust, plain);
+    }
+    out
 }
 
 /// 1-based line and column of a byte offset.

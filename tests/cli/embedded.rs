@@ -304,7 +304,7 @@ fn a_run_of_another_configs_embedded_engine_is_pointed_to() {
     assert!(stdout(&out).contains("not found"), "{out:?}");
     let err = stderr(&out);
     assert!(
-        err.contains("1 of these runs were scheduled with") && err.contains("proj"),
+        err.contains("1 of these runs was scheduled with") && err.contains("proj"),
         "{err}"
     );
 }

@@ -48,6 +48,7 @@ fn exit_2_usage_errors() {
         vec!["--url", "http://127.0.0.1:9?x=1", "health"],
         vec!["agent", "run", ""],
         vec!["status", "", "--agent", "echo"],
+        vec!["agent", "run", "echo", "--set", "a=1", "--set", "a=2"],
     ] {
         // Each fails before any request, so no --url is needed.
         let out = sb.cmd().args(&args).output().unwrap();
@@ -123,6 +124,14 @@ fn exit_4_unknown_agent_workflow_or_run() {
         let err = assert_error(&out, 4);
         assert!(err.contains(says), "{args:?}: {err}");
         assert_eq!(err.matches("not found").count(), 1, "said once: {err}");
+        // An unknown agent or workflow comes with where to see what the engine has.
+        if args[0] != "status" {
+            let plural = format!("{}s", args[0]);
+            assert!(
+                err.contains(&format!("GET {}/api/{plural}", server.url)),
+                "{args:?}: {err}"
+            );
+        }
     }
     assert_eq!(runs(&server), Vec::<serde_json::Value>::new());
 }

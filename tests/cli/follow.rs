@@ -188,6 +188,27 @@ fn timeout_is_exit_6_and_the_run_goes_on() {
     );
 }
 
+/// A script following with `-o json` still gets the run's object when `--timeout` passes,
+/// as last seen, beside exit 6.
+#[test]
+fn timeout_in_json_prints_the_run_as_last_seen() {
+    let sb = Sandbox::new();
+    let server = engine(&sb);
+    let out = sb
+        .cmd()
+        .args(["--url", &server.url, "-o", "json", "agent", "run", "sleep"])
+        .args(["--set", "seconds=60", "--follow", "--timeout", "300ms"])
+        .output()
+        .unwrap();
+    assert_error(&out, 6);
+    let body = stdout_json(&out);
+    assert_eq!(body["runId"], runs(&server)[0]["runId"], "{body}");
+    assert!(
+        matches!(body["status"].as_str(), Some("queued" | "running")),
+        "{body}"
+    );
+}
+
 /// The hint names the agent, so the command it gives works where the local history does not
 /// hold the run: here, a machine that never scheduled it.
 #[test]

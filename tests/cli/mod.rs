@@ -9,6 +9,7 @@ mod fixtures;
 mod follow;
 mod follow_failures;
 mod follow_fallback;
+mod foreign_servers;
 mod health;
 mod profiles;
 mod remote_quirks;

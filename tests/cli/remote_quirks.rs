@@ -200,16 +200,6 @@ fn an_unhealthy_answer_is_exit_7() {
     assert!(out.stdout.is_empty(), "{}", stdout(&out));
 }
 
-#[test]
-fn a_health_answer_without_a_status_is_exit_7_and_prints_nothing() {
-    let sb = Sandbox::new();
-    let standin = Standin::start(|_, _| Reply::json(200, json!({"runId": "r1", "foo": 1})));
-    let out = sb.run(&["--url", &standin.url, "health"]);
-    let err = assert_error(&out, 7);
-    assert!(err.contains("without a status"), "{err}");
-    assert!(out.stdout.is_empty(), "{}", stdout(&out));
-}
-
 /// A redirect is not followed: a POST would come back as a GET (and read as an unknown agent),
 /// and a move to https would drop the token. The user hears where the server points.
 #[test]

@@ -516,8 +516,75 @@ fn a_long_table_does_not_open_a_connection_per_row() {
     let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(rows.len(), 200);
     assert!(
-        rows.iter().all(|r| r["status"].is_null()),
+        rows.iter()
+            .all(|r| r["status"].is_null() && r["lookupError"].is_string() && r["error"].is_null()),
         "unknown runs: {:?}",
         rows[0]
+    );
+}
+
+/// One server in the history that accepts connections and never answers must not hold the
+/// table for the usual request timeout: `--timeout` bounds every lookup, and that row shows
+/// `unknown` while the others show their status.
+#[test]
+fn a_server_that_never_answers_does_not_hold_the_table() {
+    let sb = Sandbox::new();
+    let server = engine(&sb);
+    let cfg = sb.write(
+        "here.toml",
+        &format!("[profiles.local]\nurl = \"{}\"\n", server.url),
+    );
+    let cfg = cfg.to_str().unwrap();
+    let out = sb.run(&["-c", cfg, "-q", "agent", "run", "echo", "--set", "k=v"]);
+    assert_eq!(code(&out), 0, "{out:?}");
+    // The kernel completes the handshake; nothing ever reads or answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut stuck: Value =
+        serde_json::from_str(sb.read("data/restack/history.jsonl").trim()).unwrap();
+    stuck["runId"] = json!("r-stuck");
+    stuck["url"] = json!(format!("http://{}", silent.local_addr().unwrap()));
+    let history = sb.read("data/restack/history.jsonl") + &format!("{stuck}\n");
+    sb.write("data/restack/history.jsonl", &history);
+
+    let out = sb.run(&["-c", cfg, "-o", "json", "status", "--timeout", "1s"]);
+    assert_eq!(code(&out), 0, "{out:?}");
+    let rows = stdout_json(&out);
+    assert_eq!(rows[0]["runId"], "r-stuck", "{rows}");
+    assert!(rows[0]["status"].is_null(), "{rows}");
+    let why = rows[0]["lookupError"].as_str().unwrap_or_default();
+    assert!(why.contains("did not answer in time"), "{rows}");
+    assert_eq!(rows[1]["status"], "completed", "{rows}");
+}
+
+/// `--url` over where the history says the run was scheduled: the command says so, since a
+/// "not found" may follow.
+#[test]
+fn status_at_another_url_than_the_runs_says_so() {
+    let sb = Sandbox::new();
+    let server = engine(&sb);
+    let id = run_via_cli(&sb, &server, "agent", "echo", "k=v");
+    let other = sb.serve(None, &sb.path("other-data"), &[]);
+    let out = sb.run(&["--url", &other.url, "status", &id]);
+    let err = assert_error(&out, 4);
+    assert!(
+        err.contains(&format!(
+            "was scheduled at {}; asking {} instead",
+            server.url, other.url
+        )),
+        "{err}"
+    );
+}
+
+/// A history that cannot be read is said to be so, not taken for an empty one.
+#[test]
+fn an_unreadable_history_is_a_warning() {
+    let sb = Sandbox::new();
+    std::fs::create_dir_all(sb.path("data/restack/history.jsonl")).unwrap();
+    let out = sb.run(&["--url", &super::fixtures::closed_url(), "status"]);
+    assert_eq!(code(&out), 0, "{out:?}");
+    assert!(
+        stderr(&out).contains("warning: cannot read the history"),
+        "{}",
+        stderr(&out)
     );
 }

@@ -254,6 +254,7 @@ pub fn run_info(row: RunRow, steps: Option<Vec<StepInfo>>) -> RunInfo {
         attempt: (row.attempt > 0).then_some(row.attempt),
         canceled: row.canceled.then_some(true),
         steps,
+        said: None,
     }
 }
 
