@@ -25,6 +25,8 @@ const RETRY_FOR: Duration = Duration::from_secs(60);
 const RETRY_UNSEEN_FOR: Duration = Duration::from_secs(5);
 const RETRY_FIRST: Duration = Duration::from_millis(500);
 const RETRY_MAX: Duration = Duration::from_secs(8);
+/// The longest `Retry-After` a follow honours; a server asking for more is asked again then.
+const RETRY_AFTER_MAX: Duration = Duration::from_secs(30);
 /// Long-polls that may fail in a row before a follow polls without them instead.
 const LONG_POLLS_FAILED_MAX: u32 = 2;
 /// The least time the first look at a run gets, whatever `--timeout` says.
@@ -153,7 +155,7 @@ impl Client {
         path: &str,
         body: Option<Vec<u8>>,
         timeout: Duration,
-    ) -> Result<(StatusCode, Vec<u8>)> {
+    ) -> Result<(StatusCode, Option<Duration>, Vec<u8>)> {
         let url = format!("{}{path}", self.target);
         let mut req = self.http.request(method.clone(), &url).timeout(timeout);
         if let Some(t) = &self.token {
@@ -204,6 +206,12 @@ impl Client {
             )
             .into());
         }
+        // Only the delay-seconds form: an HTTP date would need this machine's clock to agree.
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
         let too_big = || {
             Failure::new(
                 Exit::Server,
@@ -239,7 +247,7 @@ impl Client {
                 started.elapsed().as_secs_f64() * 1000.0
             );
         }
-        Ok((status, bytes))
+        Ok((status, retry_after, bytes))
     }
 
     fn redirected(&self, status: StatusCode, headers: &reqwest::header::HeaderMap) -> Failure {
@@ -363,9 +371,12 @@ impl Client {
         timeout: Duration,
         what: &str,
     ) -> Result<Value> {
-        let (status, bytes) = self.send(method, path, body, timeout).await?;
+        let (status, retry_after, bytes) = self.send(method, path, body, timeout).await?;
         if !status.is_success() {
             let mut failure = http_failure(status, &bytes, what, &self.origin.label);
+            if failure.transient {
+                failure.retry_after = retry_after;
+            }
             if failure.exit == Exit::Unauthorized {
                 if let Some(hint) = &self.origin.refused_hint {
                     failure = failure.with_hint(hint.clone());
@@ -621,6 +632,12 @@ impl Client {
             let answer = match result {
                 Ok(answer) => answer,
                 Err(e) if Failure::is_transient(&e) => {
+                    // A server that says when to come back (a 429 or 503 with Retry-After)
+                    // is not asked sooner, within reason.
+                    let asked_for = e
+                        .downcast_ref::<Failure>()
+                        .and_then(|f| f.retry_after)
+                        .map(|d| d.min(RETRY_AFTER_MAX));
                     if wait.is_some() {
                         long_polls_failed += 1;
                         if long_polls_failed >= LONG_POLLS_FAILED_MAX {
@@ -664,6 +681,7 @@ impl Client {
                                 Err(e) => e.context(gave_up),
                             });
                         }
+                        let pause = asked_for.map_or(pause, |a| pause.max(a));
                         let pause = within_deadline(unseen_left.map_or(pause, |l| pause.min(l)));
                         watch(Watch::Retrying(format!("{e:#}"), pause));
                         tokio::time::sleep(pause).await;

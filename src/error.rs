@@ -34,6 +34,8 @@ pub struct Failure {
     pub transient: bool,
     /// No connection could be made at all: nothing is listening there (yet).
     pub unconnected: bool,
+    /// How long the server asked to be left alone (`Retry-After` on a 429 or 503).
+    pub retry_after: Option<std::time::Duration>,
 }
 
 impl Failure {
@@ -44,6 +46,7 @@ impl Failure {
             hint: None,
             transient: false,
             unconnected: false,
+            retry_after: None,
         }
     }
 

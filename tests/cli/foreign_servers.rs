@@ -211,3 +211,21 @@ fn https_to_a_plain_http_server_suggests_http() {
     assert!(err.contains(&format!("use {}", server.url)), "{err}");
     assert!(!err.contains("is a server running there"), "{err}");
 }
+
+/// A server that is rate-limiting says when to come back; the follow waits that long rather
+/// than its own first back-off of half a second.
+#[test]
+fn a_follow_waits_as_long_as_retry_after_asks() {
+    let sb = Sandbox::new();
+    let standin = Standin::one_run(|n| match n {
+        0 => Reply::json(429, json!({"error": "slow down"})).header("Retry-After", "2"),
+        _ => Reply::json(
+            200,
+            json!({"runId": "r-1", "status": "completed", "output": {"ok": true}}),
+        ),
+    });
+    let out = sb.run(&["--url", &standin.url, "agent", "run", "echo", "-f"]);
+    assert_eq!(code(&out), 0, "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("slow down; retrying in 2.0s"), "{err}");
+}
