@@ -295,6 +295,28 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// How deep an input or an output may nest. A parser stops at 128 levels (serde_json's
+/// limit); the answers that carry a run's input or output wrap it a few levels deeper, and a
+/// run whose output its own status cannot carry would be stored but never read.
+pub const MAX_NESTING: usize = 100;
+
+/// Refuses an input or output nested deeper than [`MAX_NESTING`].
+pub fn check_nesting(v: &Value) -> Result<(), JsonError> {
+    // Parsed values are at most 128 deep, so the recursion is bounded.
+    fn depth(v: &Value) -> usize {
+        match v {
+            Value::Array(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
+            Value::Object(fields) => 1 + fields.values().map(depth).max().unwrap_or(0),
+            _ => 0,
+        }
+    }
+    if depth(v) > MAX_NESTING {
+        Err(JsonError::Deep)
+    } else {
+        Ok(())
+    }
+}
+
 /// Why [`parse_json`] refused a text.
 #[derive(Debug)]
 pub enum JsonError {
@@ -304,6 +326,8 @@ pub enum JsonError {
     Range(String),
     /// An object that names a key twice (which one counts is up to each parser: refused).
     Duplicate(String),
+    /// An input or output nested deeper than [`MAX_NESTING`].
+    Deep,
 }
 
 impl std::fmt::Display for JsonError {
@@ -314,6 +338,7 @@ impl std::fmt::Display for JsonError {
             JsonError::Range(at) if at.is_empty() => write!(f, "holds a number out of range"),
             JsonError::Range(at) => write!(f, "holds a number out of range at `{at}`"),
             JsonError::Duplicate(e) => write!(f, "has {e}"),
+            JsonError::Deep => write!(f, "nests deeper than {MAX_NESTING} levels"),
         }
     }
 }

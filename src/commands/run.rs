@@ -9,7 +9,9 @@ use clap::Args;
 use serde_json::{Map, Value};
 
 use super::Session;
-use crate::api::{JsonError, Kind, RunInfo, RunStatus, now_ms, parse_json, rfc3339_ms};
+use crate::api::{
+    JsonError, Kind, RunInfo, RunStatus, check_nesting, now_ms, parse_json, rfc3339_ms,
+};
 use crate::cli::{GlobalArgs, parse_duration};
 use crate::client::{Answer, Bound, Client, Watch, fmt_secs};
 use crate::error::{Exit, Failure};
@@ -310,5 +312,10 @@ pub fn build_input(input: Option<&str>, set: &[String]) -> Result<Map<String, Va
         };
         obj.insert(k.to_string(), value);
     }
+    let obj = Value::Object(obj);
+    check_nesting(&obj).map_err(|e| Failure::usage(format!("the input {e}")))?;
+    let Value::Object(obj) = obj else {
+        unreachable!("built as an object")
+    };
     Ok(obj)
 }

@@ -510,6 +510,13 @@ impl Inner {
             .await;
             return None;
         };
+        if run.recovered
+            && run.status == RunStatus::Running
+            && run.wake_at.is_none()
+            && agent.is_command()
+        {
+            self.log_interrupted(Slot::Run(&run.id), run.attempt);
+        }
         let result = self
             .invoke(
                 &agent,
@@ -622,6 +629,12 @@ impl Inner {
                         Step::Failed(e)
                     } else {
                         let wake = resume.and_then(|s| s.wake_at);
+                        if resume.is_some_and(|s| s.status == RunStatus::Running)
+                            && wake.is_none()
+                            && agent.is_command()
+                        {
+                            self.log_interrupted(Slot::Step(&run.id, idx, &label), attempts);
+                        }
                         self.invoke(
                             &agent,
                             Slot::Step(&run.id, idx, &label),
@@ -758,6 +771,13 @@ impl Inner {
                 )
             }
             AgentImpl::Command(spec) => {
+                // A retry's back-off (or a wait for resources) is stored before it begins, so
+                // a restart during it waits out the rest instead of retrying at once.
+                if let Some(retry_at) = wake_at
+                    && !self.sleep_until(retry_at, token).await
+                {
+                    return Step::Stopped;
+                }
                 let mut attempt = *attempts;
                 let mut short_for = Duration::ZERO;
                 loop {
@@ -811,11 +831,16 @@ impl Inner {
                             attempt -= 1;
                             *attempts = attempt;
                             // The store says this attempt began: say it did not, so that a
-                            // stop or a crash during the wait leaves it unspent.
-                            if !self.record_start(slot, attempt, now_ms(), None).await {
+                            // stop or a crash during the wait leaves it unspent, and when the
+                            // wait ends.
+                            short_for = (short_for * 2).clamp(Duration::from_secs(1), BUSY_AT_MOST);
+                            let retry_at = now_ms() + short_for.as_millis() as i64;
+                            if !self
+                                .record_start(slot, attempt, now_ms(), Some(retry_at))
+                                .await
+                            {
                                 return Step::Stopped;
                             }
-                            short_for = (short_for * 2).clamp(Duration::from_secs(1), BUSY_AT_MOST);
                             self.log(
                                 slot,
                                 attempt + 1,
@@ -829,10 +854,7 @@ impl Inner {
                                 slot.run_id(),
                                 humantime::format_duration(short_for)
                             );
-                            if !self
-                                .sleep_until(now_ms() + short_for.as_millis() as i64, token)
-                                .await
-                            {
+                            if !self.sleep_until(retry_at, token).await {
                                 return Step::Stopped;
                             }
                             continue;
@@ -851,9 +873,11 @@ impl Inner {
                             humantime::format_duration(backoff)
                         ),
                     );
+                    let retry_at = now_ms() + backoff.as_millis() as i64;
                     if !self
-                        .sleep_until(now_ms() + backoff.as_millis() as i64, token)
+                        .record_start(slot, attempt, now_ms(), Some(retry_at))
                         .await
+                        || !self.sleep_until(retry_at, token).await
                     {
                         return Step::Stopped;
                     }
@@ -942,6 +966,17 @@ impl Inner {
             )]),
         };
         self.record(op).await;
+    }
+
+    /// Says in the run's logs that a restart cut an attempt short, before the next begins.
+    fn log_interrupted(&self, slot: Slot<'_>, attempt: u32) {
+        if attempt > 0 {
+            self.log(
+                slot,
+                attempt,
+                format!("attempt {attempt} {INTERRUPTED}; retrying"),
+            );
+        }
     }
 
     fn log(&self, slot: Slot<'_>, attempt: u32, line: String) {

@@ -11,7 +11,7 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufR
 use tokio_util::sync::CancellationToken;
 
 use super::catalog::{CommandSpec, Schema};
-use crate::api::{JsonError, json_type, parse_json};
+use crate::api::{JsonError, check_nesting, json_type, parse_json};
 
 /// Stdout beyond this fails the run rather than filling memory.
 pub const OUTPUT_CAP: usize = 8 * 1024 * 1024;
@@ -438,7 +438,10 @@ fn parse_output(stdout: &[u8]) -> Outcome {
         );
     }
     match parse_json(text.as_bytes()) {
-        Ok(v @ Value::Object(_)) => Outcome::Done(v),
+        Ok(v @ Value::Object(_)) => match check_nesting(&v) {
+            Ok(()) => Outcome::Done(v),
+            Err(e) => Outcome::Failed(format!("the agent's stdout {e}")),
+        },
         Ok(other) => Outcome::Failed(format!(
             "the agent's stdout must be one JSON object, not {}",
             json_type(&other)

@@ -224,3 +224,43 @@ fn numbers_come_back_exactly_as_written() {
     assert_eq!(got["sat"].to_string(), "0.00000001", "{got}");
     assert_eq!(got["zero"].to_string(), "-0", "{got}");
 }
+
+/// An input may nest 100 levels, and comes back whole; one level more is exit 2 and nothing
+/// is sent (the engine refuses it too, and so do its agents' outputs: a status that wraps
+/// such a value would be past what a parser reads).
+#[test]
+fn inputs_nest_at_most_100_levels() {
+    let sb = Sandbox::new();
+    let server = engine(&sb);
+    let nested = |levels: usize| {
+        format!(
+            "{{\"a\":{}{}}}",
+            "[".repeat(levels - 1),
+            "]".repeat(levels - 1)
+        )
+    };
+    let deepest = nested(100);
+    let got = echoed(&sb, &server.url, &["--input", &deepest], None);
+    assert_eq!(
+        got,
+        serde_json::from_str::<serde_json::Value>(&deepest).unwrap()
+    );
+    let out = sb.run_at(
+        &server.url,
+        &["agent", "run", "echo", "--input", &nested(101)],
+    );
+    let err = super::fixtures::assert_error(&out, 2);
+    assert!(err.contains("nests deeper than 100 levels"), "{err}");
+    let (code, body) = server.post(
+        "/api/agents/echo",
+        json!({"input": serde_json::from_str::<serde_json::Value>(&nested(101)).unwrap()}),
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("`input` nests deeper than 100 levels"),
+        "{body}"
+    );
+}

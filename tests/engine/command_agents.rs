@@ -31,12 +31,15 @@ fn agent_gets_its_input_env_and_the_config_folder_as_working_directory() {
 fn stdout_that_is_not_one_json_object_fails_the_run() {
     let (sb, cfg) = sandbox(&agent("probe", ""));
     let server = sb.serve(Some(&cfg), &sb.path("engine"), &[]);
+    let deep = format!("{{\"a\":{}{}}}", "[".repeat(101), "]".repeat(101));
     for (stdout, says) in [
         ("hello", "not one JSON object"),
         ("{\"a\": 1}\n{\"b\": 2}\n", "not one JSON object"),
         ("[1, 2]", "must be one JSON object, not an array"),
         ("", "wrote nothing to stdout"),
         ("{\"a\": [1, 1e400]}", "number out of range at `a.1`"),
+        // An output its own status could not carry (a parser stops at 128 levels).
+        (&deep, "nests deeper than 100 levels"),
     ] {
         let id = server.schedule("agents", "probe", json!({"stdout": stdout}));
         let run = server.wait_done("agents", "probe", &id, T);

@@ -105,6 +105,15 @@ fn queued_runs_run_after_a_restart_and_an_interrupted_attempt_is_retried() {
         assert_eq!(run["status"], "completed", "{run}");
     }
     assert_eq!(runs[0]["attempt"], 2, "the interrupted attempt is retried");
+    let (_, logs) = server.get(&format!("/api/agents/gated/{}/logs", ids[0]));
+    assert!(
+        logs["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["line"] == "attempt 1 interrupted by engine restart; retrying"),
+        "the cut attempt leaves a trace: {logs}"
+    );
     assert_eq!(runs[1]["attempt"], 1);
     let mut marks: Vec<&str> = Vec::new();
     let text = sb.read("marks");
@@ -210,4 +219,59 @@ fn a_write_that_fails_while_another_program_holds_the_database_is_retried() {
     assert_eq!(run["status"], "completed", "{run}");
     assert!(server.logs().contains("retrying in"), "{}", server.logs());
     lock.wait().unwrap();
+}
+
+/// A retry's back-off is a durable timer: an engine killed during it waits out the rest at its
+/// next start instead of retrying at once (a crash loop would spend every retry in seconds).
+#[test]
+fn a_retry_waits_out_its_back_off_across_a_restart() {
+    let (sb, cfg) = sandbox(&agent("flaky", "retries = 4"));
+    let data = sb.path("engine");
+    let mut server = sb.serve(Some(&cfg), &data, &[]);
+    let id = server.schedule(
+        "agents",
+        "flaky",
+        json!({"fail_attempts": 3, "append": "marks"}),
+    );
+    let logs = |server: &crate::support::Server| {
+        let (_, logs) = server.get(&format!("/api/agents/flaky/{id}/logs"));
+        logs["lines"].as_array().cloned().unwrap_or_default()
+    };
+    // Attempt 3 fails, and its back-off is 2 s.
+    let failed_at = wait_until("attempt 3 to fail", T, || {
+        logs(&server)
+            .iter()
+            .find(|l| {
+                l["line"].as_str().is_some_and(|t| {
+                    t.starts_with("attempt 3 failed") && t.ends_with("retrying in 2s")
+                })
+            })
+            .map(|l| l["at"].as_str().unwrap().to_string())
+    });
+    server.kill9();
+
+    let server = sb.serve(Some(&cfg), &data, &[]);
+    let run = server.wait_done("agents", "flaky", &id, T);
+    assert_eq!(run["status"], "completed", "{run}");
+    assert_eq!(run["attempt"], 4, "{run}");
+    assert_eq!(sb.read("marks"), "flaky 1\nflaky 2\nflaky 3\nflaky 4\n");
+    let ms = |t: &str| {
+        humantime::parse_rfc3339(t)
+            .unwrap()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+    };
+    let (failed, done) = (ms(&failed_at), ms(run["completedAt"].as_str().unwrap()));
+    assert!(
+        done >= failed + 2_000,
+        "attempt 4 ended {} ms after attempt 3 failed, inside its 2 s back-off",
+        done - failed
+    );
+    assert!(
+        !logs(&server)
+            .iter()
+            .any(|l| l["line"].as_str().unwrap().contains("interrupted")),
+        "no attempt was cut short: the engine died between attempts"
+    );
 }

@@ -10,8 +10,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 
 use crate::api::{
-    Kind, LogLine, Logs, RunInfo, RunList, RunStatus, ScheduleResponse, StepInfo, clip, json_type,
-    now_ms, parse_json, rfc3339_ms,
+    Kind, LogLine, Logs, RunInfo, RunList, RunStatus, ScheduleResponse, StepInfo, check_nesting,
+    clip, json_type, now_ms, parse_json, rfc3339_ms,
 };
 use crate::engine::AppState;
 use crate::engine::error::EngineError;
@@ -155,7 +155,10 @@ fn parse_request(body: &[u8]) -> Result<Value, EngineError> {
     }
     match obj.remove("input") {
         None | Some(Value::Null) => Ok(Value::Object(Map::new())),
-        Some(v @ Value::Object(_)) => Ok(v),
+        Some(v @ Value::Object(_)) => {
+            check_nesting(&v).map_err(|e| EngineError::BadRequest(format!("`input` {e}")))?;
+            Ok(v)
+        }
         Some(other) => Err(EngineError::BadRequest(format!(
             "`input` must be a JSON object, not {}",
             json_type(&other)

@@ -302,7 +302,9 @@ pub fn apply(tx: &Transaction, op: &Op) -> rusqlite::Result<bool> {
         })?,
         Op::Requeue { id, attempt } => update(tx, id, |seq| {
             tx.prepare_cached(
-                "UPDATE runs SET status = 0, attempt = ?3, wake_at = NULL
+                // Back to no attempt at all: no start time either, as a run never begun.
+                "UPDATE runs SET status = 0, attempt = ?3, wake_at = NULL,
+                    started_at = CASE WHEN ?3 = 0 THEN NULL ELSE started_at END
                  WHERE seq = ?1 AND id = ?2 AND status < 2",
             )?
             .execute(params![seq, id, attempt])
