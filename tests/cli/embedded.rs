@@ -398,7 +398,14 @@ fn interrupted_embedded_follow_leaves_the_run_to_resume(signal: i32) {
 
     sb.write("go", "");
     let out = sb.run(&["-c", cfg, "-p", "embedded", "-o", "json", "status"]);
-    let id = stdout_json(&out)[0]["runId"].as_str().unwrap().to_string();
+    let row = &stdout_json(&out)[0];
+    let id = row["runId"].as_str().unwrap().to_string();
+    // Back in the queue as if never begun: no attempt, and no start time.
+    assert_eq!(row["status"], "queued", "{row}");
+    assert!(
+        row.get("startedAt").is_none_or(serde_json::Value::is_null),
+        "{row}"
+    );
     let out = sb.run(&[
         "-c", cfg, "-p", "embedded", "-o", "json", "status", &id, "-f",
     ]);
