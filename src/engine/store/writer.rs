@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, Transaction, TransactionBehavior, params};
 use tokio::sync::oneshot;
@@ -26,6 +26,10 @@ const NAMES_BEHIND_MAX: usize = 4096;
 
 /// How long the writer must have nothing to do before it indexes the names of fewer runs.
 const IDLE: Duration = Duration::from_millis(20);
+
+/// The pause after a failed catch-up, doubling up to the most.
+const NAMES_RETRY_FIRST: Duration = Duration::from_secs(1);
+const NAMES_RETRY_MAX: Duration = Duration::from_secs(60);
 
 /// A write. Each changes at most one run, and the run's waiters are woken after the commit.
 #[derive(Debug, Clone)]
@@ -105,7 +109,7 @@ pub fn run(mut conn: Connection, rx: Receiver<Job>, notifier: Arc<Notifier>) {
                 .map(Some)
                 .map_err(|_| RecvTimeoutError::Disconnected)
         } else {
-            rx.recv_timeout(IDLE).map(Some)
+            rx.recv_timeout(names.idle()).map(Some)
         };
         match first {
             Ok(job) => batch.extend(job),
@@ -182,6 +186,9 @@ struct Names {
     through: i64,
     /// New runs above `through`, as far as this writer knows.
     behind: usize,
+    /// After a failed catch-up (a full disk): when to try again, and the pause after that.
+    retry_at: Option<Instant>,
+    pause: Duration,
 }
 
 impl Names {
@@ -195,6 +202,16 @@ impl Names {
             synchronous: conn.query_row("PRAGMA synchronous", [], |r| r.get(0))?,
             through,
             behind: behind as usize,
+            retry_at: None,
+            pause: Duration::ZERO,
+        })
+    }
+
+    /// How long the writer waits for work before indexing: [`IDLE`], or longer while a
+    /// failed catch-up backs off.
+    fn idle(&self) -> Duration {
+        self.retry_at.map_or(IDLE, |t| {
+            t.saturating_duration_since(Instant::now()).max(IDLE)
         })
     }
 
@@ -206,6 +223,9 @@ impl Names {
     /// never wrong. (WAL with `synchronous = NORMAL` still keeps the file intact, and the next
     /// group commit's sync makes these pages durable too.)
     fn catch_up(&mut self, conn: &mut Connection, limit: usize) -> bool {
+        if self.retry_at.is_some_and(|t| Instant::now() < t) {
+            return false;
+        }
         let result = (|| -> rusqlite::Result<(i64, usize)> {
             conn.pragma_update(None, "synchronous", "NORMAL")?;
             let tx = begin(conn)?;
@@ -237,6 +257,7 @@ impl Names {
         }
         match result {
             Ok((last, n)) => {
+                (self.retry_at, self.pause) = (None, Duration::ZERO);
                 self.through = last;
                 self.behind = if n < limit {
                     0
@@ -246,8 +267,12 @@ impl Names {
                 true
             }
             Err(e) => {
+                // Not again at once: on a full disk every try fails, and each would log.
+                self.pause = (self.pause * 2).clamp(NAMES_RETRY_FIRST, NAMES_RETRY_MAX);
+                self.retry_at = Some(Instant::now() + self.pause);
                 tracing::error!(
-                    "indexing run names failed (listings scan more until it works): {e}"
+                    "indexing run names failed (listings scan more until it works): {e}; trying again in {}",
+                    humantime::format_duration(self.pause)
                 );
                 false
             }
@@ -470,4 +495,32 @@ fn write_step(tx: &Transaction, s: &StepWrite) -> rusqlite::Result<usize> {
         s.attempt,
         s.step
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// On a full disk every catch-up fails; the writer must not try (and log) again at each
+    /// idle moment, 50 times a second, but back off.
+    #[test]
+    fn a_failed_catch_up_backs_off() {
+        // No `runs` table at all: every catch-up fails, as on a full disk.
+        let mut conn = Connection::open_in_memory().unwrap();
+        let mut names = Names {
+            synchronous: 2,
+            through: 0,
+            behind: 1,
+            retry_at: None,
+            pause: Duration::ZERO,
+        };
+        assert!(!names.catch_up(&mut conn, NAMES_SLICE));
+        assert_eq!(names.pause, NAMES_RETRY_FIRST);
+        let retry_at = names.retry_at.expect("a time to try again");
+        assert!(names.idle() > IDLE, "the idle wait stretches to the retry");
+        // Not tried again before then: the pause does not grow.
+        assert!(!names.catch_up(&mut conn, NAMES_SLICE));
+        assert_eq!(names.pause, NAMES_RETRY_FIRST);
+        assert_eq!(names.retry_at, Some(retry_at));
+    }
 }
