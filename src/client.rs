@@ -27,8 +27,10 @@ const RETRY_FIRST: Duration = Duration::from_millis(500);
 const RETRY_MAX: Duration = Duration::from_secs(8);
 /// The longest `Retry-After` a follow honours; a server asking for more is asked again then.
 const RETRY_AFTER_MAX: Duration = Duration::from_secs(30);
-/// Long-polls that may fail in a row before a follow polls without them instead.
+/// Long-polls that may be cut in a row (held at least [`LONG_POLL_HELD`], then failed) before
+/// a follow polls without them instead.
 const LONG_POLLS_FAILED_MAX: u32 = 2;
+const LONG_POLL_HELD: Duration = Duration::from_secs(1);
 /// The least time the first look at a run gets, whatever `--timeout` says.
 const FIRST_LOOK: Duration = Duration::from_secs(2);
 /// The most a server's answer may hold. A run's output is the largest thing the API sends
@@ -372,8 +374,20 @@ impl Client {
         what: &str,
     ) -> Result<Value> {
         let (status, retry_after, bytes) = self.send(method, path, body, timeout).await?;
+        // What the server says of a failure is printed: one that repeats the token back must
+        // not make us print it, whole or cut. (An answer is data, and stays as it came.)
+        let unsecret = |bytes: &[u8]| -> Vec<u8> {
+            match self.token.as_deref().filter(|t| t.len() >= 4) {
+                Some(t) if bytes.windows(t.len()).any(|w| w == t.as_bytes()) => {
+                    String::from_utf8_lossy(bytes)
+                        .replace(t, "***")
+                        .into_bytes()
+                }
+                _ => bytes.to_vec(),
+            }
+        };
         if !status.is_success() {
-            let mut failure = http_failure(status, &bytes, what, &self.origin.label);
+            let mut failure = http_failure(status, &unsecret(&bytes), what, &self.origin.label);
             if failure.transient {
                 failure.retry_after = retry_after;
             }
@@ -386,10 +400,6 @@ impl Client {
                     );
                 }
             }
-            // A server that repeats the token back must not make us print it.
-            if let Some(t) = self.token.as_deref().filter(|t| t.len() >= 4) {
-                failure.message = failure.message.replace(t, "***");
-            }
             return Err(failure.into());
         }
         let not_an_object = || {
@@ -398,7 +408,7 @@ impl Client {
                 format!(
                     "{} answered {what} with {}, not the JSON object the API promises",
                     self.origin.label,
-                    describe_body(&bytes)
+                    describe_body(&unsecret(&bytes))
                 ),
             )
             .into()
@@ -638,7 +648,13 @@ impl Client {
                         .downcast_ref::<Failure>()
                         .and_then(|f| f.retry_after)
                         .map(|d| d.min(RETRY_AFTER_MAX));
-                    if wait.is_some() {
+                    // Counted only for a request that was held and then cut: not a server that
+                    // is down (refused), or asks for a pause (Retry-After), or fails at once.
+                    let held_and_cut = wait.is_some()
+                        && asked.elapsed() >= LONG_POLL_HELD
+                        && asked_for.is_none()
+                        && !e.downcast_ref::<Failure>().is_some_and(|f| f.unconnected);
+                    if held_and_cut {
                         long_polls_failed += 1;
                         if long_polls_failed >= LONG_POLLS_FAILED_MAX {
                             long_poll = false;

@@ -152,7 +152,8 @@ fn instant(text: &str) -> Option<std::time::SystemTime> {
             let sign = match zone[0] {
                 b'+' => 1,
                 b'-' => -1,
-                _ => return None,
+                // No zone at all: read as UTC, as humantime's weak form does.
+                _ => return humantime::parse_rfc3339_weak(text).ok(),
             };
             let digits = |d: &[u8]| std::str::from_utf8(d).ok()?.parse::<i64>().ok();
             if zone[3] != b':' {
@@ -306,6 +307,10 @@ mod tests {
                 "2025-01-02T01:04:06.123456789Z"
             ),
             Some(1.0)
+        );
+        assert_eq!(
+            secs("2025-01-02T01:04:05", "2025-01-02T01:04:07.5"),
+            Some(2.5)
         );
         assert_eq!(secs("2025-01-02T01:04:05Z", "later"), None);
         assert_eq!(

@@ -163,9 +163,8 @@ impl StatusArgs {
                 .map_err(placed);
         }
         let within = self
-            .timeout
-            .unwrap_or(ONE_WAIT)
-            .saturating_sub(started.elapsed());
+            .deadline(started, ONE_WAIT)
+            .saturating_duration_since(Instant::now());
         let answer = client
             .run_within(kind, &name, id, None, within)
             .await
@@ -182,6 +181,15 @@ impl StatusArgs {
             ));
         }
         Ok(Exit::Ok)
+    }
+
+    /// When the lookups must be done: `--timeout` counts from the command's start, a wait
+    /// for another command's embedded engine included; the default from now, once connected.
+    fn deadline(&self, started: Instant, default: Duration) -> Instant {
+        match self.timeout {
+            Some(t) => started + t,
+            None => Instant::now() + default,
+        }
     }
 
     /// `status -q`: the run IDs alone, as `docker ps -q` lists containers. The history has
@@ -216,32 +224,39 @@ impl StatusArgs {
         }
         // One server that accepts connections and never answers must not hold the table for
         // the usual request timeout, batch after batch: every lookup ends by one deadline.
-        let deadline = started + self.timeout.unwrap_or(TABLE_WAIT);
+        let deadline = self.deadline(started, TABLE_WAIT);
         let lookups = entries.iter().zip(&urls).map(|(e, url)| {
             let within = deadline.saturating_duration_since(Instant::now());
-            url.as_deref()
+            let look = url
+                .as_deref()
                 .map_or(&s.client, |u| &clients[u])
-                .run_within(e.kind, &e.name, &e.run_id, None, within)
+                .run_within(e.kind, &e.name, &e.run_id, None, within);
+            // A lookup that failed at the deadline was cut short, not refused.
+            async move { (look.await, Instant::now() >= deadline) }
         });
         // Sixteen at a time, answers in the rows' order: a long table must not open a
         // connection (and a descriptor) per row.
-        let answers: Vec<_> = futures_util::stream::iter(lookups)
+        let (answers, cut): (Vec<_>, Vec<bool>) = futures_util::stream::iter(lookups)
             .buffered(16)
-            .collect()
-            .await;
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .unzip();
         // Failures of this profile's server as a whole fail the command: it cannot be reached,
         // refuses us, or answered none of its lookups. A run it no longer knows is a row, and
-        // so is a run on another server (scheduled with --url) that is gone or refuses.
+        // so is a run on another server (scheduled with --url) that is gone or refuses, and a
+        // lookup the deadline cut short.
         let exit_of = |a: &Result<_>| match a {
             Err(e) => Some(anyhow::Error::downcast_ref::<Failure>(e).map(|f| f.exit)),
             Ok(_) => None,
         };
         let own: Vec<usize> = (0..answers.len()).filter(|&i| urls[i].is_none()).collect();
         let whole = own.iter().copied().find(|&i| {
-            matches!(
-                exit_of(&answers[i]),
-                Some(Some(Exit::Unreachable | Exit::Unauthorized))
-            )
+            !cut[i]
+                && matches!(
+                    exit_of(&answers[i]),
+                    Some(Some(Exit::Unreachable | Exit::Unauthorized))
+                )
         });
         let lost =
             |i: &usize| matches!(exit_of(&answers[*i]), Some(e) if e != Some(Exit::NotFound));

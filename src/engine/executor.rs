@@ -34,6 +34,8 @@ const INTERRUPTED: &str = "interrupted by engine restart";
 const SLEEP_IN_TASK_AT_MOST_MS: i64 = 1_000;
 /// The longest pause between tries to start an agent while the engine is short of resources.
 const BUSY_AT_MOST: Duration = Duration::from_secs(30);
+/// The longest back-off between a failed attempt and its retry (0.5 s doubling up to it).
+const BACKOFF_AT_MOST: Duration = Duration::from_secs(32);
 
 /// A run handed to a driver: fresh from a schedule call, or found unfinished at start-up.
 #[derive(Debug, Clone)]
@@ -179,10 +181,17 @@ impl Executor {
         let store = &self.inner.store;
         let running = store.running_runs()?;
         // A run asleep (its wake-up time is set only while it sleeps, however long ago that
-        // ended) had no agent running: what its earlier steps left is theirs.
+        // ended) had no agent running: what its earlier steps left is theirs. A command
+        // agent's run with a wake-up time is in a retry's back-off: what its failed attempt
+        // may have left (a process that escaped the last sweep) goes, as for a running one.
+        let catalog = &self.inner.catalog;
         let ids: HashSet<&str> = running
             .iter()
-            .filter(|r| r.wake_at.is_none())
+            .filter(|r| {
+                r.wake_at.is_none()
+                    || r.kind == Kind::Agent
+                        && catalog.agents.get(&r.name).is_some_and(|a| a.is_command())
+            })
             .map(|r| r.id.as_str())
             .collect();
         let killed = process::kill_leftovers(&ids, store.path());
@@ -773,8 +782,12 @@ impl Inner {
             AgentImpl::Command(spec) => {
                 // A retry's back-off (or a wait for resources) is stored before it begins, so
                 // a restart during it waits out the rest instead of retrying at once.
+                // Bounded by the longest such wait: a clock stepped back must not stretch it.
+                let longest = BACKOFF_AT_MOST.max(BUSY_AT_MOST).as_millis() as i64;
                 if let Some(retry_at) = wake_at
-                    && !self.sleep_until(retry_at, token).await
+                    && !self
+                        .sleep_until(retry_at.min(now_ms() + longest), token)
+                        .await
                 {
                     return Step::Stopped;
                 }
@@ -864,7 +877,17 @@ impl Inner {
                         return Step::Failed(error);
                     }
                     let backoff =
-                        Duration::from_millis(500u64.saturating_mul(1 << (attempt - 1).min(6)));
+                        Duration::from_millis(500u64.saturating_mul(1 << (attempt - 1).min(6)))
+                            .min(BACKOFF_AT_MOST);
+                    // Stored before it is said: a crash between the two must not leave a
+                    // back-off in the logs that the store knows nothing of.
+                    let retry_at = now_ms() + backoff.as_millis() as i64;
+                    if !self
+                        .record_start(slot, attempt, now_ms(), Some(retry_at))
+                        .await
+                    {
+                        return Step::Stopped;
+                    }
                     self.log(
                         slot,
                         attempt,
@@ -873,12 +896,7 @@ impl Inner {
                             humantime::format_duration(backoff)
                         ),
                     );
-                    let retry_at = now_ms() + backoff.as_millis() as i64;
-                    if !self
-                        .record_start(slot, attempt, now_ms(), Some(retry_at))
-                        .await
-                        || !self.sleep_until(retry_at, token).await
-                    {
+                    if !self.sleep_until(retry_at, token).await {
                         return Step::Stopped;
                     }
                 }

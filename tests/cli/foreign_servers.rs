@@ -76,7 +76,8 @@ fn a_schedule_answer_is_shown_with_the_servers_word() {
 }
 
 /// A proxy that cuts every request held open (504 after a while) while plain looks get
-/// through: the follow stops long-polling and polls, and sees the run end.
+/// through: the follow stops long-polling and polls, and sees the run end. (A long-poll that
+/// fails at once, refused or rate-limited, is a server's trouble and does not count.)
 #[test]
 fn follow_polls_when_long_polls_keep_failing() {
     let sb = Sandbox::new();
@@ -86,6 +87,8 @@ fn follow_polls_when_long_polls_keep_failing() {
             return Reply::json(200, json!({"runId": "r-1", "status": "queued"}));
         }
         if req.path.contains("wait=") {
+            // The proxy holds the request a while, then gives up on it.
+            std::thread::sleep(std::time::Duration::from_millis(1_200));
             return Reply::raw(
                 504,
                 "text/html",

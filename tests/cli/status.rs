@@ -546,8 +546,11 @@ fn a_server_that_never_answers_does_not_hold_the_table() {
     let history = sb.read("data/restack/history.jsonl") + &format!("{stuck}\n");
     sb.write("data/restack/history.jsonl", &history);
 
+    let asked = std::time::Instant::now();
     let out = sb.run(&["-c", cfg, "-o", "json", "status", "--timeout", "1s"]);
     assert_eq!(code(&out), 0, "{out:?}");
+    // Well under the 30 s a request may otherwise take: the deadline cut it.
+    assert!(asked.elapsed() < Duration::from_secs(20), "{out:?}");
     let rows = stdout_json(&out);
     assert_eq!(rows[0]["runId"], "r-stuck", "{rows}");
     assert!(rows[0]["status"].is_null(), "{rows}");
@@ -587,4 +590,38 @@ fn an_unreadable_history_is_a_warning() {
         "{}",
         stderr(&out)
     );
+}
+
+/// A lookup of this profile's own server that the deadline cuts short is a row of the table
+/// (`unknown`), not the end of the command, when the server answered the others.
+#[test]
+fn a_slow_lookup_of_the_own_server_is_a_row() {
+    use crate::support::standin::{Reply, Standin};
+    let sb = Sandbox::new();
+    let scheduled = std::sync::atomic::AtomicUsize::new(0);
+    let standin = Standin::start(move |req, _| {
+        if req.method == "POST" {
+            let n = scheduled.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            return Reply::json(200, json!({"runId": format!("r-{n}"), "status": "queued"}));
+        }
+        if req.path.ends_with("/r-2") {
+            // A server slow to answer this one lookup.
+            std::thread::sleep(Duration::from_secs(5));
+        }
+        let id = req.path.rsplit('/').next().unwrap_or_default().to_string();
+        Reply::json(
+            200,
+            json!({"runId": id, "status": "completed", "output": {}}),
+        )
+    });
+    for _ in 0..2 {
+        let out = sb.run_at(&standin.url, &["agent", "run", "echo", "-q"]);
+        assert_eq!(code(&out), 0, "{out:?}");
+    }
+    let out = sb.run_at(&standin.url, &["-o", "json", "status", "--timeout", "1s"]);
+    assert_eq!(code(&out), 0, "{out:?}");
+    let rows = stdout_json(&out);
+    assert_eq!(rows[0]["runId"], "r-2", "{rows}");
+    assert!(rows[0]["status"].is_null(), "{rows}");
+    assert_eq!(rows[1]["status"], "completed", "{rows}");
 }

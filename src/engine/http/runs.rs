@@ -304,8 +304,14 @@ fn step_infos(state: &AppState, row: &RunRow) -> Result<Vec<StepInfo>, EngineErr
                     info.completed_at = row.completed_at.map(rfc3339_ms);
                 }
             }
-            // A wake-up time is news only while the step sleeps.
-            if info.status == RunStatus::Failed {
+            // A wake-up time is news only while the step sleeps; a command agent's is the end
+            // of a retry's back-off, no sleep of the workflow's.
+            let retrying = info
+                .step
+                .strip_prefix("agent ")
+                .and_then(|name| state.catalog.agents.get(name))
+                .is_some_and(|a| a.is_command());
+            if info.status == RunStatus::Failed || retrying {
                 info.wake_at = None;
             }
             info
