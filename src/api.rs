@@ -353,8 +353,14 @@ impl std::fmt::Display for JsonError {
 /// An object that names a key twice is refused too: a parser keeps one of the two values
 /// (serde_json the last) and drops the other without a word.
 pub fn parse_json(text: &[u8]) -> Result<Value, JsonError> {
-    let value: Value =
-        serde_json::from_slice(text).map_err(|e| JsonError::Syntax(e.to_string()))?;
+    let value: Value = serde_json::from_slice(text).map_err(|e| {
+        // serde_json stops at 128 levels and calls that a syntax error; it is this one.
+        if e.to_string().contains("recursion limit exceeded") {
+            JsonError::Deep
+        } else {
+            JsonError::Syntax(e.to_string())
+        }
+    })?;
     if let Err(e) = serde::de::DeserializeSeed::deserialize(
         UniqueKeys,
         &mut serde_json::Deserializer::from_slice(text),

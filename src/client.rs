@@ -126,6 +126,9 @@ impl Client {
         if is_loopback(base) {
             builder = builder.no_proxy();
         }
+        if let Some(t) = &token {
+            crate::output::keep_secret(t);
+        }
         let base = base.trim_end_matches('/').to_string();
         let target = match reqwest::Url::parse(&base) {
             Ok(mut u)
@@ -187,7 +190,7 @@ impl Client {
         if status.is_redirection() {
             return Err(self.redirected(status, resp.headers()).into());
         }
-        if let Some(coding) = resp
+        let coded = resp
             .headers()
             .get(reqwest::header::CONTENT_ENCODING)
             .map(|c| {
@@ -195,15 +198,17 @@ impl Client {
                     .trim()
                     .to_ascii_lowercase()
             })
-            .filter(|c| !c.is_empty() && c != "identity")
-        {
+            .filter(|c| !c.is_empty() && c != "identity");
+        // A failure's status says enough (a 503 is still retried, a 401 still exit 5); only
+        // an answer that must be read is refused for a coding restack cannot read.
+        if let Some(coding) = coded.as_ref().filter(|_| status.is_success()) {
             return Err(Failure::new(
                 Exit::Server,
                 format!(
                     "{} answered (HTTP {}) with a body in the `{}` coding, though restack asked for none (Accept-Encoding: identity)",
                     self.origin.label,
                     status.as_u16(),
-                    crate::output::printable(&crate::api::clip(&coding))
+                    crate::output::printable(&crate::api::clip(coding))
                 ),
             )
             .into());
@@ -240,6 +245,10 @@ impl Client {
                 return Err(too_big().into());
             }
             bytes.extend_from_slice(&chunk);
+        }
+        if coded.is_some() {
+            // Bytes in a coding are no message to show.
+            bytes.clear();
         }
         if self.verbose {
             eprintln!(

@@ -114,6 +114,14 @@ fn lock(path: &std::path::Path) -> std::io::Result<std::fs::File> {
     }
 }
 
+/// Set once the history could not be read (and a warning said so).
+static UNREADABLE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether this process found the history there but could not read it.
+pub fn unreadable() -> bool {
+    UNREADABLE.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Every entry that reads as one; a line that does not (cut short, edited, not UTF-8) is
 /// skipped, never the whole file.
 fn entries() -> Vec<Entry> {
@@ -123,6 +131,7 @@ fn entries() -> Vec<Entry> {
         // Said, as a failed append is: "no runs yet" would be untrue.
         Err(e) => {
             eprintln!("warning: cannot read the history {}: {e}", path().display());
+            UNREADABLE.store(true, std::sync::atomic::Ordering::Relaxed);
             return Vec::new();
         }
     };

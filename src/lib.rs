@@ -12,11 +12,13 @@
 /// `eprintln!` that cannot panic. The standard one panics when stderr is gone (`2>&1 | head`
 /// once head has exited, `2>/dev/full`), and with `panic = "abort"` that turns a result and its
 /// exit status into SIGABRT. A message nobody can read is dropped instead. Defined before the
-/// modules so that it shadows the standard macro in every one of them.
+/// modules so that it shadows the standard macro in every one of them. It also hides the
+/// tokens this process sends ([`output::keep_secret`]) wherever a server's words repeat them.
 macro_rules! eprintln {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), $($arg)*);
+        let line = format!($($arg)*);
+        let _ = writeln!(std::io::stderr(), "{}", $crate::output::unsecret(&line));
     }};
 }
 

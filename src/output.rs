@@ -34,6 +34,33 @@ pub fn log_to_stderr(no_color_flag: bool, filter: &str) {
         .try_init();
 }
 
+/// Tokens this process sends. A server's words (an error, a redirect's target) may repeat one
+/// back; nothing this process writes to stderr shows it.
+static SECRETS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Keeps `token` out of stderr from now on. Shorter than four characters it would hide
+/// ordinary words instead, and is left.
+pub fn keep_secret(token: &str) {
+    if token.len() >= 4 {
+        let mut secrets = SECRETS.lock().unwrap_or_else(|e| e.into_inner());
+        if !secrets.iter().any(|s| s == token) {
+            secrets.push(token.to_string());
+        }
+    }
+}
+
+/// `text` with every kept token as `***`.
+pub fn unsecret(text: &str) -> std::borrow::Cow<'_, str> {
+    let secrets = SECRETS.lock().unwrap_or_else(|e| e.into_inner());
+    let mut out = std::borrow::Cow::Borrowed(text);
+    for s in secrets.iter() {
+        if out.contains(s.as_str()) {
+            out = std::borrow::Cow::Owned(out.replace(s.as_str(), "***"));
+        }
+    }
+    out
+}
+
 /// `text` with its control characters written out (`\u{1b}`, `\n`): what a server says reaches
 /// the terminal as text, never as escape sequences that retitle it, clear it or fake a line.
 pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {

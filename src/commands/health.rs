@@ -33,11 +33,22 @@ impl HealthArgs {
         let body = session.finish(result).await?;
         // The spec's 200 is "Server is healthy"; its `status` is an optional word (`ok` is only
         // its example), shown as the server says it: unless the word says the opposite.
-        let status = match body.get("status").and_then(Value::as_str) {
-            Some(word) if !word.is_empty() => {
-                output::printable(&crate::api::clip(word)).into_owned()
+        let status = match body.get("status") {
+            Some(Value::String(word)) if !word.trim().is_empty() => {
+                output::printable(&crate::api::clip(word.trim())).into_owned()
             }
-            _ => "ok".to_string(),
+            None | Some(Value::Null | Value::String(_)) => "ok".to_string(),
+            // `false`, `503`, `{"state": "down"}`: no word to show, and maybe the opposite.
+            Some(other) => {
+                return Err(Failure::new(
+                    Exit::Server,
+                    format!(
+                        "{label} answers its health check with a status that is not a word: {}",
+                        output::printable(&crate::api::clip(&other.to_string()))
+                    ),
+                )
+                .into());
+            }
         };
         if says_unwell(&status) {
             return Err(Failure::new(
@@ -79,6 +90,20 @@ fn says_unwell(status: &str) -> bool {
         "starting",
         "stopping",
         "not_serving",
+        "red",
+        "critical",
+        "offline",
+        "not_ready",
+        "unready",
     ];
-    UNWELL.iter().any(|w| status.eq_ignore_ascii_case(w))
+    // `OUT-OF-SERVICE`, `not ready`, `Down`: one spelling.
+    let word: String = status
+        .trim()
+        .chars()
+        .map(|c| match c {
+            '-' | ' ' => '_',
+            c => c.to_ascii_lowercase(),
+        })
+        .collect();
+    UNWELL.contains(&word.as_str())
 }

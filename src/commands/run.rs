@@ -82,8 +82,10 @@ impl RunArgs {
                     Some(word) if answer.typed.status.is_some_and(|s| s.as_str() == word) => {
                         format!(" ({word})")
                     }
-                    Some(word) => format!(" ({})", output::printable(&crate::api::clip(word))),
-                    None => String::new(),
+                    Some(word) if !word.trim().is_empty() => {
+                        format!(" ({})", output::printable(&crate::api::clip(word)))
+                    }
+                    _ => String::new(),
                 };
                 output::out(&format!("Scheduled {kind} {} run {id}{said}", self.name));
                 output::out(&format!(
@@ -109,25 +111,29 @@ impl RunArgs {
             started,
             timeout: self.timeout,
         };
-        follow(&s.client, kind, &self.name, &id, bound, Some(known), g).await
+        let scheduled = (known, &answer.raw);
+        follow(&s.client, kind, &self.name, &id, bound, Some(scheduled), g).await
     }
 }
 
 /// Watches a run to its end and reports it: the output object (or, with `-o json`, the whole
 /// status object) on stdout; exit 1 when it failed. The elapsed time shown counts from the
-/// command's start, as the timeout does.
+/// command's start, as the timeout does. `scheduled`: the schedule's answer, when this command
+/// scheduled the run (its status, and the body as the server sent it).
 pub async fn follow(
     client: &Client,
     kind: Kind,
     name: &str,
     id: &str,
     bound: Bound,
-    known: Option<RunStatus>,
+    scheduled: Option<(RunStatus, &Value)>,
     g: &GlobalArgs,
 ) -> Result<Exit> {
     let mut progress = Progress::new(g, id);
-    // For `-o json` at a --timeout: the run as last seen, so a script still gets its object.
-    let mut last_seen: Option<Value> = None;
+    // For `-o json` at a --timeout: the run as last seen (at least, as scheduled), so a script
+    // still gets its object.
+    let mut last_seen: Option<Value> = scheduled.filter(|_| g.json()).map(|(_, raw)| raw.clone());
+    let known = scheduled.map(|(status, _)| status);
     let result = client
         .follow(kind, name, id, bound, known, |event| match event {
             Watch::Status(status) => progress.update(status, bound.started.elapsed()),

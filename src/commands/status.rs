@@ -104,8 +104,9 @@ impl StatusArgs {
         // `--url` wins over where the history says the run was scheduled; say so, since a
         // "not found" may follow.
         if let (Some(e), Some(url)) = (&entry, g.url()) {
+            // A URL, or the embedded engine's description (never the same server as a URL).
             let recorded_url = e.url.contains("://");
-            if recorded_url && !crate::config::same_server(&e.url, url) && !g.quiet {
+            if (!recorded_url || !crate::config::same_server(&e.url, url)) && !g.quiet {
                 eprintln!(
                     "note: run {id} was scheduled at {}; asking {} instead (--url)",
                     crate::output::redact_url(&e.url),
@@ -286,7 +287,8 @@ impl StatusArgs {
             return Ok(Exit::Ok);
         }
         if entries.is_empty() {
-            if !g.quiet {
+            // An unreadable history has said so already; "no runs yet" would be untrue.
+            if !g.quiet && !history::unreadable() {
                 let of = self
                     .named()
                     .map(|(kind, name)| format!(" of {kind} `{name}`"))

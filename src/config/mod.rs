@@ -440,7 +440,10 @@ fn plain_types(message: &str) -> String {
     for (rust, plain) in [
         ("expected usize", "expected a whole number, 0 or more"),
         ("expected u64", "expected a whole number, 0 or more"),
-        ("expected u32", "expected a whole number, 0 or more"),
+        (
+            "expected u32",
+            "expected a whole number from 0 to 4294967295",
+        ),
         ("expected u16", "expected a whole number, 0 or more"),
         ("expected i64", "expected a whole number"),
         ("expected a boolean", "expected true or false"),

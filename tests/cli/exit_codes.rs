@@ -35,6 +35,7 @@ fn exit_2_usage_errors() {
     let sb = Sandbox::new();
     let server = engine(&sb);
     let bad_toml = sb.write("bad.toml", "[profiles\n");
+    let too_deep = format!("a={}{}", "[".repeat(130), "]".repeat(130));
     for args in [
         vec!["agent", "run", "echo", "--no-such-flag"],
         vec!["agent", "run"],
@@ -49,6 +50,8 @@ fn exit_2_usage_errors() {
         vec!["agent", "run", ""],
         vec!["status", "", "--agent", "echo"],
         vec!["agent", "run", "echo", "--set", "a=1", "--set", "a=2"],
+        // Past what a parser reads (128 levels): not taken for a string.
+        vec!["agent", "run", "echo", "--set", &too_deep],
     ] {
         // Each fails before any request, so no --url is needed.
         let out = sb.cmd().args(&args).output().unwrap();

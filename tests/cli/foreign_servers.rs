@@ -16,6 +16,7 @@ fn any_200_from_health_is_healthy() {
     for (body, word) in [
         (json!({"status": "healthy"}), "healthy"),
         (json!({"status": "UP"}), "UP"),
+        (json!({"status": "warn"}), "warn"),
         (json!({}), "ok"),
     ] {
         let sb = Sandbox::new();
@@ -23,6 +24,24 @@ fn any_200_from_health_is_healthy() {
         let out = sb.run(&["--url", &standin.url, "health"]);
         assert_eq!(code(&out), 0, "{out:?}");
         assert!(stdout(&out).starts_with(&format!("{word}: ")), "{out:?}");
+    }
+}
+
+/// ... unless its word says the opposite, or is no word at all.
+#[test]
+fn a_200_from_health_that_says_unwell_is_exit_7() {
+    for body in [
+        json!({"status": "degraded"}),
+        json!({"status": "Out-Of-Service"}),
+        json!({"status": "not ready"}),
+        json!({"status": false}),
+        json!({"status": {"state": "down"}}),
+    ] {
+        let sb = Sandbox::new();
+        let standin = Standin::start(move |_, _| Reply::json(200, body.clone()));
+        let out = sb.run(&["--url", &standin.url, "health"]);
+        assert_error(&out, 7);
+        assert!(out.stdout.is_empty(), "{out:?}");
     }
 }
 
@@ -127,6 +146,14 @@ fn an_encoded_body_is_refused_by_name() {
     let out = sb.run(&["--url", &standin.url, "health"]);
     let err = assert_error(&out, 7);
     assert!(err.contains("`gzip` coding"), "{err}");
+    // A failure in a coding is still the failure its status says.
+    let refused = Standin::start(|_, _| {
+        Reply::raw(401, "application/json", "\u{1f}\u{8b}\u{8}garbage")
+            .header("Content-Encoding", "gzip")
+    });
+    let out = sb.run(&["--url", &refused.url, "agent", "run", "echo"]);
+    let err = assert_error(&out, 5);
+    assert!(!err.contains("garbage"), "{err}");
     let asked = &standin.requests()[0];
     assert!(
         asked
@@ -190,6 +217,21 @@ fn a_token_the_server_repeats_is_not_printed() {
     let err = assert_error(&out, 5);
     assert!(!err.contains("s3cr3t-T0KEN"), "{err}");
     assert!(err.contains("Bearer ***"), "{err}");
+    // Nor in a 200 that is no JSON, nor in where a redirect points.
+    for reply in [
+        Reply::raw(200, "text/plain", "hello, your token is s3cr3t-T0KEN"),
+        Reply::raw(302, "text/plain", "").header("Location", "https://elsewhere/?t=s3cr3t-T0KEN"),
+    ] {
+        let standin = Standin::start(move |_, _| reply.clone());
+        let out = sb
+            .cmd()
+            .env("RESTACK_API_BEARER_TOKEN", "s3cr3t-T0KEN")
+            .args(["--url", &standin.url, "agent", "run", "echo"])
+            .output()
+            .unwrap();
+        let err = assert_error(&out, 7);
+        assert!(!err.contains("s3cr3t-T0KEN"), "{err}");
+    }
 }
 
 /// A 500 whose message is 100 kB is cut to something a person reads.
@@ -231,4 +273,36 @@ fn a_follow_waits_as_long_as_retry_after_asks() {
     assert_eq!(code(&out), 0, "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("slow down; retrying in 2.0s"), "{err}");
+}
+
+/// A server that takes the schedule and then never answers about the run: at `--timeout`, a
+/// script following with `-o json` still gets the schedule's answer (the run as last seen).
+#[test]
+fn timeout_in_json_prints_the_schedule_when_nothing_else_was_seen() {
+    let sb = Sandbox::new();
+    let standin = Standin::start(|req, _| {
+        if req.method == "POST" {
+            return Reply::json(200, json!({"runId": "r-1", "status": "queued"}));
+        }
+        // A server slow to answer anything about the run.
+        std::thread::sleep(std::time::Duration::from_secs(5));
+        Reply::json(200, json!({"runId": "r-1", "status": "queued"}))
+    });
+    let out = sb.run(&[
+        "--url",
+        &standin.url,
+        "-o",
+        "json",
+        "agent",
+        "run",
+        "echo",
+        "-f",
+        "--timeout",
+        "1s",
+    ]);
+    assert_error(&out, 6);
+    assert_eq!(
+        stdout_json(&out),
+        json!({"runId": "r-1", "status": "queued"})
+    );
 }

@@ -590,6 +590,7 @@ fn an_unreadable_history_is_a_warning() {
         "{}",
         stderr(&out)
     );
+    assert!(!stderr(&out).contains("no runs"), "{}", stderr(&out));
 }
 
 /// A lookup of this profile's own server that the deadline cuts short is a row of the table
