@@ -187,8 +187,10 @@ impl StatusArgs {
     /// When the lookups must be done: `--timeout` counts from the command's start, a wait
     /// for another command's embedded engine included; the default from now, once connected.
     fn deadline(&self, started: Instant, default: Duration) -> Instant {
+        // A timeout too large for the clock (`--timeout 500000000000y`) is a year: no wait.
+        let far = || Instant::now() + Duration::from_secs(365 * 86_400);
         match self.timeout {
-            Some(t) => started + t,
+            Some(t) => started.checked_add(t).unwrap_or_else(far),
             None => Instant::now() + default,
         }
     }

@@ -626,3 +626,19 @@ fn a_slow_lookup_of_the_own_server_is_a_row() {
     assert!(rows[0]["status"].is_null(), "{rows}");
     assert_eq!(rows[1]["status"], "completed", "{rows}");
 }
+
+/// A `--timeout` too large for the clock is no deadline, not a crash.
+#[test]
+fn a_timeout_past_the_clock_is_no_deadline() {
+    let sb = Sandbox::new();
+    let server = engine(&sb);
+    let id = run_via_cli(&sb, &server, "agent", "echo", "k=v");
+    for args in [
+        vec!["status", "--timeout", "500000000000y"],
+        vec!["status", id.as_str(), "--timeout", "500000000000y"],
+    ] {
+        let out = sb.run_at(&server.url, &args);
+        assert_eq!(code(&out), 0, "{args:?}: {out:?}");
+        assert!(stdout(&out).contains("completed"), "{args:?}: {out:?}");
+    }
+}
