@@ -375,16 +375,23 @@ fn interrupted_embedded_follow_leaves_the_run_to_resume(signal: i32) {
         agent("probe", "")
     ));
     let cfg = cfg.to_str().unwrap();
-    let mut cli = sb
-        .std_cmd()
-        .args([
-            "-c", cfg, "-p", "embedded", "agent", "run", "probe", "--follow",
-        ])
-        .args(["--input", r#"{"pidfile": "pids", "gate": "go"}"#])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut cmd = sb.std_cmd();
+    cmd.args([
+        "-c", cfg, "-p", "embedded", "agent", "run", "probe", "--follow",
+    ])
+    .args(["--input", r#"{"pidfile": "pids", "gate": "go"}"#])
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped());
+    // As from a terminal, whatever this test runs under: a suite started with `nohup` hands
+    // its children SIGHUP ignored, which the CLI (rightly) keeps.
+    // SAFETY: signal(2) in the child before exec.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+            libc::signal(libc::SIGHUP, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+    let mut cli = cmd.spawn().unwrap();
     let agent_pid = pids(&sb, "pids", 1)[0];
     // SAFETY: kill(2) on a child this test started.
     unsafe { libc::kill(cli.id() as i32, signal) };
