@@ -300,8 +300,8 @@ pub fn now_ms() -> i64 {
 /// run whose output its own status cannot carry would be stored but never read.
 pub const MAX_NESTING: usize = 100;
 
-/// Refuses an input or output nested deeper than [`MAX_NESTING`].
-pub fn check_nesting(v: &Value) -> Result<(), JsonError> {
+/// Refuses an input or output (an object) nested deeper than [`MAX_NESTING`].
+pub fn check_nesting(object: &serde_json::Map<String, Value>) -> Result<(), JsonError> {
     // Parsed values are at most 128 deep, so the recursion is bounded.
     fn depth(v: &Value) -> usize {
         match v {
@@ -310,7 +310,7 @@ pub fn check_nesting(v: &Value) -> Result<(), JsonError> {
             _ => 0,
         }
     }
-    if depth(v) > MAX_NESTING {
+    if 1 + object.values().map(depth).max().unwrap_or(0) > MAX_NESTING {
         Err(JsonError::Deep)
     } else {
         Ok(())

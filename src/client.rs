@@ -383,20 +383,8 @@ impl Client {
         what: &str,
     ) -> Result<Value> {
         let (status, retry_after, bytes) = self.send(method, path, body, timeout).await?;
-        // What the server says of a failure is printed: one that repeats the token back must
-        // not make us print it, whole or cut. (An answer is data, and stays as it came.)
-        let unsecret = |bytes: &[u8]| -> Vec<u8> {
-            match self.token.as_deref().filter(|t| t.len() >= 4) {
-                Some(t) if bytes.windows(t.len()).any(|w| w == t.as_bytes()) => {
-                    String::from_utf8_lossy(bytes)
-                        .replace(t, "***")
-                        .into_bytes()
-                }
-                _ => bytes.to_vec(),
-            }
-        };
         if !status.is_success() {
-            let mut failure = http_failure(status, &unsecret(&bytes), what, &self.origin.label);
+            let mut failure = http_failure(status, &bytes, what, &self.origin.label);
             if failure.transient {
                 failure.retry_after = retry_after;
             }
@@ -417,7 +405,7 @@ impl Client {
                 format!(
                     "{} answered {what} with {}, not the JSON object the API promises",
                     self.origin.label,
-                    describe_body(&unsecret(&bytes))
+                    describe_body(&bytes)
                 ),
             )
             .into()
@@ -982,6 +970,8 @@ fn server_message(body: &[u8]) -> Option<String> {
             Some(Value::Object(o)) => o.get("message").and_then(Value::as_str),
             _ => None,
         })?;
+    // A token repeated back is hidden before the cut, which could leave a part of it.
+    let message = crate::output::unsecret(message);
     Some(match message.char_indices().nth(KEEP) {
         Some((at, _)) => format!("{}…", &message[..at]),
         None => message.to_string(),
@@ -991,6 +981,8 @@ fn server_message(body: &[u8]) -> Option<String> {
 /// A short, printable account of a body that is not what we hoped for.
 fn describe_body(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
+    // A token repeated back is hidden before the cut, which could leave a part of it.
+    let text = crate::output::unsecret(&text);
     let t = text.trim();
     if t.is_empty() {
         return "an empty body".into();

@@ -318,10 +318,6 @@ pub fn build_input(input: Option<&str>, set: &[String]) -> Result<Map<String, Va
         };
         obj.insert(k.to_string(), value);
     }
-    let obj = Value::Object(obj);
     check_nesting(&obj).map_err(|e| Failure::usage(format!("the input {e}")))?;
-    let Value::Object(obj) = obj else {
-        unreachable!("built as an object")
-    };
     Ok(obj)
 }

@@ -843,31 +843,18 @@ impl Inner {
                             // to a moment of too many open files).
                             attempt -= 1;
                             *attempts = attempt;
-                            // The store says this attempt began: say it did not, so that a
-                            // stop or a crash during the wait leaves it unspent, and when the
-                            // wait ends.
+                            // The store says this attempt began: the wait says it did not, so
+                            // that a stop or a crash during it leaves it unspent.
                             short_for = (short_for * 2).clamp(Duration::from_secs(1), BUSY_AT_MOST);
-                            let retry_at = now_ms() + short_for.as_millis() as i64;
+                            let again = humantime::format_duration(short_for);
+                            tracing::warn!("run {}: {e}; trying again in {again}", slot.run_id());
+                            let line = format!(
+                                "{e}; the engine is short of resources, trying again in {again}"
+                            );
                             if !self
-                                .record_start(slot, attempt, now_ms(), Some(retry_at))
+                                .wait_to_retry(slot, attempt, attempt + 1, short_for, line, token)
                                 .await
                             {
-                                return Step::Stopped;
-                            }
-                            self.log(
-                                slot,
-                                attempt + 1,
-                                format!(
-                                    "{e}; the engine is short of resources, trying again in {}",
-                                    humantime::format_duration(short_for)
-                                ),
-                            );
-                            tracing::warn!(
-                                "run {}: {e}; trying again in {}",
-                                slot.run_id(),
-                                humantime::format_duration(short_for)
-                            );
-                            if !self.sleep_until(retry_at, token).await {
                                 return Step::Stopped;
                             }
                             continue;
@@ -879,24 +866,14 @@ impl Inner {
                     let backoff =
                         Duration::from_millis(500u64.saturating_mul(1 << (attempt - 1).min(6)))
                             .min(BACKOFF_AT_MOST);
-                    // Stored before it is said: a crash between the two must not leave a
-                    // back-off in the logs that the store knows nothing of.
-                    let retry_at = now_ms() + backoff.as_millis() as i64;
+                    let line = format!(
+                        "attempt {attempt} failed: {error}; retrying in {}",
+                        humantime::format_duration(backoff)
+                    );
                     if !self
-                        .record_start(slot, attempt, now_ms(), Some(retry_at))
+                        .wait_to_retry(slot, attempt, attempt, backoff, line, token)
                         .await
                     {
-                        return Step::Stopped;
-                    }
-                    self.log(
-                        slot,
-                        attempt,
-                        format!(
-                            "attempt {attempt} failed: {error}; retrying in {}",
-                            humantime::format_duration(backoff)
-                        ),
-                    );
-                    if !self.sleep_until(retry_at, token).await {
                         return Step::Stopped;
                     }
                 }
@@ -984,6 +961,30 @@ impl Inner {
             )]),
         };
         self.record(op).await;
+    }
+
+    /// Waits `pause` before another attempt. The wait's end is stored first, with `attempt`
+    /// (the attempts spent), so that a restart waits out the rest, and a crash between the two
+    /// cannot leave a wait in the logs that the store knows nothing of; then `line` goes to the
+    /// logs under `logged_as`. False when canceled or stopping.
+    async fn wait_to_retry(
+        &self,
+        slot: Slot<'_>,
+        attempt: u32,
+        logged_as: u32,
+        pause: Duration,
+        line: String,
+        token: &CancellationToken,
+    ) -> bool {
+        let retry_at = now_ms() + pause.as_millis() as i64;
+        if !self
+            .record_start(slot, attempt, now_ms(), Some(retry_at))
+            .await
+        {
+            return false;
+        }
+        self.log(slot, logged_as, line);
+        self.sleep_until(retry_at, token).await
     }
 
     /// Says in the run's logs that a restart cut an attempt short, before the next begins.

@@ -438,8 +438,8 @@ fn parse_output(stdout: &[u8]) -> Outcome {
         );
     }
     match parse_json(text.as_bytes()) {
-        Ok(v @ Value::Object(_)) => match check_nesting(&v) {
-            Ok(()) => Outcome::Done(v),
+        Ok(Value::Object(output)) => match check_nesting(&output) {
+            Ok(()) => Outcome::Done(Value::Object(output)),
             Err(e) => Outcome::Failed(format!("the agent's stdout {e}")),
         },
         Ok(other) => Outcome::Failed(format!(

@@ -155,9 +155,9 @@ fn parse_request(body: &[u8]) -> Result<Value, EngineError> {
     }
     match obj.remove("input") {
         None | Some(Value::Null) => Ok(Value::Object(Map::new())),
-        Some(v @ Value::Object(_)) => {
-            check_nesting(&v).map_err(|e| EngineError::BadRequest(format!("`input` {e}")))?;
-            Ok(v)
+        Some(Value::Object(input)) => {
+            check_nesting(&input).map_err(|e| EngineError::BadRequest(format!("`input` {e}")))?;
+            Ok(Value::Object(input))
         }
         Some(other) => Err(EngineError::BadRequest(format!(
             "`input` must be a JSON object, not {}",
