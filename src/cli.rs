@@ -101,3 +101,15 @@ pub enum WorkflowCommand {
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     crate::config::parse_duration(s).map_err(|e| format!("{e:#} (examples: 30s, 5m, 1h)"))
 }
+
+/// A wait for an answer: zero would fail every request before it is sent, and then blame the
+/// server for being slow.
+pub fn parse_answer_timeout(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d.is_zero() {
+        return Err(ZERO_TIMEOUT.to_string());
+    }
+    Ok(d)
+}
+
+pub const ZERO_TIMEOUT: &str = "a zero timeout leaves no time for an answer; give more than 0s";

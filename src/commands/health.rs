@@ -13,7 +13,7 @@ use crate::output;
 #[derive(Debug, Args)]
 pub struct HealthArgs {
     /// Give up on an answer after this long (exit 3) [default: 30s]
-    #[arg(long, value_name = "DURATION", value_parser = crate::cli::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = crate::cli::parse_answer_timeout)]
     pub timeout: Option<std::time::Duration>,
 }
 

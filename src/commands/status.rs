@@ -54,6 +54,17 @@ impl StatusArgs {
         if self.run_id.is_none() && g.quiet && !g.json() {
             return self.ids(g);
         }
+        // With --follow, zero means "look once"; a lookup alone would only time out.
+        if !self.follow && self.timeout.is_some_and(|t| t.is_zero()) {
+            let follow = if self.run_id.is_some() {
+                " (or add --follow to look once)"
+            } else {
+                ""
+            };
+            return Err(
+                Failure::usage(format!("--timeout: {}{follow}", crate::cli::ZERO_TIMEOUT)).into(),
+            );
+        }
         let started = Instant::now();
         let session = g.connect_within(self.follow, self.timeout).await?;
         let result = session

@@ -91,6 +91,29 @@ fn exit_2_usage_errors() {
     assert_eq!(runs(&server), Vec::<serde_json::Value>::new());
 }
 
+/// A lookup given no time to answer would fail every time and blame the server ("slow or
+/// stuck"); with --follow, zero still means "look once".
+#[test]
+fn exit_2_a_zero_timeout_for_a_lookup() {
+    let sb = Sandbox::new();
+    let server = engine(&sb);
+    let out = sb.run_at(&server.url, &["agent", "run", "echo", "-q"]);
+    assert_eq!(code(&out), 0, "{out:?}");
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    for args in [
+        vec!["health", "--timeout", "0s"],
+        vec!["status", "--timeout", "0ms"],
+        vec!["status", &id, "--timeout", "0s"],
+    ] {
+        let out = sb.run_at(&server.url, &args);
+        let err = assert_error(&out, 2);
+        assert!(err.contains("zero timeout"), "{args:?}: {err}");
+        assert!(!err.contains("slow"), "{args:?}: {err}");
+    }
+    let out = sb.run_at(&server.url, &["status", &id, "--follow", "--timeout", "0s"]);
+    assert_eq!(code(&out), 0, "{out:?}");
+}
+
 #[test]
 fn exit_3_cannot_reach_the_server() {
     let sb = Sandbox::new();
