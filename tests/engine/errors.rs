@@ -134,6 +134,71 @@ fn a_declared_length_over_max_body_bytes_is_413_before_the_body() {
     assert_eq!(body["runs"], json!([]), "nothing was stored");
 }
 
+/// What hyper refuses before any route runs (a request it cannot parse, a URL or headers too
+/// large) is JSON like every other refusal, and the engine goes on serving.
+#[test]
+fn requests_hyper_cannot_parse_are_refused_as_json() {
+    use std::io::{Read, Write};
+    let sb = Sandbox::new();
+    let server = engine(&sb);
+    let addr = server.url.trim_start_matches("http://");
+    let cases = [
+        ("GARBAGE\r\n\r\n".to_string(), "400", "malformed"),
+        (
+            format!("GET /health HTTP/1.1\r\nHost: {addr}\r\nBad Header\r\n\r\n"),
+            "400",
+            "malformed",
+        ),
+        (
+            format!(
+                "GET /{} HTTP/1.1\r\nHost: {addr}\r\n\r\n",
+                "a".repeat(70_000)
+            ),
+            "414",
+            "URL is too long",
+        ),
+        (
+            format!(
+                "GET /health HTTP/1.1\r\nHost: {addr}\r\nX-Big: {}\r\n\r\n",
+                "a".repeat(500_000)
+            ),
+            "431",
+            "headers are too large",
+        ),
+    ];
+    for (request, status, words) in cases {
+        let mut conn = std::net::TcpStream::connect(addr).unwrap();
+        conn.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+            .unwrap();
+        // The engine may answer and close before it has read all of a large request.
+        let _ = conn.write_all(request.as_bytes());
+        let mut seen = Vec::new();
+        let _ = conn.read_to_end(&mut seen);
+        let text = String::from_utf8_lossy(&seen);
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        assert!(
+            head.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{status}: {text}"
+        );
+        assert!(
+            head.to_ascii_lowercase()
+                .contains("content-type: application/json"),
+            "{status}: {head}"
+        );
+        let body: serde_json::Value = serde_json::from_str(body)
+            .unwrap_or_else(|e| panic!("{status}: the body is not JSON ({e}): {body:?}"));
+        assert_error(
+            status.parse().unwrap(),
+            status.parse().unwrap(),
+            &body,
+            status,
+        );
+        assert!(body["error"].as_str().unwrap().contains(words), "{body}");
+    }
+    let (code, body) = server.get("/health");
+    assert_eq!((code, body["status"].as_str()), (200, Some("ok")));
+}
+
 /// A schedule of an agent that does not exist (or under an area that does not) is refused
 /// before its body: a client waiting for `100 Continue` hears the 404 without sending it.
 #[test]

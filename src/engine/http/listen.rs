@@ -14,6 +14,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::hyper_errors::JsonHeads;
+
 /// How long a connection may take to send a request head, or sit idle between requests.
 pub const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -51,7 +53,7 @@ async fn serve_with(
             () = &mut stop => break,
         };
         let connection = http.serve_connection(
-            TokioIo::new(stream),
+            JsonHeads::new(TokioIo::new(stream)),
             TowerToHyperService::new(router.clone()),
         );
         let closing = closing.clone();

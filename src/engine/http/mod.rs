@@ -5,6 +5,7 @@ mod auth;
 mod body;
 mod browsers;
 mod catalog;
+mod hyper_errors;
 pub mod listen;
 mod openapi;
 mod runs;
