@@ -63,6 +63,12 @@ const WHY: &str = "this engine has no token, so it answers only clients on this 
                    are not web pages; to serve this one, start it with RESTACK_API_BEARER_TOKEN set";
 
 fn refusal(headers: &HeaderMap) -> Option<EngineError> {
+    // Only the first would be checked, and RFC 9112 has a server refuse a second anyway.
+    if headers.get_all(header::HOST).iter().nth(1).is_some() {
+        return Some(EngineError::BadRequest(
+            "refused: the request has more than one Host header".into(),
+        ));
+    }
     let host = headers.get(header::HOST).map(|h| h.to_str().unwrap_or(""));
     if let Some(host) = host.filter(|h| !is_loopback_host(h)) {
         return Some(EngineError::Forbidden(format!(
@@ -214,5 +220,11 @@ mod tests {
             let e = refusal(&h).expect("refused");
             assert!(e.to_string().contains("RESTACK_API_BEARER_TOKEN"), "{e}");
         }
+        // A loopback Host first does not let a rebound one through behind it.
+        let mut two = headers(&[("host", "127.0.0.1:6233")]);
+        two.append(header::HOST, "rebound.example:6233".parse().unwrap());
+        let e = refusal(&two).expect("refused");
+        assert!(matches!(e, EngineError::BadRequest(_)), "{e}");
+        assert!(e.to_string().contains("more than one Host"), "{e}");
     }
 }
