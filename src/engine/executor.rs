@@ -291,8 +291,9 @@ impl Executor {
     }
 }
 
-/// Whether an agent attempt that a restart cut short may not be retried: built-ins always
-/// resume (they have no process to lose), command agents while retries are left.
+/// Whether an agent run's attempt that a restart cut short may not be retried: built-ins
+/// always resume (they have no process to lose), command agents while retries are left.
+/// (A workflow's step always runs again: the workflow resumes.)
 fn out_of_attempts(agent: &AgentDef, attempts: u32) -> bool {
     agent.is_command() && attempts > agent.retries
 }
@@ -629,9 +630,10 @@ impl Inner {
                         .await;
                         return None;
                     };
-                    if resume.is_some() && out_of_attempts(&agent, attempts) {
-                        Step::Failed(INTERRUPTED.into())
-                    } else if let Err(e) = self.catalog.check_input(Kind::Agent, name, &prev) {
+                    // A step cut short by a restart runs again whatever its retries: the
+                    // workflow resumes at its first unfinished step (DESIGN). The cut attempt
+                    // still counts, so a failure after it is final when retries are spent.
+                    if let Err(e) = self.catalog.check_input(Kind::Agent, name, &prev) {
                         // Scheduling checked the workflow's input (against its own schema, or
                         // else its first step's); a step's input is the previous step's output.
                         refused = true;
@@ -817,6 +819,7 @@ impl Inner {
                         spec,
                         agent: &agent.name,
                         run_id: slot.run_id(),
+                        step: slot.step(),
                         attempt,
                         input,
                         timeout: agent.timeout,

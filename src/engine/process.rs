@@ -36,6 +36,9 @@ pub struct Invocation<'a> {
     pub spec: &'a CommandSpec,
     pub agent: &'a str,
     pub run_id: &'a str,
+    /// In a workflow, the step's index (as the API's `index`): with the run ID, it names the
+    /// piece of work, for an agent that keys its effects on it.
+    pub step: Option<usize>,
     pub attempt: u32,
     pub input: &'a Value,
     pub timeout: Option<Duration>,
@@ -92,6 +95,11 @@ pub async fn run(inv: Invocation<'_>, mut log: impl FnMut(String) + Send) -> Out
             Ok(())
         });
     }
+    match inv.step {
+        Some(i) => cmd.env("RESTACK_STEP_INDEX", i.to_string()),
+        // Not inherited from an engine that itself runs as a step.
+        None => cmd.env_remove("RESTACK_STEP_INDEX"),
+    };
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {

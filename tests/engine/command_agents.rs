@@ -22,9 +22,28 @@ fn agent_gets_its_input_env_and_the_config_folder_as_working_directory() {
     assert_eq!(out["env"]["RESTACK_RUN_ID"], id.as_str());
     assert_eq!(out["env"]["RESTACK_AGENT_NAME"], "probe");
     assert_eq!(out["env"]["RESTACK_ATTEMPT"], "1");
+    assert_eq!(out["env"]["RESTACK_STEP_INDEX"], Value::Null, "not a step");
     assert_eq!(out["env"]["GREETING"], "hej");
     let cwd = std::fs::canonicalize(out["cwd"].as_str().unwrap()).unwrap();
     assert_eq!(cwd, std::fs::canonicalize(sb.root.path()).unwrap());
+}
+
+/// A step's agent sees the workflow's run ID, and its own index beside it: the same agent twice
+/// in one workflow can still tell its pieces of work apart.
+#[test]
+fn a_steps_agent_sees_the_workflows_run_id_and_its_index() {
+    let (sb, cfg) = sandbox(&format!(
+        "{}[workflows.twice]\nsteps = [{{ agent = \"probe\" }}, {{ agent = \"probe\" }}]\n",
+        agent("probe", "")
+    ));
+    let server = sb.serve(Some(&cfg), &sb.path("engine"), &[]);
+    let id = server.schedule("workflows", "twice", json!({}));
+    let run = server.wait_done("workflows", "twice", &id, T);
+    assert_eq!(run["status"], "completed", "{run}");
+    let env = &run["output"]["env"];
+    assert_eq!(env["RESTACK_RUN_ID"], id.as_str(), "{run}");
+    assert_eq!(env["RESTACK_STEP_INDEX"], "1", "{run}");
+    assert_eq!(run["steps"][1]["index"], 1, "{run}");
 }
 
 #[test]

@@ -85,7 +85,7 @@ if "stdout_bytes" in d:
 out = dict(inp)
 out["seen"] = inp.get("seen", []) + [name]
 out["env"] = {k: os.environ.get(k) for k in
-              ["RESTACK_RUN_ID", "RESTACK_AGENT_NAME", "RESTACK_ATTEMPT", "GREETING",
+              ["RESTACK_RUN_ID", "RESTACK_AGENT_NAME", "RESTACK_ATTEMPT", "RESTACK_STEP_INDEX", "GREETING",
                "RESTACK_API_BEARER_TOKEN", "ENGINE_TOKEN"]}
 out["cwd"] = os.getcwd()
 if others is not None:

@@ -89,6 +89,40 @@ fn killed_during_a_later_step_the_workflow_resumes_there_with_the_stored_output(
     assert_eq!(run["steps"][1]["attempt"], 2);
 }
 
+/// A workflow resumes at its first unfinished step even when that step's agent has no
+/// retries: the restart, not the agent, cut it short. (An agent run on its own fails then.)
+#[test]
+fn a_step_without_retries_cut_short_by_a_kill_runs_again() {
+    let (sb, cfg) = sandbox(&config());
+    let data = sb.path("engine");
+    let mut server = sb.serve(Some(&cfg), &data, &[]);
+    let id = server.schedule(
+        "workflows",
+        "pair",
+        json!({"append": "marks", "first": {"gate": "gate"}}),
+    );
+    wait_until("the first step to start", T, || {
+        (sb.read("marks") == "first 1\n").then_some(())
+    });
+    server.kill9();
+
+    sb.write("gate", "");
+    let server = sb.serve(Some(&cfg), &data, &[]);
+    let run = server.wait_done("workflows", "pair", &id, T);
+    assert_eq!(run["status"], "completed", "{run}");
+    assert_eq!(sb.read("marks"), "first 1\nfirst 2\nlast 1\n");
+    assert_eq!(run["steps"][0]["attempt"], 2, "{run}");
+    let (_, logs) = server.get(&format!("/api/workflows/pair/{id}/logs"));
+    assert!(
+        logs["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["line"] == "attempt 1 interrupted by engine restart; retrying"),
+        "{logs}"
+    );
+}
+
 /// A restart stops what the killed engine's running agents left behind, but a workflow asleep
 /// at the kill had no agent running, even when its sleep ended during the downtime: what its
 /// earlier steps left (a daemon, here) is theirs.
