@@ -429,6 +429,20 @@ async fn read_line_capped<R: AsyncBufRead + Unpin>(
     }
 }
 
+/// The line of `text` where parsing fails, quoted and cut short: so that whoever wrote the
+/// agent sees what it printed (a stray `print`, a second object) without running it by hand.
+fn quote_line(text: &str) -> String {
+    let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(text) else {
+        return String::new();
+    };
+    match text.lines().nth(e.line().saturating_sub(1)) {
+        Some(line) if !line.trim().is_empty() => {
+            format!("; that line: {:?}", crate::api::clip(line.trim()))
+        }
+        _ => String::new(),
+    }
+}
+
 fn parse_output(stdout: &[u8]) -> Outcome {
     // Replacing bad bytes would complete the run with an output the agent never wrote.
     let text = match std::str::from_utf8(stdout) {
@@ -454,9 +468,10 @@ fn parse_output(stdout: &[u8]) -> Outcome {
             "the agent's stdout must be one JSON object, not {}",
             json_type(&other)
         )),
-        Err(JsonError::Syntax(e)) => {
-            Outcome::Failed(format!("the agent's stdout is not one JSON object: {e}"))
-        }
+        Err(JsonError::Syntax(e)) => Outcome::Failed(format!(
+            "the agent's stdout is not one JSON object: {e}{}",
+            quote_line(text)
+        )),
         Err(e) => Outcome::Failed(format!("the agent's stdout {e}")),
     }
 }

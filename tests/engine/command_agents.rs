@@ -52,8 +52,15 @@ fn stdout_that_is_not_one_json_object_fails_the_run() {
     let server = sb.serve(Some(&cfg), &sb.path("engine"), &[]);
     let deep = format!("{{\"a\":{}{}}}", "[".repeat(101), "]".repeat(101));
     for (stdout, says) in [
-        ("hello", "not one JSON object"),
-        ("{\"a\": 1}\n{\"b\": 2}\n", "not one JSON object"),
+        // The line it stumbled on is quoted, for whoever wrote the agent.
+        (
+            "hello, not json",
+            "not one JSON object: expected value at line 1 column 1; that line: \"hello, not json\"",
+        ),
+        (
+            "{\"a\": 1}\n{\"b\": 2}\n",
+            "not one JSON object: trailing characters at line 2 column 1; that line: \"{\\\"b\\\": 2}\"",
+        ),
         ("[1, 2]", "must be one JSON object, not an array"),
         ("", "wrote nothing to stdout"),
         ("{\"a\": [1, 1e400]}", "number out of range at `a.1`"),
