@@ -166,6 +166,11 @@ pub struct StepInfo {
     pub attempt: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// While the step goes on: why its last attempt failed, and when the next begins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_at: Option<String>,
 }
 
 /// The run-status object of `GET /api/{agents|workflows}/{name}/{runId}`; one type for both
@@ -193,6 +198,12 @@ pub struct RunInfo {
     pub attempt: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub canceled: Option<bool>,
+    /// While the run goes on (extensions): why its last attempt (a workflow's: its current
+    /// step's) failed, and when the next attempt begins, while it waits for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub steps: Option<Vec<StepInfo>>,
     /// The server's own word for the status, when it is not the spec's (`canceled`,

@@ -84,6 +84,23 @@ impl Origin {
     }
 }
 
+/// A long-poll: how long the server may hold it, the status last seen, and the last answer's
+/// tag, when the server sent one.
+#[derive(Debug, Clone, Copy)]
+pub struct Wait<'a> {
+    pub wait: Duration,
+    pub since: RunStatus,
+    pub tag: Option<&'a str>,
+}
+
+/// What [`Client::send`] got back.
+struct Reply {
+    status: StatusCode,
+    retry_after: Option<Duration>,
+    tag: Option<String>,
+    bytes: Vec<u8>,
+}
+
 /// What bounds a follow: `--timeout`, counted from `started`, the command's start (so a
 /// schedule before the follow counts too).
 #[derive(Debug, Clone, Copy)]
@@ -96,6 +113,10 @@ pub struct Bound {
 pub enum Watch<'a> {
     /// A new status.
     Status(RunStatus),
+    /// An answer about a run not yet ended that differs from the one before, from a server
+    /// that tags its answers (then it answers on every change: a new attempt, a retry's pause,
+    /// a step). After the `Status` it brings, if any.
+    Changed(&'a RunInfo),
     /// Every answer about a run not yet ended, as the server sent it.
     Seen(&'a Value),
     /// A transient failure, and how long until the next try.
@@ -106,6 +127,9 @@ pub enum Watch<'a> {
 pub struct Answer<T> {
     pub typed: T,
     pub raw: Value,
+    /// The answer's `ETag`, when the server sends one: a restack engine's long-poll, given it
+    /// back as `sinceTag`, answers on any change of the run, not only of its status.
+    pub tag: Option<String>,
 }
 
 impl Client {
@@ -160,7 +184,7 @@ impl Client {
         path: &str,
         body: Option<Vec<u8>>,
         timeout: Duration,
-    ) -> Result<(StatusCode, Option<Duration>, Vec<u8>)> {
+    ) -> Result<Reply> {
         let url = format!("{}{path}", self.target);
         let mut req = self.http.request(method.clone(), &url).timeout(timeout);
         if let Some(t) = &self.token {
@@ -219,6 +243,12 @@ impl Client {
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
+        let tag = resp
+            .headers()
+            .get(reqwest::header::ETAG)
+            .and_then(|v| v.to_str().ok())
+            .map(|t| t.trim().trim_matches('"').to_string())
+            .filter(|t| !t.is_empty() && t.len() <= 128);
         let too_big = || {
             Failure::new(
                 Exit::Server,
@@ -258,7 +288,12 @@ impl Client {
                 started.elapsed().as_secs_f64() * 1000.0
             );
         }
-        Ok((status, retry_after, bytes))
+        Ok(Reply {
+            status,
+            retry_after,
+            tag,
+            bytes,
+        })
     }
 
     fn redirected(&self, status: StatusCode, headers: &reqwest::header::HeaderMap) -> Failure {
@@ -382,7 +417,24 @@ impl Client {
         timeout: Duration,
         what: &str,
     ) -> Result<Value> {
-        let (status, retry_after, bytes) = self.send(method, path, body, timeout).await?;
+        Ok(self.call_tagged(method, path, body, timeout, what).await?.0)
+    }
+
+    /// [`Self::call`], with the answer's tag.
+    async fn call_tagged(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        timeout: Duration,
+        what: &str,
+    ) -> Result<(Value, Option<String>)> {
+        let Reply {
+            status,
+            retry_after,
+            tag,
+            bytes,
+        } = self.send(method, path, body, timeout).await?;
         if !status.is_success() {
             let mut failure = http_failure(status, &bytes, what, &self.origin.label);
             if failure.transient {
@@ -410,7 +462,7 @@ impl Client {
             )
             .into()
         };
-        match crate::api::parse_json(&bytes) {
+        let value: Result<Value> = match crate::api::parse_json(&bytes) {
             Ok(v @ Value::Object(_)) => Ok(v),
             // Which of the two values counts is up to each parser: neither is the answer.
             Err(crate::api::JsonError::Duplicate(e)) => Err(Failure::new(
@@ -428,7 +480,8 @@ impl Client {
                 _ => Err(not_an_object()),
             },
             _ => Err(not_an_object()),
-        }
+        };
+        Ok((value?, tag))
     }
 
     /// A server without `/health` is not one that speaks the API: exit 7, not the 404's exit 4,
@@ -491,7 +544,11 @@ impl Client {
                 ),
             )
         })?;
-        Ok(Answer { typed, raw })
+        Ok(Answer {
+            typed,
+            raw,
+            tag: None,
+        })
     }
 
     /// A 404 for a schedule, with where to see what the server does offer. Only for a server
@@ -529,7 +586,7 @@ impl Client {
         kind: Kind,
         name: &str,
         id: &str,
-        wait: Option<(Duration, RunStatus)>,
+        wait: Option<Wait<'_>>,
     ) -> Result<Answer<RunInfo>> {
         self.run_within(kind, name, id, wait, REQUEST_TIMEOUT).await
     }
@@ -540,19 +597,24 @@ impl Client {
         kind: Kind,
         name: &str,
         id: &str,
-        wait: Option<(Duration, RunStatus)>,
+        wait: Option<Wait<'_>>,
         timeout: Duration,
     ) -> Result<Answer<RunInfo>> {
         let mut path = format!("/api/{}/{}/{}", kind.plural(), encode(name), encode(id));
         let timeout = match wait {
-            Some((w, since)) => {
-                path.push_str(&format!("?wait={}&since={since}", w.as_secs_f64()));
-                w + timeout
+            Some(Wait { wait, since, tag }) => {
+                path.push_str(&format!("?wait={}&since={since}", wait.as_secs_f64()));
+                if let Some(tag) = tag {
+                    path.push_str(&format!("&sinceTag={}", encode(tag)));
+                }
+                wait + timeout
             }
             None => timeout,
         };
         let what = format!("{kind} run `{id}` of `{name}`");
-        let raw = self.call(Method::GET, &path, None, timeout, &what).await?;
+        let (raw, tag) = self
+            .call_tagged(Method::GET, &path, None, timeout, &what)
+            .await?;
         let typed = parse_run(&raw, kind, name, id).map_err(|e| {
             Failure::new(
                 Exit::Server,
@@ -562,7 +624,7 @@ impl Client {
                 ),
             )
         })?;
-        Ok(Answer { typed, raw })
+        Ok(Answer { typed, raw, tag })
     }
 
     /// Watches a run until it ends or `timeout` passes. `known` is the status the schedule
@@ -596,6 +658,8 @@ impl Client {
         // reset) fails every one of them while plain looks would get through.
         let mut long_polls_failed = 0;
         let mut last: Option<RunStatus> = None;
+        // The last answer's tag, for a server that sends one (then every change answers).
+        let mut last_tag: Option<String> = None;
         // While the server fails: since when, the next pause, and the latest failure.
         let mut failing: Option<(Instant, Duration, anyhow::Error)> = None;
         // Since when a run never seen has met only refused connections.
@@ -622,8 +686,11 @@ impl Client {
             let wait = match (last, remaining) {
                 (None, _) => None,
                 _ if !long_poll => None,
-                (Some(s), Some(r)) => Some((r.min(LONG_POLL), s)),
-                (Some(s), None) => Some((LONG_POLL, s)),
+                (Some(since), r) => Some(Wait {
+                    wait: r.map_or(LONG_POLL, |r| r.min(LONG_POLL)),
+                    since,
+                    tag: last_tag.as_deref(),
+                }),
             };
             let asked = Instant::now();
             let look = self.run(kind, name, id, wait);
@@ -725,8 +792,13 @@ impl Client {
             }
             watch(Watch::Seen(&answer.raw));
             // A server that ignores `wait` answers at once with nothing new: poll it gently.
+            let news = answer.tag.is_some() && answer.tag != last_tag;
+            if news {
+                watch(Watch::Changed(&answer.typed));
+            }
             let ignored_wait =
-                last == Some(status) && wait.is_some_and(|(w, _)| asked.elapsed() < w / 2);
+                last == Some(status) && !news && wait.is_some_and(|w| asked.elapsed() < w.wait / 2);
+            last_tag = answer.tag;
             if ignored_wait || !long_poll {
                 tokio::time::sleep(within_deadline(backoff)).await;
                 backoff = (backoff * 2).min(Duration::from_secs(2));

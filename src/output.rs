@@ -230,6 +230,18 @@ pub fn run_detail(info: &RunInfo, color: bool) -> String {
     if let Some(a) = info.attempt {
         line("Attempt:", &a.to_string());
     }
+    // While it goes on: a pause before the next attempt, or a retry under way, and why.
+    let attempt = info.attempt.unwrap_or(1);
+    match (&info.retry_at, &info.last_error) {
+        (Some(at), Some(e)) => line(
+            "Retrying:",
+            &format!("at {at}; attempt {attempt} failed: {e}"),
+        ),
+        (None, Some(e)) if attempt > 1 => {
+            line("Retried:", &format!("attempt {} failed: {e}", attempt - 1))
+        }
+        _ => {}
+    }
     if let Some(e) = &info.error {
         line("Error:", e);
     }
@@ -251,6 +263,10 @@ pub fn run_detail(info: &RunInfo, color: bool) -> String {
             }
             if let Some(e) = &st.error {
                 l.push_str(&format!("  {e}"));
+            }
+            if let (Some(at), Some(e)) = (&st.retry_at, &st.last_error) {
+                let a = st.attempt.unwrap_or(1);
+                l.push_str(&format!("  (attempt {a} failed: {e}; retrying at {at})"));
             }
             s.push_str(&l);
             s.push('\n');

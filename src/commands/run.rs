@@ -140,6 +140,7 @@ pub async fn follow(
             Watch::Seen(raw) if g.json() => last_seen = Some(raw.clone()),
             Watch::Seen(_) => {}
             Watch::Retrying(why, pause) => progress.retrying(&why, pause),
+            Watch::Changed(info) => progress.changed(info, bound.started.elapsed()),
         })
         .await;
     progress.done();
@@ -147,7 +148,9 @@ pub async fn follow(
         e.downcast_ref::<Failure>()
             .is_some_and(|f| f.exit == Exit::Timeout)
     };
-    let Answer { typed: info, raw } = match result {
+    let Answer {
+        typed: info, raw, ..
+    } = match result {
         Ok(answer) => answer,
         Err(e) => {
             if let Some(raw) = last_seen.filter(|_| timed_out(&e)) {
@@ -194,10 +197,55 @@ fn report_end(info: &RunInfo, raw: &Value, g: &GlobalArgs, show: &str) -> Result
 }
 
 /// Live status on stderr: a spinner on a terminal, plain lines otherwise, nothing with -q.
+/// `said`: what the last [`Progress::changed`] showed, so each change is said once.
 enum Progress {
-    Spinner(indicatif::ProgressBar, String),
-    Lines(String),
+    Spinner(indicatif::ProgressBar, String, String),
+    Lines(String, String),
     Silent,
+}
+
+/// What a run still going on is doing beyond its status, when its server says (a restack
+/// engine does): the step a workflow is on, the attempt after the first, and a pause before
+/// the next attempt with why the last failed. A key that changes with it, and its words.
+fn doing(info: &RunInfo) -> Option<(String, String)> {
+    let (step, attempt, last_error, retry_at) = match &info.steps {
+        Some(steps) => {
+            let s = steps.iter().find(|s| s.status == RunStatus::Running)?;
+            let at = format!("step {} of {} ({})", s.index + 1, steps.len(), s.step);
+            (Some(at), s.attempt, &s.last_error, &s.retry_at)
+        }
+        None => (None, info.attempt, &info.last_error, &info.retry_at),
+    };
+    let attempt = attempt.unwrap_or(1);
+    let tried = match (retry_at, last_error) {
+        (Some(at), Some(why)) => Some(format!(
+            "attempt {attempt} failed: {}; retrying {}",
+            crate::output::printable(&crate::api::clip(why)),
+            retry_when(at)
+        )),
+        _ if attempt > 1 => Some(format!("attempt {attempt}")),
+        _ => None,
+    };
+    let key = format!("{step:?} {attempt} {retry_at:?}");
+    let words = match (step, tried) {
+        (Some(step), Some(tried)) => format!("{step}, {tried}"),
+        (Some(step), None) => step,
+        (None, Some(tried)) => tried,
+        (None, None) => return None,
+    };
+    Some((key, words))
+}
+
+/// "in 2.0s" for a time a little ahead by this machine's clock, else the time as the server
+/// gave it.
+fn retry_when(at: &str) -> String {
+    let ahead = humantime::parse_rfc3339_weak(at)
+        .ok()
+        .and_then(|t| t.duration_since(std::time::SystemTime::now()).ok());
+    match ahead {
+        Some(d) if d <= Duration::from_secs(3600) => format!("in {}", fmt_secs(d)),
+        _ => format!("at {}", crate::output::printable(&crate::api::clip(at))),
+    }
 }
 
 impl Progress {
@@ -215,17 +263,41 @@ impl Progress {
             bar.set_style(style);
             bar.set_message(format!("run {id}: scheduled"));
             bar.enable_steady_tick(Duration::from_millis(100));
-            Progress::Spinner(bar, id.to_string())
+            Progress::Spinner(bar, id.to_string(), String::new())
         } else {
-            Progress::Lines(id.to_string())
+            Progress::Lines(id.to_string(), String::new())
         }
     }
 
+    /// A new status; what the run does next is said again after it.
     fn update(&mut self, status: RunStatus, elapsed: Duration) {
         match self {
-            Progress::Spinner(bar, id) => bar.set_message(format!("run {id}: {status}")),
-            Progress::Lines(id) => eprintln!("run {id}: {status} ({})", fmt_secs(elapsed)),
+            Progress::Spinner(bar, id, said) => {
+                bar.set_message(format!("run {id}: {status}"));
+                said.clear();
+            }
+            Progress::Lines(id, said) => {
+                eprintln!("run {id}: {status} ({})", fmt_secs(elapsed));
+                said.clear();
+            }
             Progress::Silent => {}
+        }
+    }
+
+    fn changed(&mut self, info: &RunInfo, elapsed: Duration) {
+        let Some((key, words)) = doing(info) else {
+            return;
+        };
+        match self {
+            Progress::Spinner(bar, id, said) if *said != key => {
+                bar.set_message(format!("run {id}: {} · {words}", info.status));
+                *said = key;
+            }
+            Progress::Lines(id, said) if *said != key => {
+                eprintln!("run {id}: {words} ({})", fmt_secs(elapsed));
+                *said = key;
+            }
+            _ => {}
         }
     }
 
@@ -239,13 +311,13 @@ impl Progress {
             fmt_secs(pause)
         );
         match self {
-            Progress::Spinner(bar, _) => bar.println(line),
+            Progress::Spinner(bar, ..) => bar.println(line),
             _ => eprintln!("{line}"),
         }
     }
 
     fn done(&mut self) {
-        if let Progress::Spinner(bar, _) = self {
+        if let Progress::Spinner(bar, ..) = self {
             bar.finish_and_clear();
         }
     }

@@ -765,7 +765,7 @@ impl Inner {
                     None => {
                         let now = now_ms();
                         let w = now + (seconds * 1000.0) as i64;
-                        if !self.record_start(slot, 1, now, Some(w)).await {
+                        if !self.record_start(slot, 1, now, Some(w), None).await {
                             return Step::Stopped;
                         }
                         w
@@ -801,7 +801,7 @@ impl Inner {
                     let Some(_permits) = self.acquire(agent, token).await else {
                         return Step::Stopped;
                     };
-                    if !self.record_start(slot, attempt, now_ms(), None).await {
+                    if !self.record_start(slot, attempt, now_ms(), None, None).await {
                         return Step::Stopped;
                     }
                     let store = self.store.clone();
@@ -854,8 +854,9 @@ impl Inner {
                             let line = format!(
                                 "{e}; the engine is short of resources, trying again in {again}"
                             );
+                            let why = (e.clone(), line);
                             if !self
-                                .wait_to_retry(slot, attempt, attempt + 1, short_for, line, token)
+                                .wait_to_retry(slot, attempt, attempt + 1, short_for, why, token)
                                 .await
                             {
                                 return Step::Stopped;
@@ -874,7 +875,7 @@ impl Inner {
                         humantime::format_duration(backoff)
                     );
                     if !self
-                        .wait_to_retry(slot, attempt, attempt, backoff, line, token)
+                        .wait_to_retry(slot, attempt, attempt, backoff, (error, line), token)
                         .await
                     {
                         return Step::Stopped;
@@ -920,12 +921,14 @@ impl Inner {
         }
     }
 
+    /// An attempt's start, or (with `error`, the last attempt's) the pause before the next.
     async fn record_start(
         &self,
         slot: Slot<'_>,
         attempt: u32,
         at: i64,
         wake_at: Option<i64>,
+        error: Option<String>,
     ) -> bool {
         let op = match slot {
             Slot::Run(id) => Op::Start {
@@ -933,16 +936,13 @@ impl Inner {
                 attempt,
                 at,
                 wake_at,
+                error,
             },
-            Slot::Step(id, idx, step) => Op::Steps(vec![step_write(
-                id,
-                idx,
-                step,
-                RunStatus::Running,
-                at,
-                wake_at,
-                attempt,
-            )]),
+            Slot::Step(id, idx, step) => {
+                let mut sw = step_write(id, idx, step, RunStatus::Running, at, wake_at, attempt);
+                sw.error = error;
+                Op::Steps(vec![sw])
+            }
         };
         self.record(op).await
     }
@@ -967,21 +967,22 @@ impl Inner {
     }
 
     /// Waits `pause` before another attempt. The wait's end is stored first, with `attempt`
-    /// (the attempts spent), so that a restart waits out the rest, and a crash between the two
-    /// cannot leave a wait in the logs that the store knows nothing of; then `line` goes to the
-    /// logs under `logged_as`. False when canceled or stopping.
+    /// (the attempts spent) and the error that caused it (shown as the run's `lastError`), so
+    /// that a restart waits out the rest, and a crash between the two cannot leave a wait in
+    /// the logs that the store knows nothing of; then the line goes to the logs under
+    /// `logged_as`. False when canceled or stopping.
     async fn wait_to_retry(
         &self,
         slot: Slot<'_>,
         attempt: u32,
         logged_as: u32,
         pause: Duration,
-        line: String,
+        (error, line): (String, String),
         token: &CancellationToken,
     ) -> bool {
         let retry_at = now_ms() + pause.as_millis() as i64;
         if !self
-            .record_start(slot, attempt, now_ms(), Some(retry_at))
+            .record_start(slot, attempt, now_ms(), Some(retry_at), Some(error))
             .await
         {
             return false;

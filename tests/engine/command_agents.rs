@@ -309,3 +309,123 @@ fn a_script_named_as_a_program_on_path_fails_saying_how_to_name_it() {
         "{error}"
     );
 }
+
+/// Every answer of a long-poll given `sinceTag`, from the run's first look to its end.
+fn watch_every_change(server: &crate::support::Server, path: &str) -> Vec<Value> {
+    let http = reqwest::blocking::Client::new();
+    let mut seen = Vec::new();
+    let mut tag: Option<String> = None;
+    let deadline = std::time::Instant::now() + T;
+    while std::time::Instant::now() < deadline {
+        let mut url = format!("{}{path}", server.url);
+        if let Some(t) = &tag {
+            url.push_str(&format!("?wait=20&since=running&sinceTag={t}"));
+        }
+        let resp = http.get(&url).send().unwrap();
+        assert_eq!(resp.status(), 200);
+        let etag = resp
+            .headers()
+            .get("etag")
+            .expect("an ETag")
+            .to_str()
+            .unwrap();
+        tag = Some(etag.trim_matches('"').to_string());
+        let run: Value = resp.json().unwrap();
+        let ended = run["status"] == "completed" || run["status"] == "failed";
+        seen.push(run);
+        if ended {
+            break;
+        }
+    }
+    seen
+}
+
+/// While a run goes on, its status says why its last attempt failed and when the next begins,
+/// and a long-poll given the last answer's tag answers at each such change: what `--follow`
+/// shows as it happens. Once the run has ended, only its own outcome is left.
+#[test]
+fn a_retry_shows_in_the_status_and_wakes_a_tagged_long_poll() {
+    let (sb, cfg) = sandbox(&format!(
+        "{}[workflows.wf]\nsteps = [{{ agent = \"flaky\" }}]\n",
+        agent("flaky", "retries = 3")
+    ));
+    let server = sb.serve(Some(&cfg), &sb.path("engine"), &[]);
+    let input = json!({"fail_attempts": 2});
+    for (area, name) in [("agents", "flaky"), ("workflows", "wf")] {
+        let id = server.schedule(area, name, input.clone());
+        let seen = watch_every_change(&server, &format!("/api/{area}/{name}/{id}"));
+        let last = seen.last().unwrap();
+        assert_eq!(last["status"], "completed", "{name}: {seen:?}");
+        for key in ["error", "lastError", "retryAt"] {
+            assert!(
+                last.get(key).is_none(),
+                "{name}: {key} after the end: {last}"
+            );
+        }
+        for run in &seen {
+            if run["status"] == "running" {
+                assert!(
+                    run.get("error").is_none(),
+                    "{name}: error while running: {run}"
+                );
+            }
+        }
+        // The attempt is the agent run's, or the step's; a workflow shows the rest for the
+        // run as well as for the step.
+        let shows = |run: &Value, attempt: u32, why: &str, pausing: bool| {
+            let (own, step) = match run["steps"].get(0) {
+                Some(step) => (step, Some(run)),
+                None => (run, None),
+            };
+            own["attempt"] == attempt
+                && [Some(own), step]
+                    .into_iter()
+                    .flatten()
+                    .all(|v| v["lastError"] == why && v.get("retryAt").is_some() == pausing)
+        };
+        for attempt in [1, 2] {
+            let why = format!("exit status 3: attempt {attempt} fails on purpose");
+            assert!(
+                seen.iter().any(|run| shows(run, attempt, &why, true)),
+                "{name}: no answer in attempt {attempt}'s pause: {seen:#?}"
+            );
+            assert!(
+                seen.iter().any(|run| shows(run, attempt + 1, &why, false)),
+                "{name}: no answer in attempt {}: {seen:#?}",
+                attempt + 1
+            );
+        }
+    }
+
+    // `--follow` says each of them, in order, on stderr.
+    let out = sb
+        .cmd()
+        .args([
+            "--url",
+            &server.url,
+            "agent",
+            "run",
+            "flaky",
+            "--follow",
+            "--input",
+        ])
+        .arg(input.to_string())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    let said: Vec<usize> = [
+        "attempt 1 failed: exit status 3: attempt 1 fails on purpose; retrying in",
+        ": attempt 2 (",
+        "attempt 2 failed: exit status 3: attempt 2 fails on purpose; retrying in",
+        ": attempt 3 (",
+        ": completed (",
+    ]
+    .iter()
+    .map(|line| {
+        err.find(line)
+            .unwrap_or_else(|| panic!("{line:?} not in {err}"))
+    })
+    .collect();
+    assert!(said.is_sorted(), "out of order: {err}");
+}

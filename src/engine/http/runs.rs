@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Path, Query, RawPathParams, Request, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 
@@ -182,7 +182,7 @@ pub async fn get(
     State(state): State<AppState>,
     Path((area_seg, name, id)): Path<(String, String, String)>,
     Query(query): Query<HashMap<String, String>>,
-) -> Result<Json<RunInfo>, EngineError> {
+) -> Result<Response, EngineError> {
     let kind = area(&area_seg)?;
     let wait = match query.get("wait") {
         None => 0.0,
@@ -199,32 +199,76 @@ pub async fn get(
     // `since`: the status the caller last saw. Without it, the status at request time; with
     // it, a change that happened between the caller's two requests is not slept through.
     let since = query.get("since").map(|s| parse_status(s)).transpose()?;
+    // `sinceTag`: the `ETag` of the answer the caller last saw. With it, any change answers (a
+    // retry, a step), not only one of the status: what a watcher shows as it happens.
+    let since_tag = query
+        .get("sinceTag")
+        .map(|t| t.trim_matches('"').to_string());
     // Subscribe before the first read, so that a change between the two is not missed and one
     // read is enough before sleeping. A poll that answers at once pays the notifier's lock
     // twice instead of a second read; the subscription removes itself on every way out.
     let mut subscription = (wait > 0.0).then(|| state.notifier.subscribe(&id));
-    let mut row = load(&state, kind, &name, &id)?;
+    let row = load(&state, kind, &name, &id)?;
     let initial = since.unwrap_or(row.status);
+    let mut seen = Rendered::new(&state, row)?;
+    let unchanged = |r: &Rendered| {
+        !r.status.is_terminal()
+            && match &since_tag {
+                Some(tag) => *tag == r.tag,
+                None => r.status == initial,
+            }
+    };
     if let Some(sub) = subscription.as_mut()
-        && !row.status.is_terminal()
-        && row.status == initial
+        && unchanged(&seen)
     {
         let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(wait);
         loop {
-            // Woken by a change, it waits on while the status is still `initial`; at the
-            // deadline or a stop, it answers whatever the status is.
+            // Woken by a change, it waits on while nothing the caller watches has changed; at
+            // the deadline or a stop, it answers the run as it is.
             let changed = tokio::select! {
                 _ = sub.changed() => true,
                 _ = tokio::time::sleep_until(deadline) => false,
                 _ = state.stopping.cancelled() => false,
             };
-            row = load(&state, kind, &name, &id)?;
-            if !changed || row.status != initial {
+            seen = Rendered::new(&state, load(&state, kind, &name, &id)?)?;
+            if !changed || !unchanged(&seen) {
                 break;
             }
         }
     }
-    render(&state, row)
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/json".to_string()),
+            (header::ETAG, format!("\"{}\"", seen.tag)),
+        ],
+        seen.body,
+    )
+        .into_response())
+}
+
+/// A run's status object as sent, and its tag: a hash of those bytes, so two answers with the
+/// same tag say the same.
+struct Rendered {
+    status: RunStatus,
+    body: Vec<u8>,
+    tag: String,
+}
+
+impl Rendered {
+    fn new(state: &AppState, row: RunRow) -> Result<Rendered, EngineError> {
+        use std::hash::{Hash, Hasher};
+        let status = row.status;
+        let Json(info) = render(state, row)?;
+        let body = serde_json::to_vec(&info).map_err(|e| EngineError::Internal(e.into()))?;
+        // SipHash with fixed keys: the same body has the same tag in every engine.
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        body.hash(&mut h);
+        Ok(Rendered {
+            status,
+            body,
+            tag: format!("{:016x}", h.finish()),
+        })
+    }
 }
 
 /// The status object, with the steps when it is a workflow run.
@@ -233,10 +277,34 @@ fn render(state: &AppState, row: RunRow) -> Result<Json<RunInfo>, EngineError> {
         Kind::Workflow => Some(step_infos(state, &row)?),
         Kind::Agent => None,
     };
-    Ok(Json(run_info(row, steps)))
+    Ok(Json(run_info(state, row, steps)))
 }
 
-pub fn run_info(row: RunRow, steps: Option<Vec<StepInfo>>) -> RunInfo {
+/// The status object of a stored run. While a run goes on, its `error` column holds its last
+/// failed attempt's error, shown as `lastError` (`error` is the run's failure, once it has
+/// failed); a command agent's wake-up time is the end of its pause before the next attempt
+/// (`retryAt`). A workflow shows its current step's.
+fn run_info(state: &AppState, row: RunRow, steps: Option<Vec<StepInfo>>) -> RunInfo {
+    let ended = row.status.is_terminal();
+    let (error, mut last_error) = match ended {
+        true => (row.error, None),
+        false => (None, row.error),
+    };
+    let mut retry_at = None;
+    if !ended {
+        match (&steps, row.kind) {
+            (Some(steps), Kind::Workflow) => {
+                if let Some(s) = steps.iter().find(|s| s.status == RunStatus::Running) {
+                    last_error = s.last_error.clone();
+                    retry_at = s.retry_at.clone();
+                }
+            }
+            (_, Kind::Agent) if is_command(state, &row.name) => {
+                retry_at = row.wake_at.map(rfc3339_ms);
+            }
+            _ => {}
+        }
+    }
     let (agent_name, workflow_name) = match row.kind {
         Kind::Agent => (Some(row.name), None),
         Kind::Workflow => (None, Some(row.name)),
@@ -250,15 +318,25 @@ pub fn run_info(row: RunRow, steps: Option<Vec<StepInfo>>) -> RunInfo {
             .output
             .as_deref()
             .and_then(|o| serde_json::from_str(o).ok()),
-        error: row.error,
+        error,
         created_at: Some(rfc3339_ms(row.created_at)),
         started_at: row.started_at.map(rfc3339_ms),
         completed_at: row.completed_at.map(rfc3339_ms),
         attempt: (row.attempt > 0).then_some(row.attempt),
         canceled: row.canceled.then_some(true),
+        last_error,
+        retry_at,
         steps,
         said: None,
     }
+}
+
+fn is_command(state: &AppState, agent: &str) -> bool {
+    state
+        .catalog
+        .agents
+        .get(agent)
+        .is_some_and(|a| a.is_command())
 }
 
 /// Every step of the workflow's definition, with what is stored for it so far. A step that
@@ -289,6 +367,8 @@ fn step_infos(state: &AppState, row: &RunRow) -> Result<Vec<StepInfo>, EngineErr
                 wake_at: s.and_then(|s| s.wake_at).map(rfc3339_ms),
                 attempt: s.map(|s| s.attempt).filter(|a| *a > 0),
                 error: s.and_then(|s| s.error.clone()),
+                last_error: None,
+                retry_at: None,
             };
             // A run that ended while this step was under way (or cut short by a stop, and
             // queued again): the step did not finish either, and will not.
@@ -305,13 +385,17 @@ fn step_infos(state: &AppState, row: &RunRow) -> Result<Vec<StepInfo>, EngineErr
                 }
             }
             // A wake-up time is news only while the step sleeps; a command agent's is the end
-            // of a retry's back-off, no sleep of the workflow's.
-            let retrying = info
+            // of the pause before its next attempt (`retryAt`), no sleep of the workflow's.
+            // While such a step goes on, its error is its last failed attempt's.
+            let command = info
                 .step
                 .strip_prefix("agent ")
-                .and_then(|name| state.catalog.agents.get(name))
-                .is_some_and(|a| a.is_command());
-            if info.status == RunStatus::Failed || retrying {
+                .is_some_and(|name| is_command(state, name));
+            if command && !info.status.is_terminal() {
+                info.retry_at = info.wake_at.take();
+                info.last_error = info.error.take();
+            }
+            if info.status == RunStatus::Failed || command {
                 info.wake_at = None;
             }
             info
@@ -356,7 +440,10 @@ pub async fn list(
         .then(|| rows.last().map(|r| r.id.clone()))
         .flatten();
     Ok(Json(RunList {
-        runs: rows.into_iter().map(|r| run_info(r, None)).collect(),
+        runs: rows
+            .into_iter()
+            .map(|r| run_info(&state, r, None))
+            .collect(),
         next,
     }))
 }

@@ -158,6 +158,7 @@ async fn writes_survive_another_connection_checkpointing_the_database() {
                     attempt: 1,
                     at: 1_700_000_000_001,
                     wake_at: None,
+                    error: None,
                 })
                 .await
         })
@@ -443,6 +444,7 @@ async fn a_run_that_ends_while_queued_has_no_start_unless_it_completed() {
         attempt: 1,
         at: 1_700_000_000_050,
         wake_at: None,
+        error: None,
     };
     assert!(store.write(start).await.unwrap());
     assert!(

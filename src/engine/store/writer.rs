@@ -40,12 +40,15 @@ pub enum Op {
         id: String,
         run: NewRun,
     },
-    /// queued -> running for a new attempt; `wake_at` is the sleep agent's stored timer.
+    /// queued -> running for a new attempt; `wake_at` is the sleep agent's stored timer, or the
+    /// end of a command agent's pause before its next attempt, when `error` says why the last
+    /// one failed (kept through the next attempt, until the run ends).
     Start {
         id: String,
         attempt: u32,
         at: i64,
         wake_at: Option<i64>,
+        error: Option<String>,
     },
     /// Back to queued: an attempt that a graceful shutdown's kill cut short, to run again at
     /// the next start.
@@ -318,12 +321,14 @@ pub fn apply(tx: &Transaction, op: &Op) -> rusqlite::Result<bool> {
             attempt,
             at,
             wake_at,
+            error,
         } => update(tx, id, |seq| {
             tx.prepare_cached(
-                "UPDATE runs SET status = 1, attempt = ?3, started_at = coalesce(started_at, ?4), wake_at = ?5
+                "UPDATE runs SET status = 1, attempt = ?3, started_at = coalesce(started_at, ?4), wake_at = ?5,
+                    error = coalesce(?6, error)
                  WHERE seq = ?1 AND id = ?2 AND status < 2",
             )?
-            .execute(params![seq, id, attempt, at, wake_at])
+            .execute(params![seq, id, attempt, at, wake_at, error])
         })?,
         Op::Requeue { id, attempt } => update(tx, id, |seq| {
             tx.prepare_cached(
@@ -471,14 +476,16 @@ fn first_start(steps: &[StepWrite]) -> Option<i64> {
 
 fn write_step(tx: &Transaction, s: &StepWrite) -> rusqlite::Result<usize> {
     tx.prepare_cached(
-        // A step started once: later attempts keep its first start, and its definition as it
-        // began (a sleep lengthened since still shows the length it slept; a row an older
+        // A step started once: later attempts keep its first start, and (while it runs) the
+        // error of its last failed attempt; and its definition as it began (a sleep lengthened since still shows the length it slept; a row an older
         // build wrote keeps none rather than take today's).
         "INSERT INTO steps (run_id, idx, status, output, error, started_at, completed_at, wake_at, attempt,
                             step)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
          ON CONFLICT (run_id, idx) DO UPDATE SET status = excluded.status,
-            output = excluded.output, error = excluded.error,
+            output = excluded.output,
+            error = CASE WHEN excluded.status = 1 THEN coalesce(excluded.error, steps.error)
+                         ELSE excluded.error END,
             started_at = coalesce(steps.started_at, excluded.started_at),
             completed_at = excluded.completed_at, wake_at = excluded.wake_at,
             attempt = excluded.attempt",
