@@ -97,9 +97,9 @@ pub enum WorkflowCommand {
     Run(RunArgs),
 }
 
-/// `5s`, `2m`, `1h30m`: the config's parser, with examples in the error.
+/// `5s`, `2m`, `1h30m`: the config's parser, whose errors give examples.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    crate::config::parse_duration(s).map_err(|e| format!("{e:#} (examples: 30s, 5m, 1h)"))
+    crate::config::parse_duration(s).map_err(|e| format!("{e:#}"))
 }
 
 /// A wait for an answer: zero would fail every request before it is sent, and then blame the

@@ -210,10 +210,17 @@ impl Config {
                     format!(":{line}:{col}")
                 })
                 .unwrap_or_default();
+            let mut message = plain_types(e.message().trim_end());
+            // A value of the wrong type: which key's, and for a duration, what one looks like.
+            if let Some(key) = e.span().and_then(|s| key_before(text, s.start)) {
+                if DURATION_KEYS.contains(&key) && message.ends_with("expected a string") {
+                    message.push_str(" such as \"30s\" or \"5m\"");
+                }
+                message = format!("`{key}`: {message}");
+            }
             Failure::usage(format!(
-                "invalid config file {}{at}: {}",
-                path.display(),
-                plain_types(e.message().trim_end())
+                "invalid config file {}{at}: {message}",
+                path.display()
             ))
         })?;
         let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
@@ -435,6 +442,19 @@ impl Config {
 }
 
 /// serde's messages name Rust's types ("expected usize"); a config's reader knows TOML's.
+/// The keys whose values are durations, written as strings.
+const DURATION_KEYS: [&str; 3] = ["timeout", "sleep", "shutdown_grace"];
+
+/// The key whose value starts at `offset` (`timeout = 5`, `{ sleep = 5 }`), if a value does.
+fn key_before(text: &str, offset: usize) -> Option<&str> {
+    let line = text.get(..offset)?.rsplit('\n').next()?;
+    let key = line.trim_end().strip_suffix('=')?.trim_end();
+    let start = key
+        .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+        .map_or(0, |i| i + 1);
+    Some(&key[start..]).filter(|k| !k.is_empty())
+}
+
 fn plain_types(message: &str) -> String {
     let mut out = message.to_string();
     for (rust, plain) in [
@@ -542,7 +562,8 @@ fn check_url(url: &str) -> Result<()> {
 
 /// `10s`, `5m`, `1h 30m` (humantime).
 pub fn parse_duration(s: &str) -> Result<Duration> {
-    humantime::parse_duration(s.trim()).map_err(|e| anyhow!("invalid duration {s:?}: {e}"))
+    humantime::parse_duration(s.trim())
+        .map_err(|e| anyhow!("invalid duration {s:?}: {e} (examples: 30s, 5m, 1h30m)"))
 }
 
 pub fn toml_to_json(v: &toml::Value) -> Value {
@@ -564,7 +585,14 @@ pub fn toml_to_json(v: &toml::Value) -> Value {
 }
 
 pub fn compile_schema(schema: &Value) -> Result<jsonschema::Validator> {
-    jsonschema::validator_for(schema).map_err(|e| anyhow!("invalid JSON Schema: {e}"))
+    jsonschema::validator_for(schema).map_err(|e| {
+        // Where in the schema: `"objekt" is not valid…` alone leaves the reader to search.
+        let at = e.instance_path.to_string();
+        match at.is_empty() {
+            true => anyhow!("invalid JSON Schema: {e}"),
+            false => anyhow!("invalid JSON Schema at {at}: {e}"),
+        }
+    })
 }
 
 /// Whether two URLs name the same server, as users write them: the case of the scheme and
@@ -645,6 +673,55 @@ mod tests {
         .to_string();
         assert!(err.contains("x.toml:3:1"), "{err}");
         assert!(err.contains("max_concurency"), "{err}");
+    }
+
+    /// A value of the wrong type names its key, and a duration says what one looks like.
+    #[test]
+    fn a_wrong_type_names_its_key() {
+        for (text, says) in [
+            (
+                "[agents.a]\ncommand = [\"x\"]\ntimeout = 5\n",
+                "x.toml:3:11: `timeout`: invalid type: integer `5`, expected a string such as \"30s\" or \"5m\"",
+            ),
+            (
+                "[agents.a]\ncommand = [\"x\"]\n[workflows.w]\nsteps = [{ agent = \"a\" }, { sleep = 5 }]\n",
+                "`sleep`: invalid type: integer `5`, expected a string such as",
+            ),
+            (
+                "[agents.a]\ncommand = [\"x\"]\nenv = { N = 1 }\n",
+                "`N`: invalid type: integer `1`, expected a string",
+            ),
+            (
+                "[serve]\nmax_concurrency = \"4\"\n",
+                "`max_concurrency`: invalid type: string \"4\", expected a whole number",
+            ),
+        ] {
+            let err = Config::parse(text, Path::new("x.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(says), "{text}: {err}");
+        }
+    }
+
+    /// A bad schema says where in it, and a bad duration what a good one looks like.
+    #[test]
+    fn a_bad_schema_or_duration_says_where_and_what() {
+        for (text, says) in [
+            (
+                "[agents.a]\ncommand = [\"x\"]\ninput_schema = { properties = { n = { type = \"objekt\" } } }\n",
+                "invalid JSON Schema at /properties/n/type: \"objekt\"",
+            ),
+            (
+                "[agents.a]\ncommand = [\"x\"]\ntimeout = \"fast\"\n",
+                "invalid duration \"fast\": expected number at 0 (examples: 30s, 5m, 1h30m)",
+            ),
+        ] {
+            let err = format!(
+                "{:#}",
+                Config::parse(text, Path::new("x.toml")).unwrap_err()
+            );
+            assert!(err.contains(says), "{text}: {err}");
+        }
     }
 
     #[test]
