@@ -30,6 +30,28 @@ pub struct CommandSpec {
     pub hidden: Vec<String>,
 }
 
+impl CommandSpec {
+    /// Why the program cannot be started, as far as can be told without starting it: a path
+    /// that names no file, or a name no directory on PATH holds. Said at start-up, so that a
+    /// typo shows before a run fails on it.
+    pub fn missing_program(&self) -> Option<String> {
+        let argv0 = self.argv.first()?;
+        if argv0.contains('/') {
+            let path = self.dir.join(argv0);
+            return (!path.is_file()).then(|| format!("{} does not exist", path.display()));
+        }
+        let dirs = self
+            .env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "PATH")
+            .map(|(_, v)| std::ffi::OsString::from(v))
+            .or_else(|| std::env::var_os("PATH"))?;
+        let found = std::env::split_paths(&dirs).any(|d| d.join(argv0).is_file());
+        (!found).then(|| format!("`{argv0}` is not on PATH"))
+    }
+}
+
 pub struct Schema {
     pub json: Value,
     pub validator: jsonschema::Validator,

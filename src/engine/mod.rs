@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::EngineSettings;
 pub use backlog::WORKFLOWS_IN_MEMORY;
-use catalog::Catalog;
+use catalog::{AgentImpl, Catalog};
 use executor::Executor;
 use lock::DirLock;
 pub use lock::{DirInUse, Holder};
@@ -185,7 +185,18 @@ impl Engine {
                 "off"
             }
         );
+        // In name order, after the list: what is missing reads as a note on it.
+        let missing: Vec<(String, String)> = agents
+            .iter()
+            .filter_map(|name| match &self.state.catalog.agents[*name].imp {
+                AgentImpl::Command(spec) => Some(((*name).clone(), spec.missing_program()?)),
+                _ => None,
+            })
+            .collect();
         tracing::info!("agents: {}; workflows: {}", list(agents), list(workflows));
+        for (name, why) in missing {
+            tracing::warn!("agent `{name}`: {why}; its runs fail until it is there");
+        }
         if resumed + failed > 0 {
             tracing::info!(
                 "recovered {resumed} unfinished runs; failed {failed} that could not go on"

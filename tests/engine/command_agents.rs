@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::fixtures::{agent, sandbox};
+use crate::support::wait_until;
 
 const T: Duration = Duration::from_secs(30);
 
@@ -428,4 +429,28 @@ fn a_retry_shows_in_the_status_and_wakes_a_tagged_long_poll() {
     })
     .collect();
     assert!(said.is_sorted(), "out of order: {err}");
+}
+
+/// A program that is not there is said at start-up, before any run fails on it.
+#[test]
+fn a_missing_program_is_said_at_start_up() {
+    let (sb, cfg) = sandbox(&format!(
+        "{}[agents.ghost]\ncommand = [\"./nope.sh\"]\n\n[agents.typo]\ncommand = [\"no-such-program-xyz\"]\n",
+        agent("probe", "")
+    ));
+    let server = sb.serve(Some(&cfg), &sb.path("engine"), &[]);
+    // Said in name order, so the last one's line comes after any about the others.
+    let logs = wait_until("the start-up's warnings", T, || {
+        let logs = server.logs();
+        logs.contains("agent `typo`").then_some(logs)
+    });
+    assert!(
+        logs.contains("agent `ghost`: ") && logs.contains("nope.sh does not exist"),
+        "{logs}"
+    );
+    assert!(
+        logs.contains("agent `typo`: `no-such-program-xyz` is not on PATH"),
+        "{logs}"
+    );
+    assert!(!logs.contains("agent `probe`:"), "{logs}");
 }
