@@ -19,6 +19,9 @@ _restack() {
             restack,agent)
                 cmd="restack__subcmd__agent"
                 ;;
+            restack,cancel)
+                cmd="restack__subcmd__cancel"
+                ;;
             restack,completions)
                 cmd="restack__subcmd__completions"
                 ;;
@@ -27,6 +30,9 @@ _restack() {
                 ;;
             restack,help)
                 cmd="restack__subcmd__help"
+                ;;
+            restack,logs)
+                cmd="restack__subcmd__logs"
                 ;;
             restack,serve)
                 cmd="restack__subcmd__serve"
@@ -52,6 +58,9 @@ _restack() {
             restack__subcmd__help,agent)
                 cmd="restack__subcmd__help__subcmd__agent"
                 ;;
+            restack__subcmd__help,cancel)
+                cmd="restack__subcmd__help__subcmd__cancel"
+                ;;
             restack__subcmd__help,completions)
                 cmd="restack__subcmd__help__subcmd__completions"
                 ;;
@@ -60,6 +69,9 @@ _restack() {
                 ;;
             restack__subcmd__help,help)
                 cmd="restack__subcmd__help__subcmd__help"
+                ;;
+            restack__subcmd__help,logs)
+                cmd="restack__subcmd__help__subcmd__logs"
                 ;;
             restack__subcmd__help,serve)
                 cmd="restack__subcmd__help__subcmd__serve"
@@ -95,7 +107,7 @@ _restack() {
 
     case "${cmd}" in
         restack)
-            opts="-c -p -o -q -v -h -V --config --profile --url --output --quiet --verbose --no-color --help --version agent workflow status health serve completions help"
+            opts="-c -p -o -q -v -h -V --config --profile --url --output --quiet --verbose --no-color --help --version agent workflow status logs cancel health serve completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -278,6 +290,56 @@ _restack() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        restack__subcmd__cancel)
+            opts="-c -p -o -q -v -h -V --agent --workflow --config --profile --url --output --quiet --verbose --no-color --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --agent)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --workflow)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -p)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         restack__subcmd__completions)
             opts="-c -p -o -q -v -h -V --config --profile --url --output --quiet --verbose --no-color --help --version bash elvish fish powershell zsh"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -367,7 +429,7 @@ _restack() {
             return 0
             ;;
         restack__subcmd__help)
-            opts="agent workflow status health serve completions help"
+            opts="agent workflow status logs cancel health serve completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -408,6 +470,20 @@ _restack() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        restack__subcmd__help__subcmd__cancel)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         restack__subcmd__help__subcmd__completions)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -437,6 +513,20 @@ _restack() {
             return 0
             ;;
         restack__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        restack__subcmd__help__subcmd__logs)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -499,6 +589,56 @@ _restack() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        restack__subcmd__logs)
+            opts="-c -p -o -q -v -h -V --agent --workflow --config --profile --url --output --quiet --verbose --no-color --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --agent)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --workflow)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -p)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

@@ -37,6 +37,8 @@ complete -c restack -n "__fish_restack_needs_command" -s V -l version -d 'Print 
 complete -c restack -n "__fish_restack_needs_command" -f -a "agent" -d 'Run agents'
 complete -c restack -n "__fish_restack_needs_command" -f -a "workflow" -d 'Run workflows'
 complete -c restack -n "__fish_restack_needs_command" -f -a "status" -d 'Show one run, or a table of recent runs of this profile'
+complete -c restack -n "__fish_restack_needs_command" -f -a "logs" -d 'Print a run\'s log lines: its agents\' stderr, and each attempt\'s and step\'s end'
+complete -c restack -n "__fish_restack_needs_command" -f -a "cancel" -d 'Cancel a queued or running run (its agent\'s processes are stopped)'
 complete -c restack -n "__fish_restack_needs_command" -f -a "health" -d 'Check that the server answers, and how fast'
 complete -c restack -n "__fish_restack_needs_command" -f -a "serve" -d 'Serve the Restack API from the embedded engine'
 complete -c restack -n "__fish_restack_needs_command" -f -a "completions" -d 'Print a shell completion script'
@@ -112,6 +114,30 @@ complete -c restack -n "__fish_restack_using_subcommand status" -s v -l verbose 
 complete -c restack -n "__fish_restack_using_subcommand status" -l no-color -d 'No colours (also: NO_COLOR in the environment)'
 complete -c restack -n "__fish_restack_using_subcommand status" -s h -l help -d 'Print help'
 complete -c restack -n "__fish_restack_using_subcommand status" -s V -l version -d 'Print version'
+complete -c restack -n "__fish_restack_using_subcommand logs" -l agent -d 'The run\'s agent (otherwise taken from the local history)' -r
+complete -c restack -n "__fish_restack_using_subcommand logs" -l workflow -d 'The run\'s workflow (otherwise taken from the local history)' -r
+complete -c restack -n "__fish_restack_using_subcommand logs" -s c -l config -d 'Config file [default: $RESTACK_CONFIG, else <config dir>/restack/config.toml]' -r -F
+complete -c restack -n "__fish_restack_using_subcommand logs" -s p -l profile -d 'Profile to use (built in: `local`, `embedded`)' -r
+complete -c restack -n "__fish_restack_using_subcommand logs" -l url -d 'Server URL, overriding the profile\'s' -r
+complete -c restack -n "__fish_restack_using_subcommand logs" -s o -l output -d 'Output format' -r -f -a "text\t''
+json\t''"
+complete -c restack -n "__fish_restack_using_subcommand logs" -s q -l quiet -d 'Print only what scripts need (a run ID, an output, a status word; `health`: nothing, the exit status says it), no progress'
+complete -c restack -n "__fish_restack_using_subcommand logs" -s v -l verbose -d 'Show each request, and its answer\'s status, size and time, on stderr (the token shows as `Bearer ***`)'
+complete -c restack -n "__fish_restack_using_subcommand logs" -l no-color -d 'No colours (also: NO_COLOR in the environment)'
+complete -c restack -n "__fish_restack_using_subcommand logs" -s h -l help -d 'Print help'
+complete -c restack -n "__fish_restack_using_subcommand logs" -s V -l version -d 'Print version'
+complete -c restack -n "__fish_restack_using_subcommand cancel" -l agent -d 'The run\'s agent (otherwise taken from the local history)' -r
+complete -c restack -n "__fish_restack_using_subcommand cancel" -l workflow -d 'The run\'s workflow (otherwise taken from the local history)' -r
+complete -c restack -n "__fish_restack_using_subcommand cancel" -s c -l config -d 'Config file [default: $RESTACK_CONFIG, else <config dir>/restack/config.toml]' -r -F
+complete -c restack -n "__fish_restack_using_subcommand cancel" -s p -l profile -d 'Profile to use (built in: `local`, `embedded`)' -r
+complete -c restack -n "__fish_restack_using_subcommand cancel" -l url -d 'Server URL, overriding the profile\'s' -r
+complete -c restack -n "__fish_restack_using_subcommand cancel" -s o -l output -d 'Output format' -r -f -a "text\t''
+json\t''"
+complete -c restack -n "__fish_restack_using_subcommand cancel" -s q -l quiet -d 'Print only what scripts need (a run ID, an output, a status word; `health`: nothing, the exit status says it), no progress'
+complete -c restack -n "__fish_restack_using_subcommand cancel" -s v -l verbose -d 'Show each request, and its answer\'s status, size and time, on stderr (the token shows as `Bearer ***`)'
+complete -c restack -n "__fish_restack_using_subcommand cancel" -l no-color -d 'No colours (also: NO_COLOR in the environment)'
+complete -c restack -n "__fish_restack_using_subcommand cancel" -s h -l help -d 'Print help'
+complete -c restack -n "__fish_restack_using_subcommand cancel" -s V -l version -d 'Print version'
 complete -c restack -n "__fish_restack_using_subcommand health" -l timeout -d 'Give up on an answer after this long (exit 3) [default: 30s]' -r
 complete -c restack -n "__fish_restack_using_subcommand health" -s c -l config -d 'Config file [default: $RESTACK_CONFIG, else <config dir>/restack/config.toml]' -r -F
 complete -c restack -n "__fish_restack_using_subcommand health" -s p -l profile -d 'Profile to use (built in: `local`, `embedded`)' -r
@@ -145,13 +171,15 @@ complete -c restack -n "__fish_restack_using_subcommand completions" -s v -l ver
 complete -c restack -n "__fish_restack_using_subcommand completions" -l no-color -d 'No colours (also: NO_COLOR in the environment)'
 complete -c restack -n "__fish_restack_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c restack -n "__fish_restack_using_subcommand completions" -s V -l version -d 'Print version'
-complete -c restack -n "__fish_restack_using_subcommand help; and not __fish_seen_subcommand_from agent workflow status health serve completions help" -f -a "agent" -d 'Run agents'
-complete -c restack -n "__fish_restack_using_subcommand help; and not __fish_seen_subcommand_from agent workflow status health serve completions help" -f -a "workflow" -d 'Run workflows'
-complete -c restack -n "__fish_restack_using_subcommand help; and not __fish_seen_subcommand_from agent workflow status health serve completions help" -f -a "status" -d 'Show one run, or a table of recent runs of this profile'
-complete -c restack -n "__fish_restack_using_subcommand help; and not __fish_seen_subcommand_from agent workflow status health serve completions help" -f -a "health" -d 'Check that the server answers, and how fast'
-complete -c restack -n "__fish_restack_using_subcommand help; and not __fish_seen_subcommand_from agent workflow status health serve completions help" -f -a "serve" -d 'Serve the Restack API from the embedded engine'
-complete -c restack -n "__fish_restack_using_subcommand help; and not __fish_seen_subcommand_from agent workflow status health serve completions help" -f -a "completions" -d 'Print a shell completion script'
-complete -c restack -n "__fish_restack_using_subcommand help; and not __fish_seen_subcommand_from agent workflow status health serve completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c restack -n "__fish_restack_using_subcommand help; and not __fish_seen_subcommand_from agent workflow status logs cancel health serve completions help" -f -a "agent" -d 'Run agents'
+complete -c restack -n "__fish_restack_using_subcommand help; and not __fish_seen_subcommand_from agent workflow status logs cancel health serve completions help" -f -a "workflow" -d 'Run workflows'
+complete -c restack -n "__fish_restack_using_subcommand help; and not __fish_seen_subcommand_from agent workflow status logs cancel health serve completions help" -f -a "status" -d 'Show one run, or a table of recent runs of this profile'
+complete -c restack -n "__fish_restack_using_subcommand help; and not __fish_seen_subcommand_from agent workflow status logs cancel health serve completions help" -f -a "logs" -d 'Print a run\'s log lines: its agents\' stderr, and each attempt\'s and step\'s end'
+complete -c restack -n "__fish_restack_using_subcommand help; and not __fish_seen_subcommand_from agent workflow status logs cancel health serve completions help" -f -a "cancel" -d 'Cancel a queued or running run (its agent\'s processes are stopped)'
+complete -c restack -n "__fish_restack_using_subcommand help; and not __fish_seen_subcommand_from agent workflow status logs cancel health serve completions help" -f -a "health" -d 'Check that the server answers, and how fast'
+complete -c restack -n "__fish_restack_using_subcommand help; and not __fish_seen_subcommand_from agent workflow status logs cancel health serve completions help" -f -a "serve" -d 'Serve the Restack API from the embedded engine'
+complete -c restack -n "__fish_restack_using_subcommand help; and not __fish_seen_subcommand_from agent workflow status logs cancel health serve completions help" -f -a "completions" -d 'Print a shell completion script'
+complete -c restack -n "__fish_restack_using_subcommand help; and not __fish_seen_subcommand_from agent workflow status logs cancel health serve completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c restack -n "__fish_restack_using_subcommand help; and __fish_seen_subcommand_from agent" -f -a "run" -d 'Schedule an agent run (and with --follow, watch it to the end)'
 complete -c restack -n "__fish_restack_using_subcommand help; and __fish_seen_subcommand_from workflow" -f -a "run" -d 'Schedule a workflow run (and with --follow, watch it to the end)'
 complete -c restack -n "__fish_restack_using_subcommand completions" -f -a "bash elvish fish powershell zsh"

@@ -6,8 +6,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::commands::{
-    completions::CompletionsArgs, health::HealthArgs, run::RunArgs, serve::ServeArgs,
-    status::StatusArgs,
+    cancel::CancelArgs, completions::CompletionsArgs, health::HealthArgs, logs::LogsArgs,
+    run::RunArgs, serve::ServeArgs, status::StatusArgs,
 };
 
 /// Schedule, watch and inspect AI-agent and workflow runs through the Restack API — against
@@ -75,6 +75,10 @@ pub enum Command {
     Workflow(WorkflowCommand),
     /// Show one run, or a table of recent runs of this profile
     Status(StatusArgs),
+    /// Print a run's log lines: its agents' stderr, and each attempt's and step's end
+    Logs(LogsArgs),
+    /// Cancel a queued or running run (its agent's processes are stopped)
+    Cancel(CancelArgs),
     /// Check that the server answers, and how fast
     Health(HealthArgs),
     /// Serve the Restack API from the embedded engine

@@ -8,7 +8,7 @@ use anyhow::Result;
 use reqwest::{Method, StatusCode};
 use serde_json::{Map, Value};
 
-use crate::api::{Kind, RunInfo, RunRequest, RunStatus, ScheduleResponse};
+use crate::api::{Kind, Logs, RunInfo, RunRequest, RunStatus, ScheduleResponse};
 use crate::error::{Exit, Failure};
 use crate::output;
 
@@ -591,6 +591,81 @@ impl Client {
         self.run_within(kind, name, id, wait, REQUEST_TIMEOUT).await
     }
 
+    /// A run's log lines (an extension of restack's engine: another server may answer 404).
+    pub async fn logs(&self, kind: Kind, name: &str, id: &str) -> Result<Answer<Logs>> {
+        let path = format!(
+            "/api/{}/{}/{}/logs",
+            kind.plural(),
+            encode(name),
+            encode(id)
+        );
+        let what = format!("the logs of {kind} run `{id}` of `{name}`");
+        let raw = self
+            .call(Method::GET, &path, None, REQUEST_TIMEOUT, &what)
+            .await?;
+        let typed = serde_json::from_value(raw.clone()).map_err(|e| {
+            Failure::new(
+                Exit::Server,
+                format!(
+                    "{} answered with logs the engine's API does not describe: {e}",
+                    self.origin.label
+                ),
+            )
+        })?;
+        Ok(Answer {
+            typed,
+            raw,
+            tag: None,
+        })
+    }
+
+    /// Cancels a run; the run as it ended. A run that had already ended is exit 1 (a 409).
+    pub async fn cancel(&self, kind: Kind, name: &str, id: &str) -> Result<Answer<RunInfo>> {
+        let path = format!(
+            "/api/{}/{}/{}/cancel",
+            kind.plural(),
+            encode(name),
+            encode(id)
+        );
+        let what = format!("{kind} run `{id}` of `{name}`");
+        let raw = match self
+            .call(Method::POST, &path, None, REQUEST_TIMEOUT, &what)
+            .await
+        {
+            // A 409: the run's end came first. Not the server's failure, nor the run's.
+            Err(e) => match e.downcast::<Failure>() {
+                Ok(f) if f.http_status == Some(409) => {
+                    let said = server_message_of(&f.message);
+                    return Err(
+                        Failure::new(Exit::RunFailed, format!("cannot cancel: {said}"))
+                            .with_hint(format!(
+                                "`{}` shows how it ended",
+                                self.origin.status_command(kind, name, id, false)
+                            ))
+                            .into(),
+                    );
+                }
+                Ok(f) => return Err(f.into()),
+                Err(e) => return Err(e),
+            },
+            Ok(raw) => raw,
+        };
+        let typed = parse_run(&raw, kind, name, id).map_err(|e| {
+            Failure::new(
+                Exit::Server,
+                format!(
+                    "{} answered the cancel with a run-status object the API does not promise: {e}",
+                    self.origin.label
+                ),
+            )
+        })?;
+        Ok(Answer {
+            typed,
+            raw,
+            tag: None,
+        })
+    }
+
     /// [`Self::run`], the request bounded by `timeout` (beyond any long-poll's wait).
     pub async fn run_within(
         &self,
@@ -973,6 +1048,17 @@ fn lenient_extras(run: &mut Value) {
 
 /// The failure for a non-2xx answer, with the server's own message when it sent one.
 pub fn http_failure(status: StatusCode, body: &[u8], what: &str, base: &str) -> Failure {
+    let mut failure = http_failure_of(status, body, what, base);
+    failure.http_status = Some(status.as_u16());
+    failure
+}
+
+/// The words after "(HTTP 409): " in such a failure's message, or all of it.
+fn server_message_of(message: &str) -> &str {
+    message.split_once("): ").map_or(message, |(_, said)| said)
+}
+
+fn http_failure_of(status: StatusCode, body: &[u8], what: &str, base: &str) -> Failure {
     let detail = server_message(body);
     let with = |m: &str| match &detail {
         Some(d) => format!("{m}: {d}"),

@@ -36,6 +36,8 @@ pub struct Failure {
     pub unconnected: bool,
     /// How long the server asked to be left alone (`Retry-After` on a 429 or 503).
     pub retry_after: Option<std::time::Duration>,
+    /// The HTTP status of the server's answer, when the failure is one.
+    pub http_status: Option<u16>,
 }
 
 impl Failure {
@@ -47,6 +49,7 @@ impl Failure {
             transient: false,
             unconnected: false,
             retry_after: None,
+            http_status: None,
         }
     }
 

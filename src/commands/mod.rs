@@ -1,9 +1,11 @@
 //! One module per subcommand (an `Args` struct with `run()`), and what they share: the global
 //! flags, the connection to a server (or to the in-process engine), and the dispatcher.
 
+pub mod cancel;
 pub mod completions;
 pub mod embedded;
 pub mod health;
+pub mod logs;
 pub mod run;
 pub mod serve;
 pub mod status;
@@ -50,6 +52,8 @@ fn run_command(cli: Cli) -> Result<Exit> {
                         args.run(crate::api::Kind::Workflow, &g).await
                     }
                     Command::Status(args) => args.run(&g).await,
+                    Command::Logs(args) => args.run(&g).await,
+                    Command::Cancel(args) => args.run(&g).await,
                     Command::Health(args) => args.run(&g).await,
                     Command::Completions(_) | Command::Serve(_) => unreachable!("handled above"),
                 }

@@ -47,9 +47,39 @@ pub struct StatusArgs {
     /// How many recent runs the table shows
     #[arg(long, default_value_t = 20, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub limit: u32,
+    /// What to do with the one run once found: `logs` and `cancel` find it as `status` does.
+    #[arg(skip)]
+    pub action: Action,
+}
+
+/// What is done with one run, once the history, `--url` and the profile have said where it is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Action {
+    #[default]
+    Show,
+    Logs,
+    Cancel,
 }
 
 impl StatusArgs {
+    /// One run, for another command that finds it as `status` does.
+    pub fn for_run(
+        run_id: String,
+        agent: Option<String>,
+        workflow: Option<String>,
+        action: Action,
+    ) -> StatusArgs {
+        StatusArgs {
+            run_id: Some(run_id),
+            agent,
+            workflow,
+            follow: false,
+            timeout: None,
+            limit: 20,
+            action,
+        }
+    }
+
     pub async fn run(self, g: &GlobalArgs) -> Result<Exit> {
         if self.run_id.is_none() && g.quiet && !g.json() {
             return self.ids(g);
@@ -165,6 +195,19 @@ impl StatusArgs {
                 _ => e,
             }
         };
+        match self.action {
+            Action::Logs => {
+                return super::logs::print(client, kind, &name, id, g)
+                    .await
+                    .map_err(placed);
+            }
+            Action::Cancel => {
+                return super::cancel::cancel(client, kind, &name, id, g)
+                    .await
+                    .map_err(placed);
+            }
+            Action::Show => {}
+        }
         if self.follow {
             let bound = Bound {
                 started,

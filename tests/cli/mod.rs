@@ -11,6 +11,7 @@ mod follow_failures;
 mod follow_fallback;
 mod foreign_servers;
 mod health;
+mod logs_and_cancel;
 mod profiles;
 mod remote_quirks;
 mod run_input;

@@ -467,9 +467,12 @@ pub async fn cancel(
     let kind = area(&area_seg)?;
     let row = load(&state, kind, &name, &id)?;
     if row.status.is_terminal() {
+        let ended = match row.canceled {
+            true => "been canceled".to_string(),
+            false => row.status.to_string(),
+        };
         return Err(EngineError::Conflict(format!(
-            "run `{id}` has already {}",
-            row.status
+            "run `{id}` has already {ended}"
         )));
     }
     // The end is written and the agent killed as a `whole`, or a hang-up could leave a run

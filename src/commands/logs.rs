@@ -1,0 +1,71 @@
+//! `restack logs RUN_ID`: a run's log lines (its agents' stderr, and the engine's word on each
+//! attempt and step), found as `status RUN_ID` finds the run.
+
+use anyhow::Result;
+use clap::Args;
+
+use super::status::{Action, StatusArgs};
+use crate::api::{Kind, LogLine};
+use crate::cli::GlobalArgs;
+use crate::client::Client;
+use crate::error::Exit;
+use crate::output;
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// The run whose logs to print
+    #[arg(value_parser = clap::builder::NonEmptyStringValueParser::new())]
+    pub run_id: String,
+    /// The run's agent (otherwise taken from the local history)
+    #[arg(long, value_name = "NAME", conflicts_with = "workflow", value_parser = clap::builder::NonEmptyStringValueParser::new())]
+    pub agent: Option<String>,
+    /// The run's workflow (otherwise taken from the local history)
+    #[arg(long, value_name = "NAME", value_parser = clap::builder::NonEmptyStringValueParser::new())]
+    pub workflow: Option<String>,
+}
+
+impl LogsArgs {
+    pub async fn run(self, g: &GlobalArgs) -> Result<Exit> {
+        StatusArgs::for_run(self.run_id, self.agent, self.workflow, Action::Logs)
+            .run(g)
+            .await
+    }
+}
+
+/// Prints the lines: `-o json` the server's object, `-q` the lines alone, else each with its
+/// time, and its step and attempt when it has them.
+pub async fn print(
+    client: &Client,
+    kind: Kind,
+    name: &str,
+    id: &str,
+    g: &GlobalArgs,
+) -> Result<Exit> {
+    let answer = client.logs(kind, name, id).await?;
+    if g.json() {
+        output::json(&answer.raw);
+        return Ok(Exit::Ok);
+    }
+    let mut text = String::new();
+    for l in &answer.typed.lines {
+        if !g.quiet {
+            text.push_str(&format!("{}  {}", output::printable(&l.at), place(l)));
+        }
+        text.push_str(&output::printable(&l.line));
+        text.push('\n');
+    }
+    if !text.is_empty() {
+        output::out(&text);
+    }
+    Ok(Exit::Ok)
+}
+
+/// `step 2, attempt 1: `, for the people reading: steps count from 1, as in errors.
+fn place(l: &LogLine) -> String {
+    match (l.step, l.attempt) {
+        (Some(s), Some(a)) => format!("step {}, attempt {a}: ", s + 1),
+        (Some(s), None) => format!("step {}: ", s + 1),
+        (None, Some(a)) => format!("attempt {a}: "),
+        (None, None) => String::new(),
+    }
+}
