@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::fixtures::{assert_error, code, stdout, stdout_json};
 use crate::engine::fixtures::{agent, pids, sandbox};
-use crate::support::wait_until;
+use crate::support::{process_alive, wait_until};
 
 const T: Duration = Duration::from_secs(30);
 
@@ -76,7 +76,7 @@ fn cancel_stops_a_running_run_and_refuses_an_ended_one() {
     assert_eq!(code(&out), 0, "{out:?}");
     assert_eq!(stdout(&out).trim(), format!("run {id} canceled"));
     wait_until("the agent to be stopped", T, || {
-        (unsafe { libc::kill(pid, 0) } != 0).then_some(())
+        (!process_alive(pid)).then_some(())
     });
     let out = sb.run_at(&server.url, &["status", &id, "-o", "json"]);
     let run = stdout_json(&out);

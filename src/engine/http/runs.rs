@@ -208,18 +208,23 @@ pub async fn get(
     // read is enough before sleeping. A poll that answers at once pays the notifier's lock
     // twice instead of a second read; the subscription removes itself on every way out.
     let mut subscription = (wait > 0.0).then(|| state.notifier.subscribe(&id));
-    let row = load(&state, kind, &name, &id)?;
+    let mut row = load(&state, kind, &name, &id)?;
     let initial = since.unwrap_or(row.status);
-    let mut seen = Rendered::new(&state, row)?;
-    let unchanged = |r: &Rendered| {
-        !r.status.is_terminal()
-            && match &since_tag {
-                Some(tag) => *tag == r.tag,
-                None => r.status == initial,
+    // Rendered only to compare tags; without a tag, the row's status says enough until the
+    // answer (a workflow's steps are a read of their own).
+    let mut seen = since_tag
+        .as_ref()
+        .map(|_| Rendered::new(&state, row.clone()))
+        .transpose()?;
+    let unchanged = |row: &RunRow, seen: &Option<Rendered>| {
+        !row.status.is_terminal()
+            && match (&since_tag, seen) {
+                (Some(tag), Some(r)) => *tag == r.tag,
+                _ => row.status == initial,
             }
     };
     if let Some(sub) = subscription.as_mut()
-        && unchanged(&seen)
+        && unchanged(&row, &seen)
     {
         let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(wait);
         loop {
@@ -230,12 +235,19 @@ pub async fn get(
                 _ = tokio::time::sleep_until(deadline) => false,
                 _ = state.stopping.cancelled() => false,
             };
-            seen = Rendered::new(&state, load(&state, kind, &name, &id)?)?;
-            if !changed || !unchanged(&seen) {
+            row = load(&state, kind, &name, &id)?;
+            if seen.is_some() {
+                seen = Some(Rendered::new(&state, row.clone())?);
+            }
+            if !changed || !unchanged(&row, &seen) {
                 break;
             }
         }
     }
+    let seen = match seen {
+        Some(seen) => seen,
+        None => Rendered::new(&state, row)?,
+    };
     Ok((
         [
             (header::CONTENT_TYPE, "application/json".to_string()),
@@ -249,7 +261,6 @@ pub async fn get(
 /// A run's status object as sent, and its tag: a hash of those bytes, so two answers with the
 /// same tag say the same.
 struct Rendered {
-    status: RunStatus,
     body: Vec<u8>,
     tag: String,
 }
@@ -257,14 +268,12 @@ struct Rendered {
 impl Rendered {
     fn new(state: &AppState, row: RunRow) -> Result<Rendered, EngineError> {
         use std::hash::{Hash, Hasher};
-        let status = row.status;
         let Json(info) = render(state, row)?;
         let body = serde_json::to_vec(&info).map_err(|e| EngineError::Internal(e.into()))?;
         // SipHash with fixed keys: the same body has the same tag in every engine.
         let mut h = std::collections::hash_map::DefaultHasher::new();
         body.hash(&mut h);
         Ok(Rendered {
-            status,
             body,
             tag: format!("{:016x}", h.finish()),
         })
