@@ -252,6 +252,9 @@ pub struct LogLine {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Logs {
     pub lines: Vec<LogLine>,
+    /// Earlier lines the answer leaves out (it holds a run's latest lines, up to a size).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub omitted: Option<u64>,
 }
 
 /// An entry of `GET /api/agents` or `GET /api/workflows`.

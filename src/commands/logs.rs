@@ -46,6 +46,9 @@ pub async fn print(
         output::json(&answer.raw);
         return Ok(Exit::Ok);
     }
+    if let Some(n) = answer.typed.omitted.filter(|_| !g.quiet) {
+        eprintln!("note: {n} earlier lines are not shown: the server answers with the latest");
+    }
     let mut text = String::new();
     for l in &answer.typed.lines {
         if !g.quiet {

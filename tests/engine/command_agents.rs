@@ -454,3 +454,41 @@ fn a_missing_program_is_said_at_start_up() {
     );
     assert!(!logs.contains("agent `probe`:"), "{logs}");
 }
+
+/// A logs answer holds the latest lines up to a size, and says how many it left out: an agent
+/// may store 80 MiB of lines per attempt, and an answer is built whole in memory.
+#[test]
+fn a_logs_answer_holds_the_latest_lines_up_to_a_size() {
+    let (sb, cfg) = sandbox(&agent("probe", ""));
+    let server = sb.serve(Some(&cfg), &sb.path("engine"), &[]);
+    // 300 lines of 8 000 bytes: 2.4 MB of text.
+    let id = server.schedule("agents", "probe", json!({"stderr_lines": [300, 8000]}));
+    let run = server.wait_done("agents", "probe", &id, T);
+    assert_eq!(run["status"], "completed", "{run}");
+    let (code, logs) = server.get(&format!("/api/agents/probe/{id}/logs"));
+    assert_eq!(code, 200);
+    let lines = logs["lines"].as_array().unwrap();
+    let bytes: usize = lines
+        .iter()
+        .map(|l| l["line"].as_str().unwrap().len())
+        .sum();
+    assert!(bytes <= 1 << 20, "{bytes} bytes of lines");
+    assert!(lines.len() > 100, "{} lines", lines.len());
+    assert!(
+        lines.last().unwrap()["line"]
+            .as_str()
+            .unwrap()
+            .starts_with("000299 ")
+    );
+    assert_eq!(
+        logs["omitted"].as_u64().unwrap() + lines.len() as u64,
+        300,
+        "every line is either in the answer or counted out"
+    );
+    let first = lines[0]["line"].as_str().unwrap();
+    assert!(
+        first.starts_with(&format!("{:06} ", 300 - lines.len())),
+        "the latest lines, in order: {}",
+        &first[..7]
+    );
+}

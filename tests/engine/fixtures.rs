@@ -10,7 +10,7 @@ use crate::support::{PY, Sandbox};
 /// directives for that agent only, so one workflow input can steer each step differently:
 /// - `append`: a file to which each invocation appends `<agent name> <attempt>`
 /// - `pidfile` (+ `child`): write the agent's pid (and a sleeping child's) there
-/// - `stderr`: lines to log
+/// - `stderr`: lines to log; `stderr_lines`: `[count, width]`, that many numbered lines
 /// - `active` (+ `hold`, `until_seen`): a folder; reports in `others` how many other runs were
 ///   inside at once, holding `hold` seconds (or, with `until_seen`, until it has seen one)
 /// - `gate`: wait (at most 30 s) until this file exists
@@ -45,6 +45,10 @@ if "pidfile" in d:
     os.replace(d["pidfile"] + ".tmp", d["pidfile"])
 for line in d.get("stderr", []):
     print(line, file=sys.stderr, flush=True)
+if "stderr_lines" in d:
+    count, width = d["stderr_lines"]
+    for i in range(count):
+        print(f"{i:06d} " + "x" * width, file=sys.stderr)
 others = None
 if "active" in d:
     os.makedirs(d["active"], exist_ok=True)

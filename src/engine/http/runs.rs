@@ -516,15 +516,25 @@ pub async fn cancel(
     render(&state, load(&state, kind, &name, &id)?)
 }
 
+/// The most line text one logs answer holds: a run may store 80 MiB of lines per attempt
+/// (10 101 lines of up to 8 KiB), and an answer is built whole in memory.
+const LOG_ANSWER_BYTES: usize = 1 << 20;
+
 pub async fn logs(
     State(state): State<AppState>,
     Path((area_seg, name, id)): Path<(String, String, String)>,
 ) -> Result<Json<Logs>, EngineError> {
     let kind = area(&area_seg)?;
     let row = load(&state, kind, &name, &id)?;
-    let mut lines: Vec<(i64, LogLine)> = state
+    let (stored, omitted) = state
         .store
-        .logs(&id, LOG_LINES_PER_ATTEMPT)?
+        .logs(&id, LOG_LINES_PER_ATTEMPT, LOG_ANSWER_BYTES)?;
+    // Steps' events from the time of the first line kept, when earlier ones were left out.
+    let since = match omitted {
+        0 => i64::MIN,
+        _ => stored.first().map_or(i64::MIN, |l| l.at),
+    };
+    let mut lines: Vec<(i64, LogLine)> = stored
         .into_iter()
         .map(|l| {
             (
@@ -561,9 +571,11 @@ pub async fn logs(
                 if let Some(w) = &s.wake_at {
                     line.push_str(&format!("; wakes at {w}"));
                 }
-                lines.push(event(at, s.attempt.map(|a| a.min(1)), line));
+                if at >= since {
+                    lines.push(event(at, s.attempt.map(|a| a.min(1)), line));
+                }
             }
-            if let Some(at) = st.completed_at {
+            if let Some(at) = st.completed_at.filter(|at| *at >= since) {
                 let line = match &s.error {
                     Some(e) => format!("step {} ({}) failed: {e}", s.index + 1, s.step),
                     None => format!("step {} ({}) {}", s.index + 1, s.step, s.status),
@@ -575,5 +587,6 @@ pub async fn logs(
     }
     Ok(Json(Logs {
         lines: lines.into_iter().map(|(_, l)| l).collect(),
+        omitted: (omitted > 0).then_some(omitted),
     }))
 }

@@ -456,24 +456,42 @@ impl Store {
     /// A run's newest `limit` log lines, oldest first: when there are more (a run retried, each
     /// attempt with its own lines), the end, where an agent says why it failed, matters more
     /// than the start.
-    pub fn logs(&self, id: &str, limit: usize) -> Result<Vec<NewLog>> {
+    /// The run's latest log lines, oldest first: as many as `max_lines` and `max_bytes` of
+    /// text allow (at least one), so that one answer's size is bounded whatever the agents
+    /// wrote; and how many earlier lines that left out.
+    pub fn logs(&self, id: &str, max_lines: usize, max_bytes: usize) -> Result<(Vec<NewLog>, u64)> {
         self.read(|c| {
-            c.prepare_cached(
-                "SELECT run_id, at, step, attempt, line FROM
-                   (SELECT id, run_id, at, step, attempt, line FROM logs WHERE run_id = ?1
-                    ORDER BY id DESC LIMIT ?2)
-                 ORDER BY id",
-            )?
-            .query_map(params![id, limit as i64], |r| {
-                Ok(NewLog {
-                    run_id: r.get(0)?,
+            let mut stmt = c.prepare_cached(
+                "SELECT id, at, step, attempt, line FROM logs WHERE run_id = ?1 ORDER BY id DESC",
+            )?;
+            let mut rows = stmt.query([id])?;
+            let (mut lines, mut bytes, mut cut_below) = (Vec::new(), 0, None);
+            while let Some(r) = rows.next()? {
+                let rowid: i64 = r.get(0)?;
+                let line: String = r.get(4)?;
+                if !lines.is_empty() && (lines.len() >= max_lines || bytes + line.len() > max_bytes)
+                {
+                    cut_below = Some(rowid + 1);
+                    break;
+                }
+                bytes += line.len();
+                lines.push(NewLog {
+                    run_id: id.to_string(),
                     at: r.get(1)?,
                     step: r.get::<_, Option<i64>>(2)?.map(|s| s as usize),
                     attempt: r.get(3)?,
-                    line: r.get(4)?,
-                })
-            })?
-            .collect()
+                    line,
+                });
+            }
+            drop(rows);
+            lines.reverse();
+            let omitted: i64 = match cut_below {
+                Some(below) => c
+                    .prepare_cached("SELECT count(*) FROM logs WHERE run_id = ?1 AND id < ?2")?
+                    .query_row(params![id, below], |r| r.get(0))?,
+                None => 0,
+            };
+            Ok((lines, omitted as u64))
         })
     }
 }

@@ -230,13 +230,20 @@ async fn logs_past_the_limit_are_the_newest_in_order() {
         })
         .collect();
     store.write(Op::Logs(lines)).await.unwrap();
-    let got: Vec<String> = store
-        .logs(&id, 3)
-        .unwrap()
-        .into_iter()
-        .map(|l| l.line)
-        .collect();
-    assert_eq!(got, ["line 2", "line 3", "line 4"]);
+    let lines = |max_lines, max_bytes| {
+        let (lines, omitted) = store.logs(&id, max_lines, max_bytes).unwrap();
+        let text: Vec<String> = lines.into_iter().map(|l| l.line).collect();
+        (text, omitted)
+    };
+    assert_eq!(
+        lines(3, 1000),
+        (vec!["line 2".into(), "line 3".into(), "line 4".into()], 2)
+    );
+    // Each line is 6 bytes: 13 hold two.
+    assert_eq!(lines(10, 13), (vec!["line 3".into(), "line 4".into()], 3));
+    // One line at least, however long.
+    assert_eq!(lines(10, 1), (vec!["line 4".into()], 4));
+    assert_eq!(lines(10, 1000).1, 0);
 }
 
 /// Runs the writer over `ops` as one batch (they are all waiting when it starts) until it
