@@ -275,3 +275,54 @@ fn a_retry_waits_out_its_back_off_across_a_restart() {
         "no attempt was cut short: the engine died between attempts"
     );
 }
+
+/// While the engine cannot write (here another program holds the database past the busy
+/// timeout; a full disk does the same), `/health` says so with a 503, as every schedule meets
+/// one; once a write goes through again, it is "ok".
+#[test]
+fn health_is_503_while_writes_fail() {
+    let (sb, cfg) = sandbox("");
+    let data = sb.path("engine");
+    let server = sb.serve(Some(&cfg), &data, &[]);
+    let holder = "import os, sqlite3, sys, time\n\
+        c = sqlite3.connect(sys.argv[1], isolation_level=None)\n\
+        c.execute('BEGIN IMMEDIATE')\n\
+        open(sys.argv[2], 'w').close()\n\
+        deadline = time.time() + 60\n\
+        while not os.path.exists(sys.argv[3]) and time.time() < deadline:\n    time.sleep(0.02)\n\
+        c.execute('COMMIT')\n";
+    let mut lock = std::process::Command::new(crate::support::PY)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .args(["-c", holder])
+        .arg(data.join("restack.db"))
+        .arg(sb.path("locked"))
+        .arg(sb.path("release"))
+        .spawn()
+        .unwrap();
+    wait_until("the lock to be held", Duration::from_secs(10), || {
+        sb.path("locked").exists().then_some(())
+    });
+    let (code, body) = server.post("/api/agents/echo", json!({"input": {}}));
+    assert_eq!(code, 503, "{body}");
+    let (code, body) = server.get("/health");
+    assert_eq!(code, 503, "{body}");
+    assert_eq!(body["status"], "unavailable", "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("cannot write"),
+        "{body}"
+    );
+    let out = sb
+        .cmd()
+        .args(["--url", &server.url, "health"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(7), "{out:?}");
+
+    sb.write("release", "");
+    lock.wait().unwrap();
+    let (code, body) = server.post("/api/agents/echo", json!({"input": {}}));
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = server.get("/health");
+    assert_eq!((code, &body["status"]), (200, &json!("ok")), "{body}");
+}

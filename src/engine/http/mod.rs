@@ -13,6 +13,7 @@ mod runs;
 use axum::Json;
 use axum::Router;
 use axum::body::Body;
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::middleware::{from_fn_with_state, map_response};
 use axum::response::{IntoResponse, Response};
@@ -55,8 +56,17 @@ pub fn router(state: AppState) -> Router {
     all.layer(map_response(json_errors)).with_state(state)
 }
 
-async fn health() -> Json<serde_json::Value> {
-    Json(json!({"status": "ok"}))
+/// "ok", unless the engine cannot write (a full disk): then a 503, so that a probe sees what
+/// every schedule meets, rather than an engine that only answers.
+async fn health(State(state): State<AppState>) -> Response {
+    if state.store.writes_failing() {
+        let body = json!({
+            "status": "unavailable",
+            "error": "the engine cannot write to its database (a full disk?); its log says why",
+        });
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+    }
+    Json(json!({"status": "ok"})).into_response()
 }
 
 async fn not_found(req: axum::extract::Request) -> EngineError {

@@ -100,6 +100,7 @@ struct Inner {
     outbox: Mutex<Option<Outbox>>,
     readers: Mutex<Vec<Connection>>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    commits: Arc<writer::Commits>,
 }
 
 /// The way into the writer. New runs get their IDs under the same lock that queues them, so
@@ -150,9 +151,11 @@ impl Store {
         let last: i64 =
             conn.query_row("SELECT coalesce(max(seq), 0) FROM runs", [], |r| r.get(0))?;
         let (tx, rx) = std::sync::mpsc::channel();
+        let commits = Arc::new(writer::Commits::default());
+        let seen = commits.clone();
         let writer = std::thread::Builder::new()
             .name("restack-writer".into())
-            .spawn(move || writer::run(conn, rx, notifier))?;
+            .spawn(move || writer::run(conn, rx, notifier, seen))?;
         Ok(Store {
             inner: Arc::new(Inner {
                 path,
@@ -162,12 +165,18 @@ impl Store {
                 })),
                 readers: Mutex::new(Vec::new()),
                 writer: Mutex::new(Some(writer)),
+                commits,
             }),
         })
     }
 
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// Whether the engine cannot write right now: its last commit failed, lately.
+    pub fn writes_failing(&self) -> bool {
+        self.inner.commits.failing()
     }
 
     /// Stores a new run and answers its ID once the run is committed.

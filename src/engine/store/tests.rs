@@ -264,7 +264,12 @@ fn one_batch(dir: &tempfile::TempDir, ops: Vec<Op>) -> Vec<Result<bool, String>>
         })
         .collect();
     drop(tx);
-    writer::run(conn, rx, Arc::new(Notifier::default()));
+    writer::run(
+        conn,
+        rx,
+        Arc::new(Notifier::default()),
+        Arc::new(writer::Commits::default()),
+    );
     replies
         .into_iter()
         .map(|mut a| a.try_recv().expect("every write is answered"))

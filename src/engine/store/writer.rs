@@ -3,6 +3,7 @@
 //! can mean "on disk" without paying an fsync per request.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::time::{Duration, Instant};
 
@@ -93,7 +94,38 @@ pub struct Job {
     pub reply: Option<oneshot::Sender<Result<bool, String>>>,
 }
 
-pub fn run(mut conn: Connection, rx: Receiver<Job>, notifier: Arc<Notifier>) {
+/// When the last group commit failed and the last one succeeded (ms): while writes fail (a
+/// full disk), `/health` says so instead of "ok".
+#[derive(Default)]
+pub struct Commits {
+    failed_at: AtomicI64,
+    good_at: AtomicI64,
+}
+
+/// How long after a failed commit, with none good since, the engine counts as failing.
+const FAILING_FOR_MS: i64 = 60_000;
+
+impl Commits {
+    fn record(&self, ok: bool) {
+        let at = if ok { &self.good_at } else { &self.failed_at };
+        at.store(crate::api::now_ms(), Ordering::Relaxed);
+    }
+
+    /// The last commit failed, and not long ago (with no writes since, a disk that has room
+    /// again would otherwise keep the engine "failing" for good).
+    pub fn failing(&self) -> bool {
+        let failed = self.failed_at.load(Ordering::Relaxed);
+        failed > self.good_at.load(Ordering::Relaxed)
+            && crate::api::now_ms() - failed < FAILING_FOR_MS
+    }
+}
+
+pub fn run(
+    mut conn: Connection,
+    rx: Receiver<Job>,
+    notifier: Arc<Notifier>,
+    commits: Arc<Commits>,
+) {
     let mut batch: Vec<Job> = Vec::with_capacity(256);
     let mut results: Vec<Result<bool, String>> = Vec::with_capacity(256);
     let mut names = match Names::load(&conn) {
@@ -147,6 +179,7 @@ pub fn run(mut conn: Connection, rx: Receiver<Job>, notifier: Arc<Notifier>) {
         if let Err(e) = &committed {
             tracing::error!("commit of {} writes failed: {e}", batch.len());
         }
+        commits.record(committed.is_ok());
         for (job, result) in batch
             .drain(..)
             .zip(results.drain(..).chain(std::iter::repeat(Ok(false))))
