@@ -593,12 +593,7 @@ impl Client {
 
     /// A run's log lines (an extension of restack's engine: another server may answer 404).
     pub async fn logs(&self, kind: Kind, name: &str, id: &str) -> Result<Answer<Logs>> {
-        let path = format!(
-            "/api/{}/{}/{}/logs",
-            kind.plural(),
-            encode(name),
-            encode(id)
-        );
+        let path = run_path(kind, name, id) + "/logs";
         let what = format!("the logs of {kind} run `{id}` of `{name}`");
         let raw = self
             .call(Method::GET, &path, None, REQUEST_TIMEOUT, &what)
@@ -621,12 +616,7 @@ impl Client {
 
     /// Cancels a run; the run as it ended. A run that had already ended is exit 1 (a 409).
     pub async fn cancel(&self, kind: Kind, name: &str, id: &str) -> Result<Answer<RunInfo>> {
-        let path = format!(
-            "/api/{}/{}/{}/cancel",
-            kind.plural(),
-            encode(name),
-            encode(id)
-        );
+        let path = run_path(kind, name, id) + "/cancel";
         let what = format!("{kind} run `{id}` of `{name}`");
         let raw = match self
             .call(Method::POST, &path, None, REQUEST_TIMEOUT, &what)
@@ -675,7 +665,7 @@ impl Client {
         wait: Option<Wait<'_>>,
         timeout: Duration,
     ) -> Result<Answer<RunInfo>> {
-        let mut path = format!("/api/{}/{}/{}", kind.plural(), encode(name), encode(id));
+        let mut path = run_path(kind, name, id);
         let timeout = match wait {
             Some(Wait { wait, since, tag }) => {
                 path.push_str(&format!("?wait={}&since={since}", wait.as_secs_f64()));
@@ -1178,6 +1168,11 @@ fn is_loopback(base: &str) -> bool {
 }
 
 /// Path segments come from users; keep them one segment each.
+/// `/api/{agents|workflows}/{name}/{runId}`, each segment encoded.
+fn run_path(kind: Kind, name: &str, id: &str) -> String {
+    format!("/api/{}/{}/{}", kind.plural(), encode(name), encode(id))
+}
+
 fn encode(segment: &str) -> String {
     let mut out = String::with_capacity(segment.len());
     for b in segment.bytes() {

@@ -4,7 +4,7 @@
 use anyhow::Result;
 use clap::Args;
 
-use super::status::{Action, StatusArgs};
+use super::status::{Action, OneRun};
 use crate::api::{Kind, LogLine};
 use crate::cli::GlobalArgs;
 use crate::client::Client;
@@ -12,23 +12,15 @@ use crate::error::Exit;
 use crate::output;
 
 #[derive(Debug, Args)]
+#[command(mut_arg("run_id", |a| a.help("The run whose logs to print")))]
 pub struct LogsArgs {
-    /// The run whose logs to print
-    #[arg(value_parser = clap::builder::NonEmptyStringValueParser::new())]
-    pub run_id: String,
-    /// The run's agent (otherwise taken from the local history)
-    #[arg(long, value_name = "NAME", conflicts_with = "workflow", value_parser = clap::builder::NonEmptyStringValueParser::new())]
-    pub agent: Option<String>,
-    /// The run's workflow (otherwise taken from the local history)
-    #[arg(long, value_name = "NAME", value_parser = clap::builder::NonEmptyStringValueParser::new())]
-    pub workflow: Option<String>,
+    #[command(flatten)]
+    pub run: OneRun,
 }
 
 impl LogsArgs {
     pub async fn run(self, g: &GlobalArgs) -> Result<Exit> {
-        StatusArgs::for_run(self.run_id, self.agent, self.workflow, Action::Logs)
-            .run(g)
-            .await
+        self.run.status(Action::Logs).run(g).await
     }
 }
 

@@ -61,25 +61,35 @@ pub enum Action {
     Cancel,
 }
 
-impl StatusArgs {
-    /// One run, for another command that finds it as `status` does.
-    pub fn for_run(
-        run_id: String,
-        agent: Option<String>,
-        workflow: Option<String>,
-        action: Action,
-    ) -> StatusArgs {
+/// One run, as another command names it (`logs`, `cancel`): found as `status` finds it.
+#[derive(Debug, Args)]
+pub struct OneRun {
+    #[arg(value_parser = clap::builder::NonEmptyStringValueParser::new())]
+    pub run_id: String,
+    /// The run's agent (otherwise taken from the local history)
+    #[arg(long, value_name = "NAME", conflicts_with = "workflow", value_parser = clap::builder::NonEmptyStringValueParser::new())]
+    pub agent: Option<String>,
+    /// The run's workflow (otherwise taken from the local history)
+    #[arg(long, value_name = "NAME", value_parser = clap::builder::NonEmptyStringValueParser::new())]
+    pub workflow: Option<String>,
+}
+
+impl OneRun {
+    /// `status` for this run, doing `action` once it is found.
+    pub fn status(self, action: Action) -> StatusArgs {
         StatusArgs {
-            run_id: Some(run_id),
-            agent,
-            workflow,
+            run_id: Some(self.run_id),
+            agent: self.agent,
+            workflow: self.workflow,
             follow: false,
             timeout: None,
             limit: 20,
             action,
         }
     }
+}
 
+impl StatusArgs {
     pub async fn run(self, g: &GlobalArgs) -> Result<Exit> {
         if self.run_id.is_none() && g.quiet && !g.json() {
             return self.ids(g);

@@ -192,33 +192,57 @@ fn a_write_that_fails_while_another_program_holds_the_database_is_retried() {
     let server = sb.serve(Some(&cfg), &data, &[]);
     let id = server.schedule("agents", "sleep", serde_json::json!({"seconds": 6}));
     server.wait_status("agents", "sleep", &id, "running", T);
-    // Holds the write lock past the run's end and the engine's 5 s busy timeout, then lets go.
-    let holder = "import sqlite3, sys, time\n\
-        c = sqlite3.connect(sys.argv[1], isolation_level=None)\n\
-        c.execute('BEGIN IMMEDIATE')\n\
-        open(sys.argv[2], 'w').close()\n\
-        time.sleep(12)\n\
-        c.execute('COMMIT')\n";
-    let mut lock = std::process::Command::new(crate::support::PY)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .args(["-c", holder])
-        .arg(data.join("restack.db"))
-        .arg(sb.path("locked"))
-        .spawn()
-        .unwrap();
-    wait_until("the lock to be held", Duration::from_secs(10), || {
-        sb.path("locked").exists().then_some(())
-    });
+    // Holds the write lock past the run's end and the engine's 5 s busy timeout.
+    let lock = WriteLock::hold(&sb, &data);
     let (_, run) = server.get(&format!("/api/agents/sleep/{id}"));
     assert_ne!(
         run["status"], "completed",
         "the lock came after the run's end: {run}"
     );
+    // The run's end failed and is being retried; then the lock goes.
+    wait_until("the end's write to fail", T, || {
+        server.logs().contains("retrying in").then_some(())
+    });
+    lock.release();
     let run = server.wait_done("agents", "sleep", &id, Duration::from_secs(60));
     assert_eq!(run["status"], "completed", "{run}");
-    assert!(server.logs().contains("retrying in"), "{}", server.logs());
-    lock.wait().unwrap();
+}
+
+/// Another program holding the database's write lock (with `BEGIN IMMEDIATE`) until released:
+/// the engine's writes then fail after its busy timeout, as on a full disk.
+struct WriteLock<'a> {
+    sb: &'a Sandbox,
+    child: std::process::Child,
+}
+
+impl<'a> WriteLock<'a> {
+    fn hold(sb: &'a Sandbox, data: &std::path::Path) -> WriteLock<'a> {
+        let holder = "import os, sqlite3, sys, time\n\
+            c = sqlite3.connect(sys.argv[1], isolation_level=None)\n\
+            c.execute('BEGIN IMMEDIATE')\n\
+            open(sys.argv[2], 'w').close()\n\
+            deadline = time.time() + 60\n\
+            while not os.path.exists(sys.argv[3]) and time.time() < deadline:\n    time.sleep(0.02)\n\
+            c.execute('COMMIT')\n";
+        let child = std::process::Command::new(crate::support::PY)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .args(["-c", holder])
+            .arg(data.join("restack.db"))
+            .arg(sb.path("locked"))
+            .arg(sb.path("release"))
+            .spawn()
+            .unwrap();
+        wait_until("the lock to be held", Duration::from_secs(10), || {
+            sb.path("locked").exists().then_some(())
+        });
+        WriteLock { sb, child }
+    }
+
+    fn release(mut self) {
+        self.sb.write("release", "");
+        self.child.wait().unwrap();
+    }
 }
 
 /// A retry's back-off is a durable timer: an engine killed during it waits out the rest at its
@@ -284,25 +308,7 @@ fn health_is_503_while_writes_fail() {
     let (sb, cfg) = sandbox("");
     let data = sb.path("engine");
     let server = sb.serve(Some(&cfg), &data, &[]);
-    let holder = "import os, sqlite3, sys, time\n\
-        c = sqlite3.connect(sys.argv[1], isolation_level=None)\n\
-        c.execute('BEGIN IMMEDIATE')\n\
-        open(sys.argv[2], 'w').close()\n\
-        deadline = time.time() + 60\n\
-        while not os.path.exists(sys.argv[3]) and time.time() < deadline:\n    time.sleep(0.02)\n\
-        c.execute('COMMIT')\n";
-    let mut lock = std::process::Command::new(crate::support::PY)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .args(["-c", holder])
-        .arg(data.join("restack.db"))
-        .arg(sb.path("locked"))
-        .arg(sb.path("release"))
-        .spawn()
-        .unwrap();
-    wait_until("the lock to be held", Duration::from_secs(10), || {
-        sb.path("locked").exists().then_some(())
-    });
+    let lock = WriteLock::hold(&sb, &data);
     let (code, body) = server.post("/api/agents/echo", json!({"input": {}}));
     assert_eq!(code, 503, "{body}");
     let (code, body) = server.get("/health");
@@ -319,8 +325,7 @@ fn health_is_503_while_writes_fail() {
         .unwrap();
     assert_eq!(out.status.code(), Some(7), "{out:?}");
 
-    sb.write("release", "");
-    lock.wait().unwrap();
+    lock.release();
     let (code, body) = server.post("/api/agents/echo", json!({"input": {}}));
     assert_eq!(code, 200, "{body}");
     let (code, body) = server.get("/health");
