@@ -132,6 +132,16 @@ pub struct Answer<T> {
     pub tag: Option<String>,
 }
 
+impl<T> Answer<T> {
+    fn untagged(typed: T, raw: Value) -> Answer<T> {
+        Answer {
+            typed,
+            raw,
+            tag: None,
+        }
+    }
+}
+
 impl Client {
     pub fn new(base: &str, token: Option<String>, origin: Origin, verbose: bool) -> Result<Client> {
         // No redirects: followed, a POST comes back as a GET (an unknown agent, exit 4), and a
@@ -544,11 +554,7 @@ impl Client {
                 ),
             )
         })?;
-        Ok(Answer {
-            typed,
-            raw,
-            tag: None,
-        })
+        Ok(Answer::untagged(typed, raw))
     }
 
     /// A 404 for a schedule, with where to see what the server does offer. Only for a server
@@ -607,11 +613,7 @@ impl Client {
                 ),
             )
         })?;
-        Ok(Answer {
-            typed,
-            raw,
-            tag: None,
-        })
+        Ok(Answer::untagged(typed, raw))
     }
 
     /// Cancels a run; the run as it ended. A run that had already ended is exit 1 (a 409).
@@ -649,11 +651,7 @@ impl Client {
                 ),
             )
         })?;
-        Ok(Answer {
-            typed,
-            raw,
-            tag: None,
-        })
+        Ok(Answer::untagged(typed, raw))
     }
 
     /// [`Self::run`], the request bounded by `timeout` (beyond any long-poll's wait).
