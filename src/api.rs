@@ -490,6 +490,16 @@ pub fn json_type(v: &Value) -> &'static str {
     }
 }
 
+/// What starts a restack engine's `ETag` for a run: a client that sees it knows the engine
+/// honours `sinceTag` (another server's `ETag` says nothing of that).
+pub const TAG_PREFIX: &str = "restack-";
+
+/// An entity tag without its quotes, or the `W/` a proxy may weaken it with.
+pub fn bare_tag(tag: &str) -> &str {
+    let tag = tag.trim();
+    tag.strip_prefix("W/").unwrap_or(tag).trim_matches('"')
+}
+
 #[cfg(test)]
 mod tests {
     use super::rfc3339_ms;

@@ -253,12 +253,16 @@ impl Client {
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
+        // Only a restack engine's tag: it honours `sinceTag`. Another server's `ETag` (a hash
+        // of a body with a clock in it, say) would make every answer look like news, and a
+        // server that ignores `wait` would then be polled without a pause.
         let tag = resp
             .headers()
             .get(reqwest::header::ETAG)
             .and_then(|v| v.to_str().ok())
-            .map(|t| t.trim().trim_matches('"').to_string())
-            .filter(|t| !t.is_empty() && t.len() <= 128);
+            .map(crate::api::bare_tag)
+            .filter(|t| t.starts_with(crate::api::TAG_PREFIX) && t.len() <= 128)
+            .map(str::to_string);
         let too_big = || {
             Failure::new(
                 Exit::Server,
@@ -603,7 +607,14 @@ impl Client {
         let what = format!("the logs of {kind} run `{id}` of `{name}`");
         let raw = self
             .call(Method::GET, &path, None, REQUEST_TIMEOUT, &what)
-            .await?;
+            .await
+            .map_err(|e| match e.downcast::<Failure>() {
+                Ok(f) if f.exit == Exit::NotFound => f
+                    .and_hint("logs are an extension of restack's engine: a server with only the spec's operations has none")
+                    .into(),
+                Ok(f) => f.into(),
+                Err(e) => e,
+            })?;
         let typed = serde_json::from_value(raw.clone()).map_err(|e| {
             Failure::new(
                 Exit::Server,
@@ -626,8 +637,11 @@ impl Client {
         {
             // A 409: the run's end came first. Not the server's failure, nor the run's.
             Err(e) => match e.downcast::<Failure>() {
-                Ok(f) if f.http_status == Some(409) => {
-                    let said = server_message_of(&f.message);
+                Ok(Failure {
+                    http_status: Some(409),
+                    server_said: Some(said),
+                    ..
+                }) => {
                     return Err(
                         Failure::new(Exit::RunFailed, format!("cannot cancel: {said}"))
                             .with_hint(format!(
@@ -1038,12 +1052,8 @@ fn lenient_extras(run: &mut Value) {
 pub fn http_failure(status: StatusCode, body: &[u8], what: &str, base: &str) -> Failure {
     let mut failure = http_failure_of(status, body, what, base);
     failure.http_status = Some(status.as_u16());
+    failure.server_said = server_message(body);
     failure
-}
-
-/// The words after "(HTTP 409): " in such a failure's message, or all of it.
-fn server_message_of(message: &str) -> &str {
-    message.split_once("): ").map_or(message, |(_, said)| said)
 }
 
 fn http_failure_of(status: StatusCode, body: &[u8], what: &str, base: &str) -> Failure {
@@ -1165,12 +1175,12 @@ fn is_loopback(base: &str) -> bool {
         .is_some_and(|h| h == "localhost" || h.starts_with("127.") || h == "[::1]")
 }
 
-/// Path segments come from users; keep them one segment each.
 /// `/api/{agents|workflows}/{name}/{runId}`, each segment encoded.
 fn run_path(kind: Kind, name: &str, id: &str) -> String {
     format!("/api/{}/{}/{}", kind.plural(), encode(name), encode(id))
 }
 
+/// Path segments come from users; keep them one segment each.
 fn encode(segment: &str) -> String {
     let mut out = String::with_capacity(segment.len());
     for b in segment.bytes() {

@@ -36,8 +36,9 @@ pub struct Failure {
     pub unconnected: bool,
     /// How long the server asked to be left alone (`Retry-After` on a 429 or 503).
     pub retry_after: Option<std::time::Duration>,
-    /// The HTTP status of the server's answer, when the failure is one.
+    /// The HTTP status of the server's answer, when the failure is one, and its message.
     pub http_status: Option<u16>,
+    pub server_said: Option<String>,
 }
 
 impl Failure {
@@ -50,6 +51,7 @@ impl Failure {
             unconnected: false,
             retry_after: None,
             http_status: None,
+            server_said: None,
         }
     }
 

@@ -205,6 +205,45 @@ fn instant(text: &str) -> Option<std::time::SystemTime> {
     }
 }
 
+/// What a run or a step still going on says of its attempts, beyond its status: a failed
+/// attempt and the pause before the next (`attempt 2 failed: …; retrying in 1.0s`), or a later
+/// attempt under way (`attempt 3`; with `why`, the failure that led to it too).
+pub fn attempts_words(
+    attempt: Option<u32>,
+    last_error: Option<&str>,
+    retry_at: Option<&str>,
+    why: bool,
+) -> Option<String> {
+    let a = attempt.unwrap_or(1);
+    let said = |e: &str| printable(&crate::api::clip(e)).into_owned();
+    match (retry_at, last_error) {
+        (Some(at), Some(e)) => Some(format!(
+            "attempt {a} failed: {}; retrying {}",
+            said(e),
+            retry_when(at)
+        )),
+        (None, Some(e)) if a > 1 && why => Some(format!(
+            "attempt {a}, after attempt {} failed: {}",
+            a - 1,
+            said(e)
+        )),
+        _ if a > 1 => Some(format!("attempt {a}")),
+        _ => None,
+    }
+}
+
+/// "in 2.0s" for a time a little ahead by this machine's clock, else the time as the server
+/// gave it.
+fn retry_when(at: &str) -> String {
+    let ahead = humantime::parse_rfc3339_weak(at)
+        .ok()
+        .and_then(|t| t.duration_since(std::time::SystemTime::now()).ok());
+    match ahead {
+        Some(d) if d <= Duration::from_secs(3600) => format!("in {}", crate::client::fmt_secs(d)),
+        _ => format!("at {}", printable(&crate::api::clip(at))),
+    }
+}
+
 /// `restack status RUN_ID` in text.
 pub fn run_detail(info: &RunInfo, color: bool) -> String {
     let mut s = String::new();
@@ -230,17 +269,16 @@ pub fn run_detail(info: &RunInfo, color: bool) -> String {
     if let Some(a) = info.attempt {
         line("Attempt:", &a.to_string());
     }
-    // While it goes on: a pause before the next attempt, or a retry under way, and why.
-    let attempt = info.attempt.unwrap_or(1);
-    match (&info.retry_at, &info.last_error) {
-        (Some(at), Some(e)) => line(
-            "Retrying:",
-            &format!("at {at}; attempt {attempt} failed: {e}"),
-        ),
-        (None, Some(e)) if attempt > 1 => {
-            line("Retried:", &format!("attempt {} failed: {e}", attempt - 1))
-        }
-        _ => {}
+    // A workflow's are its current step's, shown with the step.
+    if info.steps.is_none()
+        && let Some(w) = attempts_words(
+            info.attempt,
+            info.last_error.as_deref(),
+            info.retry_at.as_deref(),
+            true,
+        )
+    {
+        line("Retry:", &w);
     }
     if let Some(e) = &info.error {
         line("Error:", e);
@@ -264,9 +302,13 @@ pub fn run_detail(info: &RunInfo, color: bool) -> String {
             if let Some(e) = &st.error {
                 l.push_str(&format!("  {e}"));
             }
-            if let (Some(at), Some(e)) = (&st.retry_at, &st.last_error) {
-                let a = st.attempt.unwrap_or(1);
-                l.push_str(&format!("  (attempt {a} failed: {e}; retrying at {at})"));
+            if let Some(w) = attempts_words(
+                st.attempt,
+                st.last_error.as_deref(),
+                st.retry_at.as_deref(),
+                true,
+            ) {
+                l.push_str(&format!("  ({w})"));
             }
             s.push_str(&l);
             s.push('\n');
@@ -331,6 +373,63 @@ pub fn shell_word(word: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A run's retries show where they happen: an agent run's on its own line, a workflow's
+    /// with its step and that step's attempt (a workflow has no attempt of its own).
+    #[test]
+    fn retries_show_with_the_attempt_that_made_them() {
+        let run = |steps: Option<Value>, extra: Value| -> RunInfo {
+            let mut v = serde_json::json!({"runId": "r", "status": "running"});
+            v.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            if let Some(steps) = steps {
+                v["workflowName"] = "w".into();
+                v["steps"] = steps;
+            } else {
+                v["agentName"] = "a".into();
+            }
+            serde_json::from_value(v).unwrap()
+        };
+        let far = "2999-01-01T00:00:00Z";
+        let agent = run_detail(
+            &run(
+                None,
+                serde_json::json!({"attempt": 2, "lastError": "boom", "retryAt": far}),
+            ),
+            false,
+        );
+        assert!(
+            agent.contains(&format!(
+                "Retry:     attempt 2 failed: boom; retrying at {far}"
+            )),
+            "{agent}"
+        );
+        let agent = run_detail(
+            &run(None, serde_json::json!({"attempt": 3, "lastError": "boom"})),
+            false,
+        );
+        assert!(
+            agent.contains("Retry:     attempt 3, after attempt 2 failed: boom"),
+            "{agent}"
+        );
+        let steps = serde_json::json!([
+            {"index": 0, "step": "agent a", "status": "completed"},
+            {"index": 1, "step": "agent b", "status": "running", "attempt": 3, "lastError": "boom", "retryAt": far},
+        ]);
+        let wf = run_detail(
+            &run(
+                Some(steps),
+                serde_json::json!({"lastError": "boom", "retryAt": far}),
+            ),
+            false,
+        );
+        assert!(!wf.contains("Retry:"), "{wf}");
+        assert!(
+            wf.contains(&format!("(attempt 3 failed: boom; retrying at {far})")),
+            "{wf}"
+        );
+    }
 
     /// Servers write times in any RFC 3339 form; a run's duration must not vanish for it.
     #[test]

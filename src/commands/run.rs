@@ -216,17 +216,10 @@ fn doing(info: &RunInfo) -> Option<(String, String)> {
         }
         None => (None, info.attempt, &info.last_error, &info.retry_at),
     };
-    let attempt = attempt.unwrap_or(1);
-    let tried = match (retry_at, last_error) {
-        (Some(at), Some(why)) => Some(format!(
-            "attempt {attempt} failed: {}; retrying {}",
-            crate::output::printable(&crate::api::clip(why)),
-            retry_when(at)
-        )),
-        _ if attempt > 1 => Some(format!("attempt {attempt}")),
-        _ => None,
-    };
-    let key = format!("{step:?} {attempt} {retry_at:?}");
+    // The failure was said as the pause began: a retry's line need not repeat it.
+    let tried =
+        crate::output::attempts_words(attempt, last_error.as_deref(), retry_at.as_deref(), false);
+    let key = format!("{step:?} {attempt:?} {retry_at:?}");
     let words = match (step, tried) {
         (Some(step), Some(tried)) => format!("{step}, {tried}"),
         (Some(step), None) => step,
@@ -234,18 +227,6 @@ fn doing(info: &RunInfo) -> Option<(String, String)> {
         (None, None) => return None,
     };
     Some((key, words))
-}
-
-/// "in 2.0s" for a time a little ahead by this machine's clock, else the time as the server
-/// gave it.
-fn retry_when(at: &str) -> String {
-    let ahead = humantime::parse_rfc3339_weak(at)
-        .ok()
-        .and_then(|t| t.duration_since(std::time::SystemTime::now()).ok());
-    match ahead {
-        Some(d) if d <= Duration::from_secs(3600) => format!("in {}", fmt_secs(d)),
-        _ => format!("at {}", crate::output::printable(&crate::api::clip(at))),
-    }
 }
 
 impl Progress {

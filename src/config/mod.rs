@@ -441,7 +441,6 @@ impl Config {
     }
 }
 
-/// serde's messages name Rust's types ("expected usize"); a config's reader knows TOML's.
 /// The keys whose values are durations, written as strings.
 const DURATION_KEYS: [&str; 3] = ["timeout", "sleep", "shutdown_grace"];
 
@@ -449,12 +448,14 @@ const DURATION_KEYS: [&str; 3] = ["timeout", "sleep", "shutdown_grace"];
 fn key_before(text: &str, offset: usize) -> Option<&str> {
     let line = text.get(..offset)?.rsplit('\n').next()?;
     let key = line.trim_end().strip_suffix('=')?.trim_end();
+    let key = key.strip_suffix(['"', '\'']).unwrap_or(key);
     let start = key
         .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
         .map_or(0, |i| i + 1);
     Some(&key[start..]).filter(|k| !k.is_empty())
 }
 
+/// serde's messages name Rust's types ("expected usize"); a config's reader knows TOML's.
 fn plain_types(message: &str) -> String {
     let mut out = message.to_string();
     for (rust, plain) in [
@@ -467,6 +468,7 @@ fn plain_types(message: &str) -> String {
         ("expected u16", "expected a whole number, 0 or more"),
         ("expected i64", "expected a whole number"),
         ("expected a boolean", "expected true or false"),
+        ("expected a sequence", "expected an array"),
     ] {
         out = out.replace(rust, plain);
     }

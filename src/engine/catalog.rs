@@ -2,7 +2,7 @@
 //! with their schemas compiled once at start-up.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,10 +35,28 @@ impl CommandSpec {
     /// that names no file, or a name no directory on PATH holds. Said at start-up, so that a
     /// typo shows before a run fails on it.
     pub fn missing_program(&self) -> Option<String> {
+        use std::os::unix::fs::PermissionsExt;
+        let runnable = |p: &Path| {
+            p.metadata()
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        };
         let argv0 = self.argv.first()?;
         if argv0.contains('/') {
-            let path = self.dir.join(argv0);
-            return (!path.is_file()).then(|| format!("{} does not exist", path.display()));
+            // `./x` beside the config reads as `DIR/x`.
+            let rel: PathBuf = Path::new(argv0)
+                .components()
+                .filter(|c| !matches!(c, Component::CurDir))
+                .collect();
+            let path = self.dir.join(rel);
+            return match path.metadata() {
+                Err(_) => Some(format!("{} does not exist", path.display())),
+                Ok(m) if !m.is_file() => Some(format!("{} is not a file", path.display())),
+                Ok(_) if !runnable(&path) => Some(format!(
+                    "{} is not executable (chmod +x it)",
+                    path.display()
+                )),
+                Ok(_) => None,
+            };
         }
         let dirs = self
             .env
@@ -47,7 +65,7 @@ impl CommandSpec {
             .find(|(k, _)| k == "PATH")
             .map(|(_, v)| std::ffi::OsString::from(v))
             .or_else(|| std::env::var_os("PATH"))?;
-        let found = std::env::split_paths(&dirs).any(|d| d.join(argv0).is_file());
+        let found = std::env::split_paths(&dirs).any(|d| runnable(&d.join(argv0)));
         (!found).then(|| format!("`{argv0}` is not on PATH"))
     }
 }

@@ -28,6 +28,8 @@ use crate::api::{Kind, RunStatus, now_ms};
 
 /// Why an agent found running at start-up, with no attempts left, failed.
 const INTERRUPTED: &str = "interrupted by engine restart";
+/// Restarts that cut a workflow's step short which it survives beyond its retries.
+const STEP_RESTARTS_SPARED: u32 = 3;
 
 /// A sleep with more than this left (ms) gives its task up and waits in [`Timers`]; a shorter
 /// one is not worth the store read that wakes it.
@@ -630,10 +632,16 @@ impl Inner {
                         .await;
                         return None;
                     };
-                    // A step cut short by a restart runs again whatever its retries: the
-                    // workflow resumes at its first unfinished step (DESIGN). The cut attempt
-                    // still counts, so a failure after it is final when retries are spent.
-                    if let Err(e) = self.catalog.check_input(Kind::Agent, name, &prev) {
+                    // A step cut short by a restart runs again even with its retries spent:
+                    // the workflow resumes at its first unfinished step (DESIGN.md, Workflows).
+                    // The cut attempt still counts, so a failure after it is final then; and
+                    // past a few such restarts (a step that takes the engine down with it,
+                    // under a supervisor that restarts it) the step fails.
+                    if resume.is_some()
+                        && out_of_attempts(&agent, attempts.saturating_sub(STEP_RESTARTS_SPARED))
+                    {
+                        Step::Failed(INTERRUPTED.into())
+                    } else if let Err(e) = self.catalog.check_input(Kind::Agent, name, &prev) {
                         // Scheduling checked the workflow's input (against its own schema, or
                         // else its first step's); a step's input is the previous step's output.
                         refused = true;
@@ -854,9 +862,16 @@ impl Inner {
                             let line = format!(
                                 "{e}; the engine is short of resources, trying again in {again}"
                             );
-                            let why = (e.clone(), line);
+                            // No failure of the agent's: its last one stays `lastError`.
                             if !self
-                                .wait_to_retry(slot, attempt, attempt + 1, short_for, why, token)
+                                .wait_to_retry(
+                                    slot,
+                                    attempt,
+                                    attempt + 1,
+                                    short_for,
+                                    (None, line),
+                                    token,
+                                )
                                 .await
                             {
                                 return Step::Stopped;
@@ -875,7 +890,7 @@ impl Inner {
                         humantime::format_duration(backoff)
                     );
                     if !self
-                        .wait_to_retry(slot, attempt, attempt, backoff, (error, line), token)
+                        .wait_to_retry(slot, attempt, attempt, backoff, (Some(error), line), token)
                         .await
                     {
                         return Step::Stopped;
@@ -967,7 +982,7 @@ impl Inner {
     }
 
     /// Waits `pause` before another attempt. The wait's end is stored first, with `attempt`
-    /// (the attempts spent) and the error that caused it (shown as the run's `lastError`), so
+    /// (the attempts spent) and the agent's error that caused it, if any (`lastError`), so
     /// that a restart waits out the rest, and a crash between the two cannot leave a wait in
     /// the logs that the store knows nothing of; then the line goes to the logs under
     /// `logged_as`. False when canceled or stopping.
@@ -977,12 +992,12 @@ impl Inner {
         attempt: u32,
         logged_as: u32,
         pause: Duration,
-        (error, line): (String, String),
+        (error, line): (Option<String>, String),
         token: &CancellationToken,
     ) -> bool {
         let retry_at = now_ms() + pause.as_millis() as i64;
         if !self
-            .record_start(slot, attempt, now_ms(), Some(retry_at), Some(error))
+            .record_start(slot, attempt, now_ms(), Some(retry_at), error)
             .await
         {
             return false;

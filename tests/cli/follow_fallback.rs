@@ -93,3 +93,36 @@ fn follow_polls_a_server_that_refuses_wait() {
         .count();
     assert_eq!(refused, 1, "the long-poll is asked for once, then dropped");
 }
+
+/// A server that ignores `?wait=` but tags every answer (a hash of a body with a clock in it,
+/// as many frameworks send) is still polled with back-off: only a restack engine's tag means
+/// its long-poll answers on changes, so another server's is not taken for news.
+#[test]
+fn another_servers_etag_is_not_taken_for_news() {
+    let sb = Sandbox::new();
+    let standin = Standin::one_run(|n| {
+        Reply::json(
+            200,
+            json!({"runId": "r-1", "status": "running", "servedAt": n}),
+        )
+        .header("ETag", &format!("\"{n:x}-abc\""))
+    });
+    let out = sb
+        .cmd()
+        .args(["--url", &standin.url, "agent", "run", "echo", "--follow"])
+        .args(["--timeout", "3s"])
+        .output()
+        .unwrap();
+    assert_error(&out, 6);
+    let looks: Vec<_> = standin
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "GET")
+        .collect();
+    // Back-off from 50 ms doubling to 2 s: about seven looks in 3 s, not one every few ms.
+    assert!(looks.len() <= 15, "{} looks: {looks:?}", looks.len());
+    assert!(
+        looks.iter().all(|r| !r.path.contains("sinceTag")),
+        "{looks:?}"
+    );
+}

@@ -435,7 +435,8 @@ fn a_retry_shows_in_the_status_and_wakes_a_tagged_long_poll() {
 #[test]
 fn a_missing_program_is_said_at_start_up() {
     let (sb, cfg) = sandbox(&format!(
-        "{}[agents.ghost]\ncommand = [\"./nope.sh\"]\n\n[agents.typo]\ncommand = [\"no-such-program-xyz\"]\n",
+        "{}[agents.ghost]\ncommand = [\"./nope.sh\"]\n\n[agents.plain]\ncommand = [\"./agents/probe.py\"]\n\n\
+         [agents.typo]\ncommand = [\"no-such-program-xyz\"]\n",
         agent("probe", "")
     ));
     let server = sb.serve(Some(&cfg), &sb.path("engine"), &[]);
@@ -444,8 +445,15 @@ fn a_missing_program_is_said_at_start_up() {
         let logs = server.logs();
         logs.contains("agent `typo`").then_some(logs)
     });
+    let root = sb.root.path().display();
     assert!(
-        logs.contains("agent `ghost`: ") && logs.contains("nope.sh does not exist"),
+        logs.contains(&format!("agent `ghost`: {root}/nope.sh does not exist")),
+        "{logs}"
+    );
+    assert!(
+        logs.contains(&format!(
+            "agent `plain`: {root}/agents/probe.py is not executable"
+        )),
         "{logs}"
     );
     assert!(

@@ -10,8 +10,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 
 use crate::api::{
-    Kind, LogLine, Logs, RunInfo, RunList, RunStatus, ScheduleResponse, StepInfo, check_nesting,
-    clip, json_type, now_ms, parse_json, rfc3339_ms,
+    Kind, LogLine, Logs, RunInfo, RunList, RunStatus, ScheduleResponse, StepInfo, TAG_PREFIX,
+    bare_tag, check_nesting, clip, json_type, now_ms, parse_json, rfc3339_ms,
 };
 use crate::engine::AppState;
 use crate::engine::error::EngineError;
@@ -201,9 +201,7 @@ pub async fn get(
     let since = query.get("since").map(|s| parse_status(s)).transpose()?;
     // `sinceTag`: the `ETag` of the answer the caller last saw. With it, any change answers (a
     // retry, a step), not only one of the status: what a watcher shows as it happens.
-    let since_tag = query
-        .get("sinceTag")
-        .map(|t| t.trim_matches('"').to_string());
+    let since_tag = query.get("sinceTag").map(|t| bare_tag(t).to_string());
     // Subscribe before the first read, so that a change between the two is not missed and one
     // read is enough before sleeping. A poll that answers at once pays the notifier's lock
     // twice instead of a second read; the subscription removes itself on every way out.
@@ -270,12 +268,13 @@ impl Rendered {
         use std::hash::{Hash, Hasher};
         let Json(info) = render(state, row)?;
         let body = serde_json::to_vec(&info).map_err(|e| EngineError::Internal(e.into()))?;
-        // SipHash with fixed keys: the same body has the same tag in every engine.
+        // SipHash with fixed keys: the same body has the same tag in every engine of a build.
+        // The prefix says a restack engine tagged it, which honours `sinceTag`.
         let mut h = std::collections::hash_map::DefaultHasher::new();
         body.hash(&mut h);
         Ok(Rendered {
             body,
-            tag: format!("{:016x}", h.finish()),
+            tag: format!("{TAG_PREFIX}{:016x}", h.finish()),
         })
     }
 }
@@ -294,25 +293,17 @@ fn render(state: &AppState, row: RunRow) -> Result<Json<RunInfo>, EngineError> {
 /// failed); a command agent's wake-up time is the end of its pause before the next attempt
 /// (`retryAt`). A workflow shows its current step's.
 fn run_info(state: &AppState, row: RunRow, steps: Option<Vec<StepInfo>>) -> RunInfo {
-    let ended = row.status.is_terminal();
-    let (error, mut last_error) = match ended {
-        true => (row.error, None),
-        false => (None, row.error),
-    };
-    let mut retry_at = None;
-    if !ended {
-        match (&steps, row.kind) {
-            (Some(steps), Kind::Workflow) => {
-                if let Some(s) = steps.iter().find(|s| s.status == RunStatus::Running) {
-                    last_error = s.last_error.clone();
-                    retry_at = s.retry_at.clone();
-                }
-            }
-            (_, Kind::Agent) if is_command(state, &row.name) => {
-                retry_at = row.wake_at.map(rfc3339_ms);
-            }
-            _ => {}
-        }
+    let command = row.kind == Kind::Agent && is_command(state, &row.name);
+    let (error, mut last_error, retry_at) =
+        between_attempts(command, row.status, row.error, row.wake_at);
+    let mut retry_at = retry_at.map(rfc3339_ms);
+    if let Some(s) = steps
+        .iter()
+        .flatten()
+        .find(|s| s.status == RunStatus::Running)
+    {
+        last_error = s.last_error.clone();
+        retry_at = s.retry_at.clone();
     }
     let (agent_name, workflow_name) = match row.kind {
         Kind::Agent => (Some(row.name), None),
@@ -337,6 +328,22 @@ fn run_info(state: &AppState, row: RunRow, steps: Option<Vec<StepInfo>>) -> RunI
         retry_at,
         steps,
         said: None,
+    }
+}
+
+/// A run's or a step's stored error and wake-up time, as the API shows them: while it goes
+/// on, the error is its last failed attempt's (`lastError`, `error` being the failure of the
+/// whole), and a command agent's wake-up time is the end of the pause before its next attempt
+/// (`retryAt`). `(error, lastError, retryAt)`.
+fn between_attempts(
+    command: bool,
+    status: RunStatus,
+    error: Option<String>,
+    wake_at: Option<i64>,
+) -> (Option<String>, Option<String>, Option<i64>) {
+    match status.is_terminal() {
+        true => (error, None, None),
+        false => (None, error, wake_at.filter(|_| command)),
     }
 }
 
@@ -373,7 +380,7 @@ fn step_infos(state: &AppState, row: &RunRow) -> Result<Vec<StepInfo>, EngineErr
                 status: s.map(|s| s.status).unwrap_or(RunStatus::Queued),
                 started_at: s.and_then(|s| s.started_at).map(rfc3339_ms),
                 completed_at: s.and_then(|s| s.completed_at).map(rfc3339_ms),
-                wake_at: s.and_then(|s| s.wake_at).map(rfc3339_ms),
+                wake_at: None,
                 attempt: s.map(|s| s.attempt).filter(|a| *a > 0),
                 error: s.and_then(|s| s.error.clone()),
                 last_error: None,
@@ -386,26 +393,26 @@ fn step_infos(state: &AppState, row: &RunRow) -> Result<Vec<StepInfo>, EngineErr
                 && (info.status == RunStatus::Running || info.status == RunStatus::Queued && begun)
             {
                 info.status = RunStatus::Failed;
-                info.error
-                    .get_or_insert_with(|| "the run ended during this step".into());
+                // Not its last attempt's error, which a step under way keeps (`lastError`).
+                info.error = Some("the run ended during this step".into());
                 // It ended when the run did.
                 if info.completed_at.is_none() {
                     info.completed_at = row.completed_at.map(rfc3339_ms);
                 }
             }
             // A wake-up time is news only while the step sleeps; a command agent's is the end
-            // of the pause before its next attempt (`retryAt`), no sleep of the workflow's.
-            // While such a step goes on, its error is its last failed attempt's.
+            // of the pause before its next attempt, no sleep of the workflow's.
             let command = info
                 .step
                 .strip_prefix("agent ")
                 .is_some_and(|name| is_command(state, name));
-            if command && !info.status.is_terminal() {
-                info.retry_at = info.wake_at.take();
-                info.last_error = info.error.take();
-            }
-            if info.status == RunStatus::Failed || command {
-                info.wake_at = None;
+            let wake_at = s.and_then(|s| s.wake_at);
+            let retry;
+            (info.error, info.last_error, retry) =
+                between_attempts(command, info.status, info.error.take(), wake_at);
+            info.retry_at = retry.map(rfc3339_ms);
+            if info.status != RunStatus::Failed && !command {
+                info.wake_at = wake_at.map(rfc3339_ms);
             }
             info
         })

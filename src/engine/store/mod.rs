@@ -462,12 +462,11 @@ impl Store {
         })
     }
 
-    /// A run's newest `limit` log lines, oldest first: when there are more (a run retried, each
-    /// attempt with its own lines), the end, where an agent says why it failed, matters more
-    /// than the start.
     /// The run's latest log lines, oldest first: as many as `max_lines` and `max_bytes` of
     /// text allow (at least one), so that one answer's size is bounded whatever the agents
-    /// wrote; and how many earlier lines that left out.
+    /// wrote; and how many earlier lines that left out. The latest, because when there are
+    /// more (a run retried, each attempt with its lines), the end, where an agent says why it
+    /// failed, matters more than the start.
     pub fn logs(&self, id: &str, max_lines: usize, max_bytes: usize) -> Result<(Vec<NewLog>, u64)> {
         self.read(|c| {
             let mut stmt = c.prepare_cached(

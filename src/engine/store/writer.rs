@@ -3,7 +3,7 @@
 //! can mean "on disk" without paying an fsync per request.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::time::{Duration, Instant};
 
@@ -94,29 +94,40 @@ pub struct Job {
     pub reply: Option<oneshot::Sender<Result<bool, String>>>,
 }
 
-/// When the last group commit failed and the last one succeeded (ms): while writes fail (a
-/// full disk), `/health` says so instead of "ok".
+/// Whether the last group commit failed, and when: while writes fail (a full disk),
+/// `/health` says so instead of "ok".
 #[derive(Default)]
 pub struct Commits {
-    failed_at: AtomicI64,
-    good_at: AtomicI64,
+    failing: AtomicBool,
+    /// On a clock of the process's own (ms since its first use): a clock stepped back must
+    /// not keep the engine failing.
+    failed_at: AtomicU64,
 }
 
 /// How long after a failed commit, with none good since, the engine counts as failing.
-const FAILING_FOR_MS: i64 = 60_000;
+const FAILING_FOR_MS: u64 = 60_000;
+
+fn ms_since_start() -> u64 {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_millis() as u64
+}
 
 impl Commits {
     fn record(&self, ok: bool) {
-        let at = if ok { &self.good_at } else { &self.failed_at };
-        at.store(crate::api::now_ms(), Ordering::Relaxed);
+        if !ok {
+            self.failed_at.store(ms_since_start(), Ordering::Relaxed);
+            self.failing.store(true, Ordering::Release);
+        } else if self.failing.load(Ordering::Relaxed) {
+            self.failing.store(false, Ordering::Release);
+        }
     }
 
     /// The last commit failed, and not long ago (with no writes since, a disk that has room
     /// again would otherwise keep the engine "failing" for good).
     pub fn failing(&self) -> bool {
-        let failed = self.failed_at.load(Ordering::Relaxed);
-        failed > self.good_at.load(Ordering::Relaxed)
-            && crate::api::now_ms() - failed < FAILING_FOR_MS
+        self.failing.load(Ordering::Acquire)
+            && ms_since_start().saturating_sub(self.failed_at.load(Ordering::Relaxed))
+                < FAILING_FOR_MS
     }
 }
 
@@ -509,9 +520,10 @@ fn first_start(steps: &[StepWrite]) -> Option<i64> {
 
 fn write_step(tx: &Transaction, s: &StepWrite) -> rusqlite::Result<usize> {
     tx.prepare_cached(
-        // A step started once: later attempts keep its first start, and (while it runs) the
-        // error of its last failed attempt; and its definition as it began (a sleep lengthened since still shows the length it slept; a row an older
-        // build wrote keeps none rather than take today's).
+        // A step started once: later attempts keep its first start, and its definition as it
+        // began (a sleep lengthened since still shows the length it slept; a row an older
+        // build wrote keeps none rather than take today's). While it runs, it keeps the
+        // error of its last failed attempt until another replaces it.
         "INSERT INTO steps (run_id, idx, status, output, error, started_at, completed_at, wake_at, attempt,
                             step)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
