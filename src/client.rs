@@ -608,12 +608,22 @@ impl Client {
         let raw = self
             .call(Method::GET, &path, None, REQUEST_TIMEOUT, &what)
             .await
-            .map_err(|e| match e.downcast::<Failure>() {
-                Ok(f) if f.exit == Exit::NotFound => f
-                    .and_hint("logs are an extension of restack's engine: a server with only the spec's operations has none")
-                    .into(),
-                Ok(f) => f.into(),
-                Err(e) => e,
+            .map_err(|e| {
+                // A restack engine's 404 names the run it does not know; another server's
+                // may only lack the route.
+                let route_missing = e.chain().count() == 1
+                    && !self.origin.embedded
+                    && e.downcast_ref::<Failure>().is_some_and(|f| {
+                        f.exit == Exit::NotFound
+                            && !f.server_said.as_deref().is_some_and(|s| s.contains("run `"))
+                    });
+                match e.downcast::<Failure>() {
+                    Ok(f) if route_missing => f
+                        .and_hint("logs are an extension of restack's engine: a server with only the spec's operations has none")
+                        .into(),
+                    Ok(f) => f.into(),
+                    Err(e) => e,
+                }
             })?;
         let typed = serde_json::from_value(raw.clone()).map_err(|e| {
             Failure::new(
@@ -639,9 +649,10 @@ impl Client {
             Err(e) => match e.downcast::<Failure>() {
                 Ok(Failure {
                     http_status: Some(409),
-                    server_said: Some(said),
+                    server_said,
                     ..
                 }) => {
+                    let said = server_said.unwrap_or_else(|| format!("run {id} has already ended"));
                     return Err(
                         Failure::new(Exit::RunFailed, format!("cannot cancel: {said}"))
                             .with_hint(format!(

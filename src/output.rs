@@ -222,6 +222,12 @@ pub fn attempts_words(
             said(e),
             retry_when(at)
         )),
+        // A pause with no failure of the agent's: the engine was short of resources.
+        (Some(at), None) => Some(format!(
+            "waiting for the engine's resources to start attempt {}; trying again {}",
+            attempt.map_or(1, |a| a + 1),
+            retry_when(at)
+        )),
         (None, Some(e)) if a > 1 && why => Some(format!(
             "attempt {a}, after attempt {} failed: {}",
             a - 1,
@@ -269,8 +275,9 @@ pub fn run_detail(info: &RunInfo, color: bool) -> String {
     if let Some(a) = info.attempt {
         line("Attempt:", &a.to_string());
     }
-    // A workflow's are its current step's, shown with the step.
+    // While it goes on; a workflow's are its current step's, shown with the step.
     if info.steps.is_none()
+        && !info.status.is_terminal()
         && let Some(w) = attempts_words(
             info.attempt,
             info.last_error.as_deref(),
@@ -425,6 +432,16 @@ mod tests {
             false,
         );
         assert!(!wf.contains("Retry:"), "{wf}");
+        // An ended run's attempt says enough on its own line.
+        let mut done = run(None, serde_json::json!({"attempt": 3}));
+        done.status = RunStatus::Completed;
+        assert!(!run_detail(&done, false).contains("Retry:"));
+        // A pause with no failure of the agent's: the engine waits for resources.
+        let waits = run_detail(&run(None, serde_json::json!({"retryAt": far})), false);
+        assert!(
+            waits.contains("waiting for the engine's resources to start attempt 1"),
+            "{waits}"
+        );
         assert!(
             wf.contains(&format!("(attempt 3 failed: boom; retrying at {far})")),
             "{wf}"

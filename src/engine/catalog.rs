@@ -49,7 +49,10 @@ impl CommandSpec {
                 .collect();
             let path = self.dir.join(rel);
             return match path.metadata() {
-                Err(_) => Some(format!("{} does not exist", path.display())),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    Some(format!("{} does not exist", path.display()))
+                }
+                Err(e) => Some(format!("{} cannot be read: {e}", path.display())),
                 Ok(m) if !m.is_file() => Some(format!("{} is not a file", path.display())),
                 Ok(_) if !runnable(&path) => Some(format!(
                     "{} is not executable (chmod +x it)",

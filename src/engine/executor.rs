@@ -637,9 +637,17 @@ impl Inner {
                     // The cut attempt still counts, so a failure after it is final then; and
                     // past a few such restarts (a step that takes the engine down with it,
                     // under a supervisor that restarts it) the step fails.
-                    if resume.is_some()
-                        && out_of_attempts(&agent, attempts.saturating_sub(STEP_RESTARTS_SPARED))
+                    let cut = resume
+                        .is_some_and(|s| s.status == RunStatus::Running && s.wake_at.is_none());
+                    if cut && out_of_attempts(&agent, attempts.saturating_sub(STEP_RESTARTS_SPARED))
                     {
+                        self.log(
+                            Slot::Step(&run.id, idx, &label),
+                            attempts,
+                            format!(
+                                "attempt {attempts} {INTERRUPTED}; no restarts left for this step"
+                            ),
+                        );
                         Step::Failed(INTERRUPTED.into())
                     } else if let Err(e) = self.catalog.check_input(Kind::Agent, name, &prev) {
                         // Scheduling checked the workflow's input (against its own schema, or

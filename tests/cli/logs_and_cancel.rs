@@ -7,7 +7,8 @@ use serde_json::json;
 
 use super::fixtures::{assert_error, code, stdout, stdout_json};
 use crate::engine::fixtures::{agent, pids, sandbox};
-use crate::support::{process_alive, wait_until};
+use crate::support::standin::{Reply, Standin};
+use crate::support::{Sandbox, process_alive, wait_until};
 
 const T: Duration = Duration::from_secs(30);
 
@@ -103,4 +104,43 @@ fn cancel_stops_a_running_run_and_refuses_an_ended_one() {
         ],
     );
     assert_error(&out, 4);
+}
+
+/// Against a server with only the spec's operations: no logs route (exit 4, saying logs are an
+/// extension), and a bare 409 to a cancel is still "it had ended" (exit 1). A restack engine's
+/// own "not found" for a run is not mistaken for a missing route.
+#[test]
+fn logs_and_cancel_against_a_server_without_the_extensions() {
+    let sb = Sandbox::new();
+    let standin = Standin::start(|req, _| match req.method.as_str() {
+        "POST" => Reply::raw(409, "text/plain", "Conflict"),
+        _ => Reply::raw(404, "text/plain", "Not Found"),
+    });
+    let err = assert_error(
+        &sb.run_at(&standin.url, &["logs", "r-1", "--agent", "a"]),
+        4,
+    );
+    assert!(err.contains("extension"), "{err}");
+    let err = assert_error(
+        &sb.run_at(&standin.url, &["cancel", "r-1", "--agent", "a"]),
+        1,
+    );
+    assert!(
+        err.contains("cannot cancel: run r-1 has already ended"),
+        "{err}"
+    );
+
+    let (sb, cfg) = sandbox(&agent("probe", ""));
+    let server = sb.serve(Some(&cfg), &sb.path("engine"), &[]);
+    let out = sb.run_at(
+        &server.url,
+        &[
+            "logs",
+            "01a20000-0000-7000-8000-000000000000",
+            "--agent",
+            "probe",
+        ],
+    );
+    let err = assert_error(&out, 4);
+    assert!(!err.contains("extension"), "{err}");
 }
