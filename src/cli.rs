@@ -75,7 +75,7 @@ pub enum Command {
     Workflow(WorkflowCommand),
     /// Show one run, or a table of recent runs of this profile
     Status(StatusArgs),
-    /// Print a run's log lines: its agents' stderr, and each attempt's and step's end
+    /// Print a run's log lines: its agents' stderr, each retry, and each step's start and end
     Logs(LogsArgs),
     /// Cancel a queued or running run (its agent's processes are stopped)
     Cancel(CancelArgs),

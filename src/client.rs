@@ -608,23 +608,7 @@ impl Client {
         let raw = self
             .call(Method::GET, &path, None, REQUEST_TIMEOUT, &what)
             .await
-            .map_err(|e| {
-                // A restack engine's 404 names the run it does not know; another server's
-                // may only lack the route.
-                let route_missing = e.chain().count() == 1
-                    && !self.origin.embedded
-                    && e.downcast_ref::<Failure>().is_some_and(|f| {
-                        f.exit == Exit::NotFound
-                            && !f.server_said.as_deref().is_some_and(|s| s.contains("run `"))
-                    });
-                match e.downcast::<Failure>() {
-                    Ok(f) if route_missing => f
-                        .and_hint("logs are an extension of restack's engine: a server with only the spec's operations has none")
-                        .into(),
-                    Ok(f) => f.into(),
-                    Err(e) => e,
-                }
-            })?;
+            .map_err(|e| self.extension_missing(e, "logs are"))?;
         let typed = serde_json::from_value(raw.clone()).map_err(|e| {
             Failure::new(
                 Exit::Server,
@@ -635,6 +619,29 @@ impl Client {
             )
         })?;
         Ok(Answer::untagged(typed, raw))
+    }
+
+    /// A 404 from a route of restack's own (`…/logs`, `…/cancel`): a restack engine's names the
+    /// run it does not know; another server's may only lack the route, which the hint says.
+    fn extension_missing(&self, e: anyhow::Error, what_is: &str) -> anyhow::Error {
+        let route_missing = e.chain().count() == 1
+            && !self.origin.embedded
+            && e.downcast_ref::<Failure>().is_some_and(|f| {
+                f.exit == Exit::NotFound
+                    && !f
+                        .server_said
+                        .as_deref()
+                        .is_some_and(|s| s.contains("run `"))
+            });
+        match e.downcast::<Failure>() {
+            Ok(f) if route_missing => f
+                .and_hint(format!(
+                    "{what_is} an extension of restack's engine: a server with only the spec's operations has none"
+                ))
+                .into(),
+            Ok(f) => f.into(),
+            Err(e) => e,
+        }
     }
 
     /// Cancels a run; the run as it ended. A run that had already ended is exit 1 (a 409).
@@ -662,7 +669,7 @@ impl Client {
                             .into(),
                     );
                 }
-                Ok(f) => return Err(f.into()),
+                Ok(f) => return Err(self.extension_missing(f.into(), "cancel is")),
                 Err(e) => return Err(e),
             },
             Ok(raw) => raw,

@@ -292,23 +292,38 @@ impl StatusArgs {
         // One server that accepts connections and never answers must not hold the table for
         // the usual request timeout, batch after batch: every lookup ends by one deadline.
         let deadline = self.deadline(started, TABLE_WAIT);
-        let lookups = entries.iter().zip(&urls).map(|(e, url)| {
-            let within = deadline.saturating_duration_since(Instant::now());
-            let look = url
-                .as_deref()
-                .map_or(&s.client, |u| &clients[u])
-                .run_within(e.kind, &e.name, &e.run_id, None, within);
-            // A lookup that failed at the deadline was cut short, not refused.
-            async move { (look.await, Instant::now() >= deadline) }
+        // Each server's rows, eight lookups at a time (a long table must not open a connection,
+        // and a descriptor, per row), the servers side by side: one stuck server must not hold
+        // another's rows until the deadline.
+        let mut by_server: BTreeMap<Option<&str>, Vec<usize>> = BTreeMap::new();
+        for (i, url) in urls.iter().enumerate() {
+            by_server.entry(url.as_deref()).or_default().push(i);
+        }
+        let servers = by_server.into_iter().map(|(url, rows)| {
+            let client = url.map_or(&s.client, |u| &clients[u]);
+            let entries = &entries;
+            futures_util::stream::iter(rows)
+                .map(move |i| async move {
+                    // Counted when the lookup starts, not when the table was built.
+                    let within = deadline.saturating_duration_since(Instant::now());
+                    let e = &entries[i];
+                    let answer = client
+                        .run_within(e.kind, &e.name, &e.run_id, None, within)
+                        .await;
+                    // A lookup that failed at the deadline was cut short, not refused.
+                    (i, answer, Instant::now() >= deadline)
+                })
+                .buffer_unordered(8)
+                .collect::<Vec<_>>()
         });
-        // Sixteen at a time, answers in the rows' order: a long table must not open a
-        // connection (and a descriptor) per row.
-        let (answers, cut): (Vec<_>, Vec<bool>) = futures_util::stream::iter(lookups)
-            .buffered(16)
-            .collect::<Vec<_>>()
+        let mut looked: Vec<_> = futures_util::future::join_all(servers)
             .await
             .into_iter()
-            .unzip();
+            .flatten()
+            .collect();
+        looked.sort_by_key(|(i, _, _)| *i);
+        let (answers, cut): (Vec<_>, Vec<bool>) =
+            looked.into_iter().map(|(_, a, c)| (a, c)).unzip();
         // Failures of this profile's server as a whole fail the command: it cannot be reached,
         // refuses us, or answered none of its lookups. A run it no longer knows is a row, and
         // so is a run on another server (scheduled with --url) that is gone or refuses, and a

@@ -129,6 +129,12 @@ fn logs_and_cancel_against_a_server_without_the_extensions() {
         err.contains("cannot cancel: run r-1 has already ended"),
         "{err}"
     );
+    let routeless = Standin::start(|_, _| Reply::raw(404, "text/plain", "Not Found"));
+    let err = assert_error(
+        &sb.run_at(&routeless.url, &["cancel", "r-1", "--agent", "a"]),
+        4,
+    );
+    assert!(err.contains("cancel is an extension"), "{err}");
 
     let (sb, cfg) = sandbox(&agent("probe", ""));
     let server = sb.serve(Some(&cfg), &sb.path("engine"), &[]);

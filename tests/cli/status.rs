@@ -539,24 +539,38 @@ fn a_server_that_never_answers_does_not_hold_the_table() {
     assert_eq!(code(&out), 0, "{out:?}");
     // The kernel completes the handshake; nothing ever reads or answers.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let mut stuck: Value =
-        serde_json::from_str(sb.read("data/restack/history.jsonl").trim()).unwrap();
-    stuck["runId"] = json!("r-stuck");
+    // More of its runs than lookups go out at once, and newer than the good one: they must
+    // not hold the good server's row until the deadline.
+    let mut history = sb.read("data/restack/history.jsonl");
+    let mut stuck: Value = serde_json::from_str(history.trim()).unwrap();
     stuck["url"] = json!(format!("http://{}", silent.local_addr().unwrap()));
-    let history = sb.read("data/restack/history.jsonl") + &format!("{stuck}\n");
+    for i in 0..20 {
+        stuck["runId"] = json!(format!("r-stuck-{i}"));
+        history.push_str(&format!("{stuck}\n"));
+    }
     sb.write("data/restack/history.jsonl", &history);
 
     let asked = std::time::Instant::now();
-    let out = sb.run(&["-c", cfg, "-o", "json", "status", "--timeout", "1s"]);
+    let out = sb.run(&[
+        "-c",
+        cfg,
+        "-o",
+        "json",
+        "status",
+        "--timeout",
+        "1s",
+        "--limit",
+        "30",
+    ]);
     assert_eq!(code(&out), 0, "{out:?}");
     // Well under the 30 s a request may otherwise take: the deadline cut it.
     assert!(asked.elapsed() < Duration::from_secs(20), "{out:?}");
     let rows = stdout_json(&out);
-    assert_eq!(rows[0]["runId"], "r-stuck", "{rows}");
+    assert_eq!(rows[0]["runId"], "r-stuck-19", "{rows}");
     assert!(rows[0]["status"].is_null(), "{rows}");
     let why = rows[0]["lookupError"].as_str().unwrap_or_default();
     assert!(why.contains("did not answer in time"), "{rows}");
-    assert_eq!(rows[1]["status"], "completed", "{rows}");
+    assert_eq!(rows[20]["status"], "completed", "{rows}");
 }
 
 /// `--url` over where the history says the run was scheduled: the command says so, since a
