@@ -275,12 +275,17 @@ impl Catalog {
         }
     }
 
+    /// Whether `name` is a configured command agent (one with a process, retries and pauses).
+    pub fn is_command_agent(&self, name: &str) -> bool {
+        self.agents.get(name).is_some_and(|a| a.is_command())
+    }
+
     /// Whether the runs of `kind` `name` may queue for slots, so that a long queue of them waits
     /// in the store (`engine::backlog`): a command agent's, and every workflow's (its steps may
     /// call one).
     pub fn queues_in_store(&self, kind: Kind, name: &str) -> bool {
         match kind {
-            Kind::Agent => self.agents.get(name).is_some_and(|a| a.is_command()),
+            Kind::Agent => self.is_command_agent(name),
             Kind::Workflow => self.workflows.contains_key(name),
         }
     }

@@ -190,9 +190,7 @@ impl Executor {
         let ids: HashSet<&str> = running
             .iter()
             .filter(|r| {
-                r.wake_at.is_none()
-                    || r.kind == Kind::Agent
-                        && catalog.agents.get(&r.name).is_some_and(|a| a.is_command())
+                r.wake_at.is_none() || r.kind == Kind::Agent && catalog.is_command_agent(&r.name)
             })
             .map(|r| r.id.as_str())
             .collect();
@@ -656,10 +654,7 @@ impl Inner {
                         Step::Failed(e)
                     } else {
                         let wake = resume.and_then(|s| s.wake_at);
-                        if resume.is_some_and(|s| s.status == RunStatus::Running)
-                            && wake.is_none()
-                            && agent.is_command()
-                        {
+                        if cut && agent.is_command() {
                             self.log_interrupted(Slot::Step(&run.id, idx, &label), attempts);
                         }
                         self.invoke(

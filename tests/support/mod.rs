@@ -236,6 +236,17 @@ impl Server {
     }
 
     /// Polls the run until it is completed or failed.
+    /// The text of a run's log lines, in order.
+    pub fn log_lines(&self, kind: &str, name: &str, id: &str) -> Vec<String> {
+        let (_, logs) = self.get(&format!("/api/{kind}/{name}/{id}/logs"));
+        logs["lines"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|l| l["line"].as_str().map(str::to_string))
+            .collect()
+    }
+
     pub fn wait_done(&self, kind: &str, name: &str, id: &str, within: Duration) -> Value {
         wait_until(&format!("run {id} to end"), within, || {
             let (code, body) = self.get(&format!("/api/{kind}/{name}/{id}?wait=5"));

@@ -293,7 +293,7 @@ fn render(state: &AppState, row: RunRow) -> Result<Json<RunInfo>, EngineError> {
 /// failed); a command agent's wake-up time is the end of its pause before the next attempt
 /// (`retryAt`). A workflow shows its current step's.
 fn run_info(state: &AppState, row: RunRow, steps: Option<Vec<StepInfo>>) -> RunInfo {
-    let command = row.kind == Kind::Agent && is_command(state, &row.name);
+    let command = row.kind == Kind::Agent && state.catalog.is_command_agent(&row.name);
     let (error, mut last_error, retry_at) =
         between_attempts(command, row.status, row.error, row.wake_at);
     let mut retry_at = retry_at.map(rfc3339_ms);
@@ -347,14 +347,6 @@ fn between_attempts(
     }
 }
 
-fn is_command(state: &AppState, agent: &str) -> bool {
-    state
-        .catalog
-        .agents
-        .get(agent)
-        .is_some_and(|a| a.is_command())
-}
-
 /// Every step of the workflow's definition, with what is stored for it so far. A step that
 /// ran is named as it ran, even if the config has changed since; a completed run shows the
 /// steps it ran, all of them stored, and none added to the config since.
@@ -405,7 +397,7 @@ fn step_infos(state: &AppState, row: &RunRow) -> Result<Vec<StepInfo>, EngineErr
             let command = info
                 .step
                 .strip_prefix("agent ")
-                .is_some_and(|name| is_command(state, name));
+                .is_some_and(|name| state.catalog.is_command_agent(name));
             let wake_at = s.and_then(|s| s.wake_at);
             let retry;
             (info.error, info.last_error, retry) =

@@ -3,7 +3,7 @@
 //! can mean "on disk" without paying an fsync per request.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::time::{Duration, Instant};
 
@@ -94,13 +94,12 @@ pub struct Job {
     pub reply: Option<oneshot::Sender<Result<bool, String>>>,
 }
 
-/// Whether the last group commit failed, and when: while writes fail (a full disk),
-/// `/health` says so instead of "ok".
+/// When the last group commit failed, if it did: while writes fail (a full disk), `/health`
+/// says so instead of "ok".
 #[derive(Default)]
 pub struct Commits {
-    failing: AtomicBool,
-    /// On a clock of the process's own (ms since its first use): a clock stepped back must
-    /// not keep the engine failing.
+    /// 0 while the last commit succeeded; else 1 + when it failed, on a clock of the process's
+    /// own (ms since its first use), which a clock stepped back cannot move.
     failed_at: AtomicU64,
 }
 
@@ -115,19 +114,20 @@ fn ms_since_start() -> u64 {
 impl Commits {
     fn record(&self, ok: bool) {
         if !ok {
-            self.failed_at.store(ms_since_start(), Ordering::Relaxed);
-            self.failing.store(true, Ordering::Release);
-        } else if self.failing.load(Ordering::Relaxed) {
-            self.failing.store(false, Ordering::Release);
+            self.failed_at
+                .store(ms_since_start() + 1, Ordering::Relaxed);
+        } else if self.failed_at.load(Ordering::Relaxed) != 0 {
+            self.failed_at.store(0, Ordering::Relaxed);
         }
     }
 
     /// The last commit failed, and not long ago (with no writes since, a disk that has room
     /// again would otherwise keep the engine "failing" for good).
     pub fn failing(&self) -> bool {
-        self.failing.load(Ordering::Acquire)
-            && ms_since_start().saturating_sub(self.failed_at.load(Ordering::Relaxed))
-                < FAILING_FOR_MS
+        match self.failed_at.load(Ordering::Relaxed) {
+            0 => false,
+            at => (ms_since_start() + 1).saturating_sub(at) < FAILING_FOR_MS,
+        }
     }
 }
 
